@@ -1,0 +1,55 @@
+//! The wasm side every component shares.
+//!
+//! Bindings for the `ticketing:services/platform` world (wasi:http types, config,
+//! logging) are generated here once. A component generates only its own world with
+//! [`component_bindings!`], which maps those interfaces back to this crate, so the
+//! adapter code below works for every component.
+
+pub mod http;
+pub mod log;
+
+/// Re-exported so that components' generated code needs no direct dependency on it.
+pub use wit_bindgen;
+
+#[allow(clippy::all, missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "platform",
+        generate_all,
+        pub_export_macro: true,
+    });
+}
+
+pub use bindings::wasi;
+
+/// Reads one value of the component's configuration (`config:` in wadm.yaml).
+pub fn config(key: &str) -> Option<String> {
+    bindings::wasi::config::store::get(key).ok().flatten()
+}
+
+/// Generates a component's world, reusing this crate's bindings for the platform
+/// interfaces. `component_bindings!("auth")` generates world `ticketing:services/auth`.
+#[macro_export]
+macro_rules! component_bindings {
+    ($world:literal) => {
+        #[allow(clippy::all, missing_docs)]
+        mod bindings {
+            ::ticketing_guest::wit_bindgen::generate!({
+                path: "../../wit",
+                world: $world,
+                runtime_path: "::ticketing_guest::wit_bindgen::rt",
+                with: {
+                    "wasi:http/types@0.2.2": ::ticketing_guest::wasi::http::types,
+                    "wasi:io/error@0.2.2": ::ticketing_guest::wasi::io::error,
+                    "wasi:io/poll@0.2.2": ::ticketing_guest::wasi::io::poll,
+                    "wasi:io/streams@0.2.2": ::ticketing_guest::wasi::io::streams,
+                    "wasi:clocks/monotonic-clock@0.2.2": ::ticketing_guest::wasi::clocks::monotonic_clock,
+                    "wasi:config/store@0.2.0-draft": ::ticketing_guest::wasi::config::store,
+                    "wasi:logging/logging@0.1.0-draft": ::ticketing_guest::wasi::logging::logging,
+                },
+                generate_all,
+            });
+        }
+    };
+}

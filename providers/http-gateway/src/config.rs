@@ -1,0 +1,80 @@
+//! Provider-level settings, read from the provider's config at start.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// Longest time a component may take to answer.
+    pub timeout: Duration,
+    /// Largest request body forwarded; bigger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            timeout: Duration::from_secs(20),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_config(config: &HashMap<String, String>) -> Result<Self> {
+        let mut settings = Settings::default();
+        let get = |key: &str| config.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.trim());
+        if let Some(address) = get("address") {
+            settings.address = address.parse().with_context(|| format!("invalid address `{address}`"))?;
+        }
+        if let Some(ms) = get("timeout_ms") {
+            let ms: u64 = ms.parse().with_context(|| format!("invalid timeout_ms `{ms}`"))?;
+            settings.timeout = Duration::from_millis(ms);
+        }
+        if let Some(bytes) = get("max_body_bytes") {
+            settings.max_body_bytes = bytes.parse().with_context(|| format!("invalid max_body_bytes `{bytes}`"))?;
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_8000() {
+        let s = Settings::from_config(&HashMap::new()).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.address.to_string(), "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn reads_every_key_case_insensitively() {
+        let s = Settings::from_config(&config(&[
+            ("ADDRESS", "0.0.0.0:9000"),
+            ("timeout_ms", "1500"),
+            ("max_body_bytes", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(s.address.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.timeout, Duration::from_millis(1500));
+        assert_eq!(s.max_body_bytes, 10);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Settings::from_config(&config(&[("address", "nowhere")])).is_err());
+        assert!(Settings::from_config(&config(&[("timeout_ms", "-1")])).is_err());
+    }
+}

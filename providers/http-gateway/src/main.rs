@@ -1,0 +1,20 @@
+//! `http-gateway`: the lattice's front door.
+//!
+//! It listens on one address (127.0.0.1:8000 by default) and forwards each request to
+//! the component whose link `path` is the longest prefix of the request path, over
+//! wRPC `wasi:http/incoming-handler`. The official http-server provider's "path" mode
+//! matches paths exactly, which cannot route `/api/tickets/<id>`; prefix routing can.
+//!
+//! Provider config: `address`, `timeout_ms`, `max_body_bytes` (see `config.rs`).
+//! Link (source) config: `path`, e.g. `/api/users`.
+
+mod config;
+mod provider;
+mod routes;
+mod server;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    wasmcloud_provider_sdk::initialize_observability!("http-gateway", None::<std::ffi::OsString>);
+    provider::run().await
+}

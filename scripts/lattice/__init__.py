@@ -1,0 +1,1 @@
+"""The project's own tooling: installs the servers, builds, runs and tests the lattice."""

@@ -1,0 +1,83 @@
+"""Builds the native lattice pieces and the wasm components, and packages providers.
+
+Outputs land in ./build (what wadm.yaml points at); the cargo target dir is kept
+outside the clone (~/.cache/ticketing/target) so repeated runs are incremental.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .install import wash_path
+from .procs import log
+from .settings import BUILD_DIR, ROOT, TARGET_DIR
+
+LAUNCHERS = ("lattice-host", "lattice-wadm")
+
+
+def components() -> list[str]:
+    return sorted(p.name for p in (ROOT / "components").iterdir() if (p / "Cargo.toml").exists())
+
+
+def providers() -> list[str]:
+    return sorted(p.name for p in (ROOT / "providers").iterdir() if (p / "Cargo.toml").exists())
+
+
+def cargo(args: list[str]) -> None:
+    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR))
+    subprocess.run(["cargo", *args], cwd=ROOT, env=env, check=True)
+
+
+def native_dir(release: bool) -> Path:
+    return TARGET_DIR / ("release" if release else "debug")
+
+
+def binary(name: str, release: bool) -> Path:
+    return native_dir(release) / name
+
+
+def build_native(release: bool) -> None:
+    packages = [*LAUNCHERS, *providers()]
+    log(f"building the host, wadm and providers ({'release' if release else 'dev'} profile; "
+        "a cold build takes 15-30 minutes on 2 cores, then seconds)")
+    started = time.time()
+    args = ["build", *(a for p in packages for a in ("-p", p))]
+    if release:
+        args.append("--release")
+    cargo(args)
+    log(f"native build done in {time.time() - started:.0f}s")
+
+
+def build_components() -> None:
+    names = components()
+    log(f"building components {', '.join(names)} (wasm32-wasip2)")
+    cargo(["build", "--release", "--target", "wasm32-wasip2", *(a for n in names for a in ("-p", n))])
+    BUILD_DIR.mkdir(exist_ok=True)
+    for name in names:
+        built = TARGET_DIR / "wasm32-wasip2" / "release" / f"{name.replace('-', '_')}.wasm"
+        shutil.copy2(built, BUILD_DIR / f"{name}.wasm")
+
+
+def package_providers(release: bool) -> None:
+    BUILD_DIR.mkdir(exist_ok=True)
+    for name in providers():
+        bin_path = binary(name, release)
+        par = BUILD_DIR / f"{name}.par.gz"
+        if par.exists() and par.stat().st_mtime >= bin_path.stat().st_mtime:
+            continue
+        log(f"packaging provider archive {par.relative_to(ROOT)}")
+        par.unlink(missing_ok=True)
+        subprocess.run(
+            [wash_path(), "par", "create", "--vendor", "ticketing", "--name", name,
+             "--binary", str(bin_path), "--destination", str(par), "--compress"],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+
+
+def build_all(release: bool) -> None:
+    build_native(release)
+    build_components()
+    package_providers(release)

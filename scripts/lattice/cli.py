@@ -1,0 +1,121 @@
+"""Command line of ./ticketing."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from . import build, install, lattice, procs
+from .procs import log
+from .settings import CACHE, ROOT, TARGET_DIR, profile
+
+
+def cmd_install(args) -> int:
+    install.ensure_all()
+    return 0
+
+
+def cmd_build(args) -> int:
+    install.ensure_all()
+    build.build_all(args.release)
+    return 0
+
+
+def cmd_up(args) -> int:
+    started = time.time()
+    prof = profile(args.profile, release=args.release)
+    install.ensure_all()
+    build.build_all(args.release)
+    lattice.up(prof)
+    print(f"""
+Ticketing is up ({time.time() - started:.0f}s).
+  site        {prof.http_url}
+  try         curl {prof.http_url}{prof.health_path}
+  logs        {prof.log_dir}
+  wash        {install.wash_path()} app list   (lattice {prof.lattice!r}, NATS 127.0.0.1:{prof.ports['nats']})
+  stop        ./ticketing down
+""")
+    return 0
+
+
+def cmd_down(args) -> int:
+    lattice.down(profile(args.profile))
+    return 0
+
+
+def cmd_status(args) -> int:
+    return lattice.status(profile(args.profile))
+
+
+def cmd_logs(args) -> int:
+    prof = profile(args.profile)
+    names = [args.name] if args.name else lattice.process_names(prof)
+    for name in names:
+        print(f"--- {name} ({prof.log_dir / (name + '.log')})")
+        print(procs.log_tail(prof, name, args.lines))
+    return 0
+
+
+def cmd_test(args) -> int:
+    """Unit tests (cargo test), then the end-to-end suite on an isolated test lattice."""
+    started = time.time()
+    install.ensure_all()
+    build.build_all(release=False)
+    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR))
+    log("unit tests: cargo test")
+    unit = subprocess.run(
+        ["cargo", "test", "--workspace", "--exclude", "lattice-host", "--exclude", "lattice-wadm"],
+        cwd=ROOT, env=env,
+    )
+    if unit.returncode != 0:
+        return unit.returncode
+    log("end-to-end tests: pytest tests/ (starts and stops its own lattice)")
+    e2e = subprocess.run([sys.executable, "-m", "pytest", "-v", *(args.pytest_args or ["tests"])], cwd=ROOT)
+    log(f"test command finished in {time.time() - started:.0f}s")
+    return e2e.returncode
+
+
+def cmd_clean(args) -> int:
+    prof = profile(args.profile)
+    lattice.down(prof)
+    shutil.rmtree(prof.state_dir, ignore_errors=True)
+    log(f"removed {prof.state_dir}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_text, profile_arg=True, release_arg=False):
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        if profile_arg:
+            p.add_argument("--profile", default="dev", help="dev (default) or test, see wash.toml")
+        if release_arg:
+            p.add_argument("--release", action="store_true", help="build the native pieces in release mode")
+        return p
+
+    add("install", cmd_install, "install the tools the lattice needs", profile_arg=False)
+    add("build", cmd_build, "build components, providers, host and wadm", profile_arg=False, release_arg=True)
+    add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml", release_arg=True)
+    add("down", cmd_down, "stop everything `up` started")
+    add("status", cmd_status, "show what runs")
+    logs = add("logs", cmd_logs, "show the end of the logs")
+    logs.add_argument("name", nargs="?", help="one process, e.g. host-1")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    test = add("test", cmd_test, "run all tests", profile_arg=False)
+    test.add_argument("pytest_args", nargs="*", help="arguments for pytest (default: tests)")
+    add("clean", cmd_clean, "stop and delete a profile's state (databases, logs)")
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except subprocess.CalledProcessError as e:
+        print(f"error: {' '.join(map(str, e.cmd))} exited with {e.returncode}", file=sys.stderr)
+        return e.returncode or 1
+    except KeyboardInterrupt:
+        return 130

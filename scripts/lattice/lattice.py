@@ -1,0 +1,195 @@
+"""Bringing a profile's lattice up and down.
+
+Order: NATS (JetStream) → storage servers (FerretDB, Redis, stripe-mock) → wasmCloud
+host(s) → wadm → `wash app deploy` → wait until wadm says Deployed and HTTP answers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import procs
+from .build import binary
+from .install import wash_path
+from .procs import log
+from .settings import ROOT, TOOLS_BIN, Profile, dev_ports
+
+
+def host_names(profile: Profile) -> list[str]:
+    return [f"host-{i}" for i in range(1, profile.hosts + 1)]
+
+
+def process_names(profile: Profile) -> list[str]:
+    """Everything a profile runs, in start order."""
+    return ["nats", "ferretdb", "redis", "stripe-mock", *host_names(profile), "wadm"]
+
+
+def start_servers(profile: Profile) -> None:
+    p = profile.ports
+    data = profile.data_dir
+    for sub in ("nats", "ferretdb", "redis"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    procs.start(profile, "nats", [str(TOOLS_BIN / "nats-server"), "-js", "-a", "127.0.0.1", "-p", str(p["nats"]),
+                                  "-sd", str(data / "nats"), "-n", f"ticketing-{profile.name}"])
+    procs.start(profile, "ferretdb", [str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"127.0.0.1:{p['ferretdb']}",
+                                      "--data-dir", str(data / "ferretdb")])
+    # Append-only file on, so scheduled jobs survive a Redis restart.
+    procs.start(profile, "redis", [shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
+                                   "--port", str(p["redis"]), "--dir", str(data / "redis"),
+                                   "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                                   "--daemonize", "no"])
+    procs.start(profile, "stripe-mock", [str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}"])
+    for name, port in (("nats", p["nats"]), ("ferretdb", p["ferretdb"]), ("redis", p["redis"]),
+                       ("stripe-mock", p["stripe_mock"])):
+        procs.wait_for_port(profile, name, port)
+
+
+def start_hosts(profile: Profile) -> None:
+    for i, name in enumerate(host_names(profile), start=1):
+        env = dict(os.environ)
+        env.update(
+            WASMCLOUD_LATTICE=profile.lattice,
+            WASMCLOUD_NATS_HOST="127.0.0.1",
+            WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
+            WASMCLOUD_ALLOW_FILE_LOAD="true",
+            WASMCLOUD_RPC_TIMEOUT_MS=str(profile.rpc_timeout_ms),
+            WASMCLOUD_LABEL_ticketing_host=str(i),
+        )
+        procs.start(profile, name, [str(binary("wasmcloud-host", profile.release))], env=env, cwd=ROOT)
+
+
+def start_wadm(profile: Profile) -> None:
+    procs.start(profile, "wadm", [str(binary("wadm", profile.release)), "--nats-server",
+                                  f"127.0.0.1:{profile.ports['nats']}"])
+
+
+def wash(profile: Profile, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    result = subprocess.run([wash_path(), *args], env=profile.wash_env(), capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise SystemExit(f"wash {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def wash_json(profile: Profile, *args: str) -> dict | None:
+    result = wash(profile, *args, "--output", "json", check=False)
+    if result.returncode != 0:
+        return None
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+def wait_for_hosts(profile: Profile, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = wash_json(profile, "get", "hosts")
+        if out and len(out.get("hosts", [])) >= profile.hosts:
+            return
+        for name in host_names(profile):
+            if not procs.running(profile, name):
+                raise SystemExit(f"{name} exited; last lines of its log:\n{procs.log_tail(profile, name)}")
+        time.sleep(0.5)
+    raise SystemExit(f"the hosts did not join lattice {profile.lattice!r} within {timeout:.0f}s")
+
+
+def manifest_for(profile: Profile) -> Path:
+    """wadm.yaml as deployers use it for dev; a copy on the profile's ports otherwise."""
+    if profile.name == "dev":
+        return profile.manifest
+    text = profile.manifest.read_text()
+    text = text.replace("file://./", f"file://{ROOT}/")
+    for key, port in dev_ports().items():
+        text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{profile.ports[key]}")
+    rendered = profile.state_dir / "wadm.yaml"
+    rendered.write_text(text)
+    return rendered
+
+
+def app_status(profile: Profile) -> str | None:
+    out = wash_json(profile, "app", "status", profile.app)
+    try:
+        return out["status"]["status"]["type"]
+    except (TypeError, KeyError):
+        return None
+
+
+def deploy(profile: Profile) -> None:
+    manifest = manifest_for(profile)
+    log(f"deploying {manifest.relative_to(ROOT)} with wash app deploy")
+    wash(profile, "app", "deploy", str(manifest))
+
+
+def wait_until_deployed(profile: Profile, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        status = app_status(profile)
+        if status != last:
+            log(f"application {profile.app}: {status or 'unknown'}")
+            last = status
+        if status == "deployed":
+            return
+        time.sleep(1)
+    detail = wash(profile, "app", "status", profile.app, check=False).stdout
+    raise SystemExit(f"{profile.app} not deployed after {timeout:.0f}s:\n{detail}\nlogs: {profile.log_dir}")
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as res:
+            return res.status, res.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_for_http(profile: Profile, timeout: float = 120) -> None:
+    url = profile.http_url + profile.health_path
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            status, _ = http_get(url)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{url} did not answer 200 within {timeout:.0f}s; logs: {profile.log_dir}")
+
+
+def up(profile: Profile) -> None:
+    started = time.time()
+    log(f"starting lattice {profile.lattice!r} ({profile.name} profile); state and logs in {profile.state_dir}")
+    start_servers(profile)
+    start_hosts(profile)
+    start_wadm(profile)
+    wait_for_hosts(profile)
+    deploy(profile)
+    wait_until_deployed(profile)
+    wait_for_http(profile)
+    log(f"lattice up in {time.time() - started:.0f}s")
+
+
+def down(profile: Profile) -> None:
+    stopped = [name for name in reversed(process_names(profile)) if procs.stop(profile, name)]
+    log(f"stopped {', '.join(stopped)}" if stopped else f"nothing was running for the {profile.name} profile")
+
+
+def status(profile: Profile) -> int:
+    print(f"{profile.name} profile, lattice {profile.lattice!r}, state in {profile.state_dir}")
+    any_running = False
+    for name in process_names(profile):
+        pid = procs.running(profile, name)
+        any_running |= bool(pid)
+        print(f"  {name:<12} {'running, pid ' + str(pid) if pid else 'stopped'}")
+    if procs.running(profile, "nats") and (TOOLS_BIN / "wash").exists():
+        print(f"  application {profile.app}: {app_status(profile) or 'not deployed'}")
+        print(f"  serving {profile.http_url}")
+    return 0 if any_running else 3

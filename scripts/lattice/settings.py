@@ -1,0 +1,96 @@
+"""Where things live and which ports a profile uses, read from wash.toml."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("TICKETING_CACHE", Path.home() / ".cache" / "ticketing"))
+TOOLS_BIN = CACHE / "tools" / "bin"
+TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
+BUILD_DIR = ROOT / "build"
+
+
+@dataclass
+class Profile:
+    """One runnable lattice: the dev one that `up` starts, or the isolated test one."""
+
+    name: str
+    lattice: str
+    hosts: int
+    ports: dict[str, int]
+    app: str
+    manifest: Path
+    health_path: str
+    rpc_timeout_ms: int
+    release: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return ROOT / ".ticketing" / self.name
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.state_dir / "pids"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    def wash_env(self) -> dict[str, str]:
+        """Environment that points wash at this profile's lattice."""
+        env = dict(os.environ)
+        env.update(
+            WASMCLOUD_CTL_HOST="127.0.0.1",
+            WASMCLOUD_CTL_PORT=str(self.ports["nats"]),
+            WASMCLOUD_RPC_HOST="127.0.0.1",
+            WASMCLOUD_RPC_PORT=str(self.ports["nats"]),
+            WASMCLOUD_LATTICE=self.lattice,
+        )
+        return env
+
+
+def load_settings() -> dict:
+    with open(ROOT / "wash.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def profile(name: str = "dev", release: bool = False) -> Profile:
+    settings = load_settings()
+    lattice = settings["lattice"]
+    profiles = settings["profiles"]
+    dev_ports = dict(profiles["dev"]["ports"])
+    chosen = profiles.get(name)
+    if chosen is None:
+        raise SystemExit(f"unknown profile {name!r}; wash.toml has {sorted(profiles)}")
+    ports = {**dev_ports, **chosen.get("ports", {})}
+    return Profile(
+        name=name,
+        lattice=chosen.get("lattice", lattice["name"]),
+        hosts=int(chosen.get("hosts", lattice["hosts"])),
+        ports=ports,
+        app=lattice["app"],
+        manifest=ROOT / lattice["manifest"],
+        health_path=lattice["health_url"],
+        rpc_timeout_ms=int(lattice["rpc_timeout_ms"]),
+        release=release,
+    )
+
+
+def versions() -> dict[str, str]:
+    return load_settings()["versions"]
+
+
+def dev_ports() -> dict[str, int]:
+    return dict(load_settings()["profiles"]["dev"]["ports"])

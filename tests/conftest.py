@@ -1,0 +1,41 @@
+"""End-to-end fixtures: one isolated lattice (the `test` profile of wash.toml) for the
+whole session, started from a clean state and torn down at the end, also on failure."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from lattice import lattice  # noqa: E402
+from lattice.settings import profile  # noqa: E402
+
+from client import Client  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def test_profile():
+    return profile("test")
+
+
+@pytest.fixture(scope="session")
+def running_lattice(test_profile):
+    """Brings the test lattice up (artifacts are built by `./ticketing test`)."""
+    lattice.down(test_profile)
+    shutil.rmtree(test_profile.state_dir, ignore_errors=True)
+    try:
+        lattice.up(test_profile)
+        yield test_profile
+    finally:
+        if os.environ.get("TICKETING_KEEP_TEST_LATTICE") != "1":
+            lattice.down(test_profile)
+
+
+@pytest.fixture
+def client(running_lattice) -> Client:
+    """A fresh browser-like client (own cookie jar) against the test lattice."""
+    return Client(running_lattice.http_url)

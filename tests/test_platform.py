@@ -1,0 +1,48 @@
+"""The walking skeleton: the lattice comes up from the repo, wadm deploys the manifest,
+and requests reach the auth component through the http-gateway provider."""
+from __future__ import annotations
+
+from lattice import lattice
+
+
+def test_application_is_deployed_according_to_wash(running_lattice):
+    assert lattice.app_status(running_lattice) == "deployed"
+    listed = lattice.wash_json(running_lattice, "app", "list")
+    names = [app["name"] for app in listed["applications"]]
+    assert running_lattice.app in names
+
+
+def test_every_host_joined_the_lattice(running_lattice):
+    hosts = lattice.wash_json(running_lattice, "get", "hosts")["hosts"]
+    assert len(hosts) == running_lattice.hosts
+
+
+def test_inventory_shows_the_component_and_the_gateway(running_lattice):
+    inventory = lattice.wash(running_lattice, "get", "inventory").stdout
+    assert "auth" in inventory
+    assert "http-gateway" in inventory
+
+
+def test_anonymous_current_user_is_null(client):
+    reply = client.get("/api/users/currentuser")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json() == {"currentUser": None}
+
+
+def test_unknown_api_path_of_a_service_is_a_json_404(client):
+    reply = client.get("/api/users/doesnotexist")
+    assert reply.status == 404
+    assert reply.json() == {"errors": [{"message": "Not Found"}]}
+
+
+def test_path_no_component_serves_is_a_json_404(client):
+    reply = client.get("/api/nothing-here")
+    assert reply.status == 404
+    assert reply.json() == {"errors": [{"message": "Not Found"}]}
+
+
+def test_body_over_the_gateway_limit_is_refused(client):
+    reply = client.post("/api/users/signup", raw=b"x" * (1024 * 1024 + 1000))
+    assert reply.status == 413
+    assert reply.error_messages == ["Request body is too large"]
