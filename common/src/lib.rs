@@ -1,8 +1,13 @@
-//! Shared by every ticketing component (and by the native pieces that answer HTTP):
-//! the error type and its JSON form, plain HTTP values for bindings-free route
-//! handlers. Everything here compiles natively and to wasm32-wasip2.
+//! Shared by every ticketing component (and by the native pieces that answer HTTP).
+//! Everything here is plain Rust that compiles natively and to wasm32-wasip2, so
+//! service logic built on it is unit-tested without a lattice.
 
 pub mod error;
 pub mod http;
+pub mod ids;
+pub mod session;
+pub mod store;
+pub mod time;
+pub mod validate;
 
 pub use error::{ApiError, ErrorItem};

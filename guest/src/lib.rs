@@ -1,11 +1,12 @@
 //! The wasm side every component shares.
 //!
-//! Bindings for the `ticketing:services/platform` world (wasi:http types, config,
-//! logging) are generated here once. A component generates only its own world with
+//! Bindings for the `ticketing:services/platform` world (wasi:http types, keyvalue,
+//! config, logging) are generated here once. A component generates only its own world with
 //! [`component_bindings!`], which maps those interfaces back to this crate, so the
 //! adapter code below works for every component.
 
 pub mod http;
+pub mod kv;
 pub mod log;
 
 /// Re-exported so that components' generated code needs no direct dependency on it.
@@ -46,10 +47,28 @@ macro_rules! component_bindings {
                     "wasi:io/streams@0.2.2": ::ticketing_guest::wasi::io::streams,
                     "wasi:clocks/monotonic-clock@0.2.2": ::ticketing_guest::wasi::clocks::monotonic_clock,
                     "wasi:config/store@0.2.0-draft": ::ticketing_guest::wasi::config::store,
+                    "wasi:keyvalue/store@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::store,
+                    "wasi:keyvalue/atomics@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::atomics,
+                    "wasi:keyvalue/batch@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::batch,
                     "wasi:logging/logging@0.1.0-draft": ::ticketing_guest::wasi::logging::logging,
                 },
                 generate_all,
             });
         }
     };
+}
+
+/// The session keys from config `jwt_key` (and optional `session_ttl_seconds`); `None`
+/// (logged) when the key is missing or too short.
+pub fn session_keys() -> Option<ticketing_common::session::SessionKeys> {
+    use ticketing_common::session::{SessionKeys, DEFAULT_TTL_SECONDS};
+    let ttl = config("session_ttl_seconds").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_TTL_SECONDS);
+    let key = config("jwt_key").unwrap_or_default();
+    match SessionKeys::new(&key, ttl) {
+        Ok(keys) => Some(keys),
+        Err(e) => {
+            log::error("session", &format!("no usable jwt_key in config: {e}"));
+            None
+        }
+    }
 }

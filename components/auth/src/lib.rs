@@ -1,6 +1,14 @@
-//! auth component: the wasi:http adapter around [`routes`].
+//! auth component: users and sessions (`/api/users/*`).
+//!
+//! - HTTP routes: [`routes`]
+//! - storage (bucket `users`, keyed by e-mail): [`users`]
+//! - password hashing: [`password`]
+//!
+//! Config (wasi:config): `jwt_key` (required, shared by all services), `session_ttl_seconds`.
 
+pub mod password;
 pub mod routes;
+pub mod users;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -8,12 +16,17 @@ mod component {
 
     use bindings::exports::wasi::http::incoming_handler::Guest;
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
+    use ticketing_guest::{kv::LatticeStore, session_keys};
+
+    use super::routes::{handle, Ctx};
 
     struct Auth;
 
     impl Guest for Auth {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
-            ticketing_guest::http::serve(request, out, super::routes::handle);
+            let keys = session_keys();
+            let ctx = Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds() };
+            ticketing_guest::http::serve(request, out, |request| handle(&ctx, &request));
         }
     }
 

@@ -1,0 +1,153 @@
+//! Storage as the components see it: `wasi:keyvalue` buckets, behind a trait so that
+//! service logic runs against an in-memory store in native unit tests and against the
+//! lattice's keyvalue provider (MongoDB) in a component.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// A storage failure: the provider or database is unavailable or refused the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "storage error: {}", self.0)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// The client did nothing wrong: a 500 with the reference app's message.
+    fn from(_: StoreError) -> Self {
+        ApiError::new(500, "Error connecting to database")
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The operations of `wasi:keyvalue` store, atomics and batch that services use.
+pub trait KeyValue {
+    fn get(&self, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()>;
+    fn delete(&self, bucket: &str, key: &str) -> StoreResult<()>;
+    fn exists(&self, bucket: &str, key: &str) -> StoreResult<bool>;
+    /// Atomically adds `delta` and returns the new value (a missing key counts as 0).
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> StoreResult<u64>;
+    /// Every key of the bucket, in key order.
+    fn list_keys(&self, bucket: &str) -> StoreResult<Vec<String>>;
+    /// Values of many keys at once, in the order asked (`None` where missing).
+    fn get_many(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>>;
+}
+
+/// Typed JSON access on top of any [`KeyValue`].
+pub trait JsonStore: KeyValue {
+    fn get_json<T: DeserializeOwned>(&self, bucket: &str, key: &str) -> StoreResult<Option<T>> {
+        match self.get(bucket, key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError(format!("{bucket}/{key} holds invalid data: {e}"))),
+        }
+    }
+
+    fn set_json<T: Serialize>(&self, bucket: &str, key: &str, value: &T) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError(e.to_string()))?;
+        self.set(bucket, key, &bytes)
+    }
+}
+
+impl<S: KeyValue + ?Sized> JsonStore for S {}
+
+/// An in-memory store with the same semantics, for unit tests.
+#[derive(Default)]
+pub struct MemoryStore {
+    buckets: Mutex<BTreeMap<String, BTreeMap<String, Vec<u8>>>>,
+    /// When set, every call fails (to test how services react to an outage).
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> T) -> StoreResult<T> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError("store unavailable".into()));
+        }
+        Ok(f(&mut self.buckets.lock().expect("no test panics while holding the lock")))
+    }
+}
+
+impl KeyValue for MemoryStore {
+    fn get(&self, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.with(|b| b.get(bucket).and_then(|m| m.get(key)).cloned())
+    }
+
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
+        self.with(|b| {
+            b.entry(bucket.to_string()).or_default().insert(key.to_string(), value.to_vec());
+        })
+    }
+
+    fn delete(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        self.with(|b| {
+            if let Some(m) = b.get_mut(bucket) {
+                m.remove(key);
+            }
+        })
+    }
+
+    fn exists(&self, bucket: &str, key: &str) -> StoreResult<bool> {
+        self.with(|b| b.get(bucket).is_some_and(|m| m.contains_key(key)))
+    }
+
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> StoreResult<u64> {
+        self.with(|b| {
+            let m = b.entry(bucket.to_string()).or_default();
+            let current = m.get(key).and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok()).unwrap_or(0);
+            let next = current + delta;
+            m.insert(key.to_string(), next.to_string().into_bytes());
+            next
+        })
+    }
+
+    fn list_keys(&self, bucket: &str) -> StoreResult<Vec<String>> {
+        self.with(|b| b.get(bucket).map(|m| m.keys().cloned().collect()).unwrap_or_default())
+    }
+
+    fn get_many(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        self.with(|b| keys.iter().map(|k| b.get(bucket).and_then(|m| m.get(k)).cloned()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_and_missing_keys() {
+        let store = MemoryStore::default();
+        store.set_json("b", "k", &serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(store.get_json::<serde_json::Value>("b", "k").unwrap(), Some(serde_json::json!({"a": 1})));
+        assert_eq!(store.get_json::<serde_json::Value>("b", "nope").unwrap(), None);
+        assert!(store.exists("b", "k").unwrap());
+        store.delete("b", "k").unwrap();
+        assert!(!store.exists("b", "k").unwrap());
+    }
+
+    #[test]
+    fn increments_count_from_zero() {
+        let store = MemoryStore::default();
+        assert_eq!(store.increment("c", "x", 1).unwrap(), 1);
+        assert_eq!(store.increment("c", "x", 5).unwrap(), 6);
+    }
+
+    #[test]
+    fn outage_maps_to_a_500() {
+        let store = MemoryStore::default();
+        store.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err: ApiError = store.get("b", "k").unwrap_err().into();
+        assert_eq!(err.status, 500);
+    }
+}

@@ -1,0 +1,149 @@
+//! Request bodies: JSON parsing that never panics, and validation that reports every
+//! failing field at once, as `{message, field}` entries of a 400.
+
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ErrorItem};
+use crate::http::Request;
+
+/// A request's JSON object body. An empty body counts as `{}` so that missing fields
+/// are reported by validation, like the reference app does.
+#[derive(Debug, Clone, Default)]
+pub struct Body(Map<String, Value>);
+
+impl Body {
+    pub fn parse(request: &Request) -> Result<Body, ApiError> {
+        Self::from_bytes(&request.body)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Body, ApiError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body::default());
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(Body(map)),
+            Ok(_) => Err(ApiError::bad_request("Request body must be a JSON object")),
+            Err(_) => Err(ApiError::bad_request("Request body must be valid JSON")),
+        }
+    }
+
+    pub fn value(&self, field: &str) -> Option<&Value> {
+        self.0.get(field)
+    }
+
+    /// The field if it is a string (other JSON types count as absent).
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.0.get(field).and_then(Value::as_str)
+    }
+
+    /// The field trimmed if it is a string, else the empty string.
+    pub fn trimmed(&self, field: &str) -> String {
+        self.str(field).map(|s| s.trim().to_string()).unwrap_or_default()
+    }
+}
+
+/// Collects validation failures; `finish` turns them into one 400.
+#[derive(Debug, Default)]
+pub struct Validation {
+    errors: Vec<ErrorItem>,
+}
+
+impl Validation {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `message` for `field` unless `ok`.
+    pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
+        if !ok {
+            self.errors.push(ErrorItem { message: message.to_string(), field: Some(field.to_string()) });
+        }
+        self
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError { status: 400, errors: self.errors })
+        }
+    }
+}
+
+/// A practical e-mail check: one `@`, a non-empty local part without spaces, and a
+/// dotted domain of letters, digits and hyphens whose last label is at least 2 letters.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    if local.is_empty() || local.len() > 64 || domain.len() > 253 || domain.contains('@') {
+        return false;
+    }
+    if local.chars().any(|c| c.is_whitespace() || c.is_control() || "()<>[]:;\\,\"".contains(c))
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
+        return false;
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return false;
+    }
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+    };
+    let tld = labels[labels.len() - 1];
+    labels.iter().all(label_ok) && tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_body_is_an_empty_object() {
+        let body = Body::from_bytes(b"").unwrap();
+        assert_eq!(body.str("email"), None);
+        assert_eq!(body.trimmed("email"), "");
+    }
+
+    #[test]
+    fn malformed_and_non_object_bodies_are_400s() {
+        let err = Body::from_bytes(b"{\"email\":").unwrap_err();
+        assert_eq!((err.status, err.errors[0].message.as_str()), (400, "Request body must be valid JSON"));
+        let err = Body::from_bytes(b"[1,2]").unwrap_err();
+        assert_eq!((err.status, err.errors[0].message.as_str()), (400, "Request body must be a JSON object"));
+    }
+
+    #[test]
+    fn non_string_fields_count_as_absent() {
+        let body = Body::from_bytes(br#"{"email": 42, "password": "  pw  "}"#).unwrap();
+        assert_eq!(body.str("email"), None);
+        assert_eq!(body.trimmed("password"), "pw");
+    }
+
+    #[test]
+    fn validation_reports_every_failure_in_order() {
+        let mut v = Validation::new();
+        v.check(false, "email", "Email must be valid").check(true, "x", "never").check(false, "password", "Too short");
+        let err = v.finish().unwrap_err();
+        assert_eq!(
+            err.body(),
+            r#"{"errors":[{"message":"Email must be valid","field":"email"},{"message":"Too short","field":"password"}]}"#
+        );
+        assert!(Validation::new().finish().is_ok());
+    }
+
+    #[test]
+    fn email_check() {
+        for good in ["test@test.com", "a.b+c@sub.example.org", "x@y.io", "üser@exämple.de"] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in ["", "test", "test@", "@test.com", "a@b", "a b@c.com", "a@b..com", "a@-b.com", "a@b.c", "a@@b.com", "a@b.123", ".a@b.com"] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+}
