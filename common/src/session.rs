@@ -86,11 +86,11 @@ impl SessionKeys {
     }
 }
 
-/// `Set-Cookie` value that ends the session.
+/// `Set-Cookie` value that ends the session (the reference app's exact form, plus SameSite).
 pub fn clear_cookie(request: &Request) -> String {
     format!(
-        "{COOKIE_NAME}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; SameSite=Lax{}",
-        secure_attribute(request)
+        "{COOKIE_NAME}=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly; samesite=lax{}",
+        secure_attribute(request).to_lowercase()
     )
 }
 
@@ -171,7 +171,8 @@ mod tests {
         let https = Request::new("POST", "/").with_header("X-Forwarded-Proto", "https");
         assert_eq!(keys().session_cookie("t", &plain), "session=t; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax");
         assert!(keys().session_cookie("t", &https).ends_with("; Secure"));
-        assert!(clear_cookie(&plain).starts_with("session=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"));
+        assert!(clear_cookie(&plain).starts_with("session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly"));
+        assert!(clear_cookie(&https).ends_with("; secure"));
         assert!(!clear_cookie(&plain).contains("Secure"));
     }
 

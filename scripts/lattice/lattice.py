@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -121,7 +122,28 @@ def app_status(profile: Profile) -> str | None:
         return None
 
 
+SESSION_CONFIG = "ticketing-session"
+
+
+def ensure_session_config(profile: Profile) -> None:
+    """Puts the shared `jwt_key` into the lattice's named config `ticketing-session`.
+
+    The key is `TICKETING_JWT_KEY` when set, else a random one kept (mode 600) in the
+    profile's state dir, so sessions survive a restart of the local lattice.
+    """
+    key_file = profile.state_dir / "jwt_key"
+    key = os.environ.get("TICKETING_JWT_KEY")
+    if not key:
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(48))
+        key = key_file.read_text().strip()
+    wash(profile, "config", "put", SESSION_CONFIG, f"jwt_key={key}")
+
+
 def deploy(profile: Profile) -> None:
+    ensure_session_config(profile)
     manifest = manifest_for(profile)
     log(f"deploying {manifest.relative_to(ROOT)} with wash app deploy")
     wash(profile, "app", "deploy", str(manifest))

@@ -212,7 +212,7 @@ mod tests {
 
         let res = w.post("/api/users/signout", serde_json::json!({}));
         assert_eq!((res.status, json_of(&res)), (200, serde_json::json!({})));
-        assert!(res.header("set-cookie").unwrap().starts_with("session=; Path=/; Expires=Thu, 01 Jan 1970"));
+        assert!(res.header("set-cookie").unwrap().starts_with("session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly"));
     }
 
     #[test]

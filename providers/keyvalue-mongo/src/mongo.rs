@@ -1,0 +1,276 @@
+//! Keyvalue storage on MongoDB.
+//!
+//! A bucket is a collection; a key is a document's `_id`. A value that is a JSON object
+//! is stored as that document's fields, so operators can query it with Mongo tools;
+//! any other value is kept whole in the `_kv` field (binary), and counters made by
+//! `increment` are an integer `_kv`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use futures::TryStreamExt as _;
+use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
+use mongodb::options::{ClientOptions, ReturnDocument};
+use mongodb::{Client, Collection, Database};
+
+/// Field holding a value that is not a JSON object.
+pub const VALUE_FIELD: &str = "_kv";
+/// Keys returned per `list-keys` call.
+pub const DEFAULT_PAGE_SIZE: u64 = 1000;
+/// How often an upsert that lost a race on a new `_id` is retried.
+const UPSERT_RETRIES: usize = 5;
+
+#[derive(Clone)]
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+    page_size: u64,
+}
+
+impl MongoStore {
+    /// Connects lazily: the driver connects on first use and reconnects by itself
+    /// after the server restarts.
+    pub async fn connect(uri: &str, database: &str) -> Result<Self> {
+        let mut options = ClientOptions::parse(uri).await.context("invalid MongoDB URI")?;
+        options.app_name = Some("ticketing-keyvalue-mongo".into());
+        options.server_selection_timeout = Some(Duration::from_secs(10));
+        options.connect_timeout = Some(Duration::from_secs(5));
+        options.retry_writes = Some(true);
+        options.retry_reads = Some(true);
+        let client = Client::with_options(options).context("failed to create the MongoDB client")?;
+        let db = client.database(database);
+        Ok(Self { client, db, page_size: DEFAULT_PAGE_SIZE })
+    }
+
+    pub fn with_page_size(mut self, page_size: u64) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Closes the connection pool (on link deletion).
+    pub async fn shutdown(self) {
+        self.client.shutdown().await;
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn collection(&self, bucket: &str) -> Result<Collection<Document>> {
+        Ok(self.db.collection(&collection_name(bucket)?))
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let found = self.collection(bucket)?.find_one(doc! { "_id": key }).await?;
+        found.map(decode).transpose()
+    }
+
+    pub async fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
+        let document = encode(key, value);
+        self.collection(bucket)?.replace_one(doc! { "_id": key }, document).upsert(true).await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        self.collection(bucket)?.delete_one(doc! { "_id": key }).await?;
+        Ok(())
+    }
+
+    pub async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
+        let found = self
+            .collection(bucket)?
+            .find_one(doc! { "_id": key })
+            .projection(doc! { "_id": 1 })
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// One page of keys in `_id` order; the cursor is the offset of the next page.
+    pub async fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<(Vec<String>, Option<u64>)> {
+        let offset = cursor.unwrap_or(0);
+        let mut found: Vec<Document> = self
+            .collection(bucket)?
+            .find(doc! {})
+            .projection(doc! { "_id": 1 })
+            .sort(doc! { "_id": 1 })
+            .skip(offset)
+            .limit(i64::try_from(self.page_size + 1).unwrap_or(i64::MAX))
+            .await?
+            .try_collect()
+            .await?;
+        let more = found.len() as u64 > self.page_size;
+        found.truncate(self.page_size as usize);
+        let keys = found.iter().filter_map(|d| key_of(d)).collect();
+        Ok((keys, more.then_some(offset + self.page_size)))
+    }
+
+    /// Atomically adds `delta` (`$inc` with upsert) and returns the new value.
+    pub async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64> {
+        let delta = i64::try_from(delta).context("increment delta too large")?;
+        let collection = self.collection(bucket)?;
+        let mut attempt = 0;
+        loop {
+            let result = collection
+                .find_one_and_update(doc! { "_id": key }, doc! { "$inc": { VALUE_FIELD: delta } })
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .await;
+            match result {
+                Ok(Some(document)) => {
+                    let value = match document.get(VALUE_FIELD) {
+                        Some(Bson::Int64(n)) => *n,
+                        Some(Bson::Int32(n)) => i64::from(*n),
+                        Some(Bson::Double(n)) => *n as i64,
+                        other => return Err(anyhow!("`{key}` does not hold a counter ({other:?})")),
+                    };
+                    return u64::try_from(value).context("counter is negative");
+                }
+                Ok(None) => return Err(anyhow!("upsert returned no document")),
+                // Two first increments of a new key can both try to insert it; the
+                // loser sees a duplicate key error and retries as an update.
+                Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<(String, Vec<u8>)>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<Document> = self
+            .collection(bucket)?
+            .find(doc! { "_id": { "$in": keys } })
+            .await?
+            .try_collect()
+            .await?;
+        let mut by_key = HashMap::new();
+        for document in found {
+            if let Some(key) = key_of(&document) {
+                by_key.insert(key, decode(document)?);
+            }
+        }
+        Ok(keys.iter().map(|k| by_key.remove(k).map(|v| (k.clone(), v))).collect())
+    }
+
+    /// All upserts in one `update` command (one round trip).
+    pub async fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let updates: Vec<Document> = entries
+            .iter()
+            .map(|(key, value)| doc! { "q": { "_id": key }, "u": encode(key, value), "upsert": true })
+            .collect();
+        let reply = self
+            .db
+            .run_command(doc! { "update": collection_name(bucket)?, "updates": updates, "ordered": false })
+            .await?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            if !errors.is_empty() {
+                return Err(anyhow!("{} of {} writes failed: {errors:?}", errors.len(), entries.len()));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.collection(bucket)?.delete_many(doc! { "_id": { "$in": keys } }).await?;
+        Ok(())
+    }
+}
+
+/// Bucket → collection: the empty bucket name (the official providers' default) is
+/// `default`; names Mongo would reject are refused.
+pub fn collection_name(bucket: &str) -> Result<String> {
+    if bucket.is_empty() {
+        return Ok("default".into());
+    }
+    if bucket.contains(['$', '\0']) || bucket.starts_with("system.") || bucket.len() > 120 {
+        return Err(anyhow!("`{bucket}` cannot be used as a bucket name"));
+    }
+    Ok(bucket.to_string())
+}
+
+fn key_of(document: &Document) -> Option<String> {
+    document.get_str("_id").ok().map(str::to_string)
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => error.to_string().contains("E11000"),
+    }
+}
+
+/// The document stored for `value` under `key`.
+pub fn encode(key: &str, value: &[u8]) -> Document {
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(value) {
+        if !fields.contains_key("_id") && !fields.contains_key(VALUE_FIELD) {
+            if let Ok(Bson::Document(body)) = mongodb::bson::to_bson(&fields) {
+                let mut document = doc! { "_id": key };
+                document.extend(body);
+                return document;
+            }
+        }
+    }
+    doc! { "_id": key, VALUE_FIELD: Binary { subtype: BinarySubtype::Generic, bytes: value.to_vec() } }
+}
+
+/// The value bytes of a stored document.
+pub fn decode(mut document: Document) -> Result<Vec<u8>> {
+    match document.get(VALUE_FIELD) {
+        Some(Bson::Binary(binary)) => Ok(binary.bytes.clone()),
+        Some(Bson::Int64(n)) => Ok(n.to_string().into_bytes()),
+        Some(Bson::Int32(n)) => Ok(n.to_string().into_bytes()),
+        Some(other) => Err(anyhow!("unexpected stored value {other:?}")),
+        None => {
+            document.remove("_id");
+            Ok(serde_json::to_vec(&Bson::Document(document).into_relaxed_extjson())?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_objects_become_documents_and_come_back_equal() {
+        let value = br#"{"email":"a@b.com","n":10,"price":10.5,"tags":["x"],"nested":{"ok":true},"none":null}"#;
+        let document = encode("k", value);
+        assert_eq!(document.get_str("_id").unwrap(), "k");
+        assert_eq!(document.get_str("email").unwrap(), "a@b.com");
+        assert!(document.get(VALUE_FIELD).is_none());
+        let back: serde_json::Value = serde_json::from_slice(&decode(document).unwrap()).unwrap();
+        assert_eq!(back, serde_json::from_slice::<serde_json::Value>(value).unwrap());
+    }
+
+    #[test]
+    fn everything_else_is_kept_as_bytes() {
+        for value in [&b"plain text"[..], b"[1,2]", b"\x00\xff\x10", br#"{"_id":"clash"}"#, b"", br#"{"big":18446744073709551615}"#] {
+            let document = encode("k", value);
+            assert!(matches!(document.get(VALUE_FIELD), Some(Bson::Binary(_))), "{value:?}");
+            assert_eq!(decode(document).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn counters_read_as_decimal_text() {
+        assert_eq!(decode(doc! { "_id": "c", VALUE_FIELD: 42_i64 }).unwrap(), b"42");
+    }
+
+    #[test]
+    fn bucket_names() {
+        assert_eq!(collection_name("").unwrap(), "default");
+        assert_eq!(collection_name("users").unwrap(), "users");
+        assert!(collection_name("a$b").is_err());
+        assert!(collection_name("system.users").is_err());
+    }
+}

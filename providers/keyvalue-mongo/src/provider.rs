@@ -1,0 +1,167 @@
+//! The wRPC side: one [`MongoStore`] (one connection pool) per link from a component;
+//! each call is served from the store of the link it came through.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use tokio::sync::RwLock;
+use tracing::{info, warn};
+use wasmcloud_provider_sdk::{
+    get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
+};
+
+use crate::config::{redacted, LinkSettings};
+use crate::mongo::MongoStore;
+
+mod bindings {
+    wit_bindgen_wrpc::generate!({
+        path: "../../wit",
+        world: "keyvalue-mongo-provider",
+        generate_all,
+    });
+}
+
+use bindings::exports::wrpc::keyvalue::{atomics, batch, store};
+use store::Error;
+
+/// (source component, link name)
+type LinkKey = (String, String);
+
+#[derive(Clone, Default)]
+pub struct KeyvalueMongo {
+    links: Arc<RwLock<HashMap<LinkKey, MongoStore>>>,
+}
+
+pub async fn run() -> Result<()> {
+    let provider = KeyvalueMongo::default();
+    let shutdown = run_provider(provider.clone(), "keyvalue-mongo").await.context("failed to start the provider")?;
+    let connection = get_connection();
+    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
+}
+
+impl KeyvalueMongo {
+    async fn store_for(&self, cx: &Option<Context>) -> Result<MongoStore, Error> {
+        let Some(cx) = cx else {
+            return Err(Error::Other("call without an invocation context".into()));
+        };
+        let component = cx.component.clone().unwrap_or_default();
+        let key = (component, cx.link_name().to_string());
+        self.links.read().await.get(&key).cloned().ok_or_else(|| {
+            Error::Other(format!("no keyvalue link from component `{}` (link `{}`)", key.0, key.1))
+        })
+    }
+}
+
+/// Turns a storage failure into the interface's error, logging the detail.
+fn fail(op: &str, bucket: &str, e: anyhow::Error) -> Error {
+    warn!(op, bucket, error = format!("{e:#}"), "keyvalue operation failed");
+    Error::Other(format!("{op} failed: {e:#}"))
+}
+
+impl Provider for KeyvalueMongo {
+    async fn receive_link_config_as_target(&self, link: LinkConfig<'_>) -> Result<()> {
+        let settings = LinkSettings::from_link(link.config, link.secrets)?;
+        let store = MongoStore::connect(&settings.uri, &settings.database).await?;
+        info!(component = link.source_id, link = link.link_name, uri = redacted(&settings.uri),
+              database = settings.database, "keyvalue link ready");
+        let old = self.links.write().await.insert((link.source_id.to_string(), link.link_name.to_string()), store);
+        if let Some(old) = old {
+            old.shutdown().await;
+        }
+        Ok(())
+    }
+
+    async fn delete_link_as_target(&self, info: impl LinkDeleteInfo) -> Result<()> {
+        let key = (info.get_source_id().to_string(), info.get_link_name().to_string());
+        if let Some(store) = self.links.write().await.remove(&key) {
+            store.shutdown().await;
+            info!(component = key.0, link = key.1, "keyvalue link removed");
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        for (_, store) in self.links.write().await.drain() {
+            store.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+impl store::Handler<Option<Context>> for KeyvalueMongo {
+    async fn get(&self, cx: Option<Context>, bucket: String, key: String) -> Result<Result<Option<Bytes>, Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.get(&bucket, &key).await.map(|v| v.map(Bytes::from)).map_err(|e| fail("get", &bucket, e)))
+    }
+
+    async fn set(&self, cx: Option<Context>, bucket: String, key: String, value: Bytes) -> Result<Result<(), Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.set(&bucket, &key, &value).await.map_err(|e| fail("set", &bucket, e)))
+    }
+
+    async fn delete(&self, cx: Option<Context>, bucket: String, key: String) -> Result<Result<(), Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.delete(&bucket, &key).await.map_err(|e| fail("delete", &bucket, e)))
+    }
+
+    async fn exists(&self, cx: Option<Context>, bucket: String, key: String) -> Result<Result<bool, Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.exists(&bucket, &key).await.map_err(|e| fail("exists", &bucket, e)))
+    }
+
+    async fn list_keys(
+        &self,
+        cx: Option<Context>,
+        bucket: String,
+        cursor: Option<u64>,
+    ) -> Result<Result<store::KeyResponse, Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store
+            .list_keys(&bucket, cursor)
+            .await
+            .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
+            .map_err(|e| fail("list-keys", &bucket, e)))
+    }
+}
+
+impl atomics::Handler<Option<Context>> for KeyvalueMongo {
+    async fn increment(&self, cx: Option<Context>, bucket: String, key: String, delta: u64) -> Result<Result<u64, Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.increment(&bucket, &key, delta).await.map_err(|e| fail("increment", &bucket, e)))
+    }
+}
+
+impl batch::Handler<Option<Context>> for KeyvalueMongo {
+    async fn get_many(
+        &self,
+        cx: Option<Context>,
+        bucket: String,
+        keys: Vec<String>,
+    ) -> Result<Result<Vec<Option<(String, Bytes)>>, Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store
+            .get_many(&bucket, &keys)
+            .await
+            .map(|found| found.into_iter().map(|kv| kv.map(|(k, v)| (k, Bytes::from(v)))).collect())
+            .map_err(|e| fail("get-many", &bucket, e)))
+    }
+
+    async fn set_many(
+        &self,
+        cx: Option<Context>,
+        bucket: String,
+        key_values: Vec<(String, Bytes)>,
+    ) -> Result<Result<(), Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        let entries: Vec<(String, Vec<u8>)> = key_values.into_iter().map(|(k, v)| (k, v.to_vec())).collect();
+        Ok(store.set_many(&bucket, &entries).await.map_err(|e| fail("set-many", &bucket, e)))
+    }
+
+    async fn delete_many(&self, cx: Option<Context>, bucket: String, keys: Vec<String>) -> Result<Result<(), Error>> {
+        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.delete_many(&bucket, &keys).await.map_err(|e| fail("delete-many", &bucket, e)))
+    }
+}

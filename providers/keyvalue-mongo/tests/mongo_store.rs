@@ -1,0 +1,213 @@
+//! MongoStore against a real server: FerretDB started by the test itself (binary from
+//! `./ticketing install`), or the MongoDB at `MONGODB_URL` when that is set.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use keyvalue_mongo::mongo::{MongoStore, VALUE_FIELD};
+use mongodb::bson::{doc, Bson, Document};
+
+/// A FerretDB process on a free port with its own data dir, stopped on drop.
+struct Ferret {
+    child: Option<Child>,
+    port: u16,
+    data: tempfile::TempDir,
+}
+
+fn ferretdb_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("FERRETDB_BIN") {
+        return path.into();
+    }
+    let home = std::env::var("HOME").expect("HOME is set");
+    let cache = std::env::var("TICKETING_CACHE").unwrap_or_else(|_| format!("{home}/.cache/ticketing"));
+    let path = PathBuf::from(cache).join("tools/bin/ferretdb");
+    assert!(path.exists(), "{} is missing: run `./ticketing install` first", path.display());
+    path
+}
+
+impl Ferret {
+    fn start() -> Ferret {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut ferret = Ferret { child: None, port, data: tempfile::tempdir().unwrap() };
+        ferret.spawn();
+        ferret
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(ferretdb_bin())
+            .args(["--listen-addr", &format!("127.0.0.1:{}", self.port)])
+            .args(["--data-dir", self.data.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferretdb");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "ferretdb did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Ferret {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The server under test and a store on a database of its own.
+async fn setup(name: &str) -> (Option<Ferret>, MongoStore) {
+    let (ferret, uri) = match std::env::var("MONGODB_URL") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let f = Ferret::start();
+            let uri = f.uri();
+            (Some(f), uri)
+        }
+    };
+    let db = format!("kvtest_{name}_{}", std::process::id());
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    store.database().drop().await.ok();
+    (ferret, store)
+}
+
+#[tokio::test]
+async fn store_operations() {
+    let (_ferret, store) = setup("store").await;
+    assert_eq!(store.get("b", "missing").await.unwrap(), None);
+    assert!(!store.exists("b", "k").await.unwrap());
+
+    store.set("b", "k", b"\x00binary\xff").await.unwrap();
+    assert_eq!(store.get("b", "k").await.unwrap().as_deref(), Some(&b"\x00binary\xff"[..]));
+    assert!(store.exists("b", "k").await.unwrap());
+
+    store.set("b", "k", b"replaced").await.unwrap();
+    assert_eq!(store.get("b", "k").await.unwrap().as_deref(), Some(&b"replaced"[..]));
+
+    store.delete("b", "k").await.unwrap();
+    assert!(!store.exists("b", "k").await.unwrap());
+    store.delete("b", "k").await.unwrap(); // deleting a missing key is fine
+}
+
+#[tokio::test]
+async fn json_objects_are_real_documents() {
+    let (_ferret, store) = setup("docs").await;
+    let user = br#"{"id":"5ec00000abababababababab","email":"a@b.com","price":10.5,"version":3}"#;
+    store.set("users", "a@b.com", user).await.unwrap();
+
+    // Visible to any Mongo client as an ordinary document.
+    let raw = store.database().collection::<Document>("users").find_one(doc! { "email": "a@b.com" }).await.unwrap().unwrap();
+    assert_eq!(raw.get_str("_id").unwrap(), "a@b.com");
+    assert_eq!(raw.get_f64("price").unwrap(), 10.5);
+    assert!(raw.get(VALUE_FIELD).is_none());
+
+    let back: serde_json::Value = serde_json::from_slice(&store.get("users", "a@b.com").await.unwrap().unwrap()).unwrap();
+    assert_eq!(back, serde_json::from_slice::<serde_json::Value>(user).unwrap());
+}
+
+#[tokio::test]
+async fn list_keys_pages_with_the_cursor() {
+    let (_ferret, store) = setup("list").await;
+    let store = store.with_page_size(3);
+    for i in 0..7 {
+        store.set("b", &format!("key{i}"), b"v").await.unwrap();
+    }
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let (page, next) = store.list_keys("b", cursor).await.unwrap();
+        assert!(page.len() <= 3);
+        keys.extend(page);
+        pages += 1;
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(keys, (0..7).map(|i| format!("key{i}")).collect::<Vec<_>>());
+    assert_eq!(store.list_keys("empty", None).await.unwrap(), (vec![], None));
+}
+
+#[tokio::test]
+async fn hundred_concurrent_increments_sum_exactly() {
+    let (_ferret, store) = setup("incr").await;
+    let results = join_all((0..100).map(|_| {
+        let store = store.clone();
+        async move { store.increment("counters", "hits", 1).await.unwrap() }
+    }))
+    .await;
+    let mut seen = results.clone();
+    seen.sort();
+    assert_eq!(seen, (1..=100).collect::<Vec<u64>>(), "every caller saw a distinct value");
+    assert_eq!(store.increment("counters", "hits", 0).await.unwrap(), 100);
+    assert_eq!(store.get("counters", "hits").await.unwrap().as_deref(), Some(&b"100"[..]));
+    let raw = store.database().collection::<Document>("counters").find_one(doc! { "_id": "hits" }).await.unwrap().unwrap();
+    assert!(matches!(raw.get(VALUE_FIELD), Some(Bson::Int64(100)) | Some(Bson::Int32(100))));
+}
+
+#[tokio::test]
+async fn increment_of_a_non_counter_is_an_error() {
+    let (_ferret, store) = setup("incr_bad").await;
+    store.set("b", "k", br#"{"a":1}"#).await.unwrap();
+    store.set("b", "bin", b"bytes").await.unwrap();
+    assert!(store.increment("b", "bin", 1).await.is_err());
+}
+
+#[tokio::test]
+async fn batch_operations() {
+    let (_ferret, store) = setup("batch").await;
+    let entries: Vec<(String, Vec<u8>)> = vec![
+        ("a".into(), br#"{"n":1}"#.to_vec()),
+        ("b".into(), b"two".to_vec()),
+        ("c".into(), b"three".to_vec()),
+    ];
+    store.set_many("b", &entries).await.unwrap();
+    store.set_many("b", &[("b".into(), b"TWO".to_vec())]).await.unwrap(); // upserts replace
+
+    let keys: Vec<String> = ["c", "missing", "a", "b"].iter().map(|s| s.to_string()).collect();
+    let got = store.get_many("b", &keys).await.unwrap();
+    assert_eq!(got[0], Some(("c".into(), b"three".to_vec())));
+    assert_eq!(got[1], None);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&got[2].as_ref().unwrap().1).unwrap(), serde_json::json!({"n": 1}));
+    assert_eq!(got[3], Some(("b".into(), b"TWO".to_vec())));
+
+    store.delete_many("b", &["a".into(), "c".into()]).await.unwrap();
+    assert_eq!(store.list_keys("b", None).await.unwrap().0, vec!["b".to_string()]);
+    assert!(store.get_many("b", &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn survives_a_database_restart() {
+    if std::env::var("MONGODB_URL").is_ok() {
+        return; // we can only restart the server we started
+    }
+    let (ferret, store) = setup("restart").await;
+    let mut ferret = ferret.unwrap();
+    store.set("b", "before", b"kept").await.unwrap();
+
+    ferret.stop();
+    assert!(store.get("b", "before").await.is_err(), "the server is down");
+    ferret.spawn();
+
+    // The same store (same pool) reconnects by itself; data persisted on disk.
+    assert_eq!(store.get("b", "before").await.unwrap().as_deref(), Some(&b"kept"[..]));
+    store.set("b", "after", b"new").await.unwrap();
+    assert_eq!(store.increment("c", "n", 2).await.unwrap(), 2);
+}
