@@ -3,8 +3,10 @@
 //! service logic built on it is unit-tested without a lattice.
 
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ids;
+pub mod money;
 pub mod session;
 pub mod store;
 pub mod time;

@@ -67,7 +67,7 @@ def cmd_test(args) -> int:
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR))
     log("unit tests: cargo test")
     unit = subprocess.run(
-        ["cargo", "test", "--workspace", "--exclude", "lattice-host", "--exclude", "lattice-wadm"],
+        ["cargo", "test", "--workspace"],
         cwd=ROOT, env=env,
     )
     if unit.returncode != 0:
