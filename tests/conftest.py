@@ -28,7 +28,11 @@ def running_lattice(test_profile):
     lattice.down(test_profile)
     shutil.rmtree(test_profile.state_dir, ignore_errors=True)
     try:
-        lattice.up(test_profile)
+        try:
+            lattice.up(test_profile)
+        except SystemExit as e:
+            # Reported once, as the setup error of every end-to-end test.
+            pytest.fail(f"the test lattice did not come up: {e}", pytrace=False)
         yield test_profile
     finally:
         if os.environ.get("TICKETING_KEEP_TEST_LATTICE") != "1":

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from .procs import log
 from .settings import CACHE, ROOT, TOOLS_BIN, versions
@@ -87,8 +88,50 @@ def ensure_wash() -> None:
     log(f"wash installed in {time.time() - started:.0f}s")
 
 
+# crate, version, patch file: see patches/README.md
+PATCHED_CRATES = [("wrpc-transport-nats", "0.29.0", "wrpc-transport-nats-0.29.0-biased-demux.patch")]
+
+
+def ensure_patched_crates() -> None:
+    """Places patched copies of published crates where Cargo.toml's [patch] expects them."""
+    for crate, version, patch_name in PATCHED_CRATES:
+        patch = ROOT / "patches" / patch_name
+        dest = ROOT / ".patched" / f"{crate}-{version}"
+        stamp = dest / ".ticketing-patch"
+        digest = hashlib.sha256(patch.read_bytes()).hexdigest()
+        if stamp.exists() and stamp.read_text() == digest:
+            continue
+        log(f"patching {crate} {version} ({patch.relative_to(ROOT)})")
+        source = _fetch_crate_source(crate, version)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(source, dest)
+        run(["git", "apply", "--directory", "", str(patch)], cwd=dest)
+        stamp.write_text(digest)
+
+
+def _fetch_crate_source(crate: str, version: str) -> Path:
+    """The unpacked source of a published crate, downloaded by cargo itself."""
+    cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
+    found = sorted(cargo_home.glob(f"registry/src/*/{crate}-{version}"))
+    if not found:
+        fetcher = CACHE / "crate-fetch" / f"{crate}-{version}"
+        (fetcher / "src").mkdir(parents=True, exist_ok=True)
+        (fetcher / "src" / "lib.rs").write_text("")
+        (fetcher / "Cargo.toml").write_text(
+            f'[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n\n'
+            f'[dependencies]\n{crate} = "={version}"\n\n[workspace]\n')
+        run(["cargo", "fetch", "--quiet"], cwd=fetcher)
+        # cargo fetch downloads the .crate; unpacking happens when something builds it.
+        run(["cargo", "metadata", "--format-version", "1", "--quiet"], cwd=fetcher, stdout=subprocess.DEVNULL)
+        found = sorted(cargo_home.glob(f"registry/src/*/{crate}-{version}"))
+    if not found:
+        raise SystemExit(f"could not fetch the source of {crate} {version}")
+    return found[-1]
+
+
 def ensure_all() -> None:
     ensure_rust_target()
+    ensure_patched_crates()
     ensure_go_tools()
     ensure_redis()
     ensure_wash()

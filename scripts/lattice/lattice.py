@@ -45,7 +45,9 @@ def start_servers(profile: Profile) -> None:
                                    "--port", str(p["redis"]), "--dir", str(data / "redis"),
                                    "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                                    "--daemonize", "no"])
-    procs.start(profile, "stripe-mock", [str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}"])
+    # stripe-mock serves HTTPS too; on the next port, so two profiles never collide.
+    procs.start(profile, "stripe-mock", [str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}",
+                                         "-https-addr", f"127.0.0.1:{p['stripe_mock'] + 1}"])
     for name, port in (("nats", p["nats"]), ("ferretdb", p["ferretdb"]), ("redis", p["redis"]),
                        ("stripe-mock", p["stripe_mock"])):
         procs.wait_for_port(profile, name, port)

@@ -15,6 +15,9 @@ mod server;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    wasmcloud_provider_sdk::initialize_observability!("http-gateway", None::<std::ffi::OsString>);
+    // Logs go to stderr, which the host copies into its own log.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).init();
     provider::run().await
 }

@@ -4,8 +4,15 @@
 //! is stored as that document's fields, so operators can query it with Mongo tools;
 //! any other value is kept whole in the `_kv` field (binary), and counters made by
 //! `increment` are an integer `_kv`.
+//!
+//! Increments are `$inc` upserts, which MongoDB applies atomically. FerretDB v1 on
+//! SQLite does not: under concurrent `findAndModify` calls it hands the same new value
+//! to several callers (our test saw it). So increments of one key are also serialized
+//! inside this process ([`KeyLocks`]); with FerretDB, run a single provider instance
+//! (as wadm.yaml does); with MongoDB any number of instances is safe.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
@@ -109,6 +116,8 @@ impl MongoStore {
     pub async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64> {
         let delta = i64::try_from(delta).context("increment delta too large")?;
         let collection = self.collection(bucket)?;
+        let lock = KeyLocks::global().lock_for(&format!("{}/{}/{key}", self.db.name(), collection.name()));
+        let _serialized = lock.lock().await;
         let mut attempt = 0;
         loop {
             let result = collection
@@ -181,6 +190,32 @@ impl MongoStore {
         }
         self.collection(bucket)?.delete_many(doc! { "_id": { "$in": keys } }).await?;
         Ok(())
+    }
+}
+
+/// One async lock per key, created on demand and dropped once nobody holds it.
+#[derive(Default)]
+pub struct KeyLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    /// The process-wide table: every link's store shares it, since two components
+    /// may count in the same collection.
+    pub fn global() -> &'static KeyLocks {
+        static LOCKS: OnceLock<KeyLocks> = OnceLock::new();
+        LOCKS.get_or_init(KeyLocks::default)
+    }
+
+    pub fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("the lock table is never poisoned: no panics inside");
+        // Forget locks that only the table still holds.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        Arc::clone(locks.entry(key.to_string()).or_default())
+    }
+
+    pub fn len(&self) -> usize {
+        self.locks.lock().expect("never poisoned").len()
     }
 }
 
@@ -264,6 +299,19 @@ mod tests {
     #[test]
     fn counters_read_as_decimal_text() {
         assert_eq!(decode(doc! { "_id": "c", VALUE_FIELD: 42_i64 }).unwrap(), b"42");
+    }
+
+    #[test]
+    fn key_locks_are_shared_per_key_and_forgotten_when_free() {
+        let locks = KeyLocks::default();
+        let a1 = locks.lock_for("a");
+        let a2 = locks.lock_for("a");
+        assert!(Arc::ptr_eq(&a1, &a2));
+        let b = locks.lock_for("b");
+        assert!(!Arc::ptr_eq(&a1, &b));
+        drop((a1, a2, b));
+        let _c = locks.lock_for("c");
+        assert_eq!(locks.len(), 1);
     }
 
     #[test]

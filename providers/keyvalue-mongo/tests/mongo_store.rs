@@ -211,3 +211,52 @@ async fn survives_a_database_restart() {
     store.set("b", "after", b"new").await.unwrap();
     assert_eq!(store.increment("c", "n", 2).await.unwrap(), 2);
 }
+
+/// Twenty sign-ups of one e-mail at once, as the auth service does them: exactly one
+/// claim wins and stores the user; nobody waits on anybody for long.
+#[tokio::test]
+async fn concurrent_claims_have_one_winner_and_finish_quickly() {
+    let (_ferret, store) = setup("claims").await;
+    for round in 0..5 {
+        let email = format!("user{round}@test.com");
+        let started = Instant::now();
+        let outcomes = join_all((0..20).map(|_| {
+            let store = store.clone();
+            let email = email.clone();
+            async move {
+                if store.exists("users", &email).await.unwrap() {
+                    return false;
+                }
+                if store.increment("claims", &email, 1).await.unwrap() != 1 {
+                    return false;
+                }
+                store.set("users", &email, br#"{"id":"x"}"#).await.unwrap();
+                true
+            }
+        }))
+        .await;
+        assert_eq!(outcomes.iter().filter(|won| **won).count(), 1);
+        assert!(started.elapsed() < Duration::from_secs(5), "round {round} took {:?}", started.elapsed());
+        assert!(store.exists("users", &email).await.unwrap());
+    }
+}
+
+/// Twenty sign-ups of different e-mails at once: all succeed, quickly.
+#[tokio::test]
+async fn concurrent_writes_to_different_keys_finish_quickly() {
+    let (_ferret, store) = setup("distinct").await;
+    for round in 0..5 {
+        let started = Instant::now();
+        join_all((0..20).map(|i| {
+            let store = store.clone();
+            let email = format!("user{round}-{i}@test.com");
+            async move {
+                assert!(!store.exists("users", &email).await.unwrap());
+                assert_eq!(store.increment("claims", &email, 1).await.unwrap(), 1);
+                store.set("users", &email, br#"{"id":"x","passwordHash":"$argon2id$v=19$m=19456,t=2,p=1$abc"}"#).await.unwrap();
+            }
+        }))
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(5), "round {round} took {:?}", started.elapsed());
+    }
+}
