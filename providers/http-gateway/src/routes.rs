@@ -68,6 +68,7 @@ impl<T: Clone> RouteTable<T> {
             .map(|(_, (_, target))| target.clone())
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.routes.len()
     }
