@@ -53,11 +53,13 @@ def build_native(release: bool) -> None:
 def build_components() -> None:
     names = components()
     log(f"building components {', '.join(names)} (wasm32-wasip2)")
+    started = time.time()
     cargo(["build", "--release", "--target", "wasm32-wasip2", *(a for n in names for a in ("-p", n))])
     BUILD_DIR.mkdir(exist_ok=True)
     for name in names:
         built = TARGET_DIR / "wasm32-wasip2" / "release" / f"{name.replace('-', '_')}.wasm"
         shutil.copy2(built, BUILD_DIR / f"{name}.wasm")
+    log(f"components built in {time.time() - started:.0f}s")
 
 
 def package_providers(release: bool) -> None:

@@ -130,8 +130,11 @@ def _fetch_crate_source(crate: str, version: str) -> Path:
 
 
 def ensure_all() -> None:
+    started = time.time()
     ensure_rust_target()
     ensure_patched_crates()
     ensure_go_tools()
     ensure_redis()
     ensure_wash()
+    if time.time() - started > 5:
+        log(f"tools ready in {time.time() - started:.0f}s")
