@@ -41,7 +41,7 @@ def build_native(release: bool) -> None:
     # one invocation, so building and testing the same set lets `cargo test` reuse every
     # dependency this build compiled instead of compiling the tree a second time.
     log(f"building the host, wadm and providers ({'release' if release else 'dev'} profile; "
-        "a cold build takes 20-35 minutes on 2 cores, then seconds)")
+        "about 16 minutes cold on 2 cores, then seconds)")
     started = time.time()
     args = ["build", "--workspace"]
     if release:

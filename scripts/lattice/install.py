@@ -72,7 +72,7 @@ def ensure_wash() -> None:
         out = subprocess.run([str(wash), "--version"], capture_output=True, text=True).stdout
         if version in out:
             return
-    log(f"installing wash {version} with cargo install (the first time takes 15-25 minutes on 2 cores; log: {CACHE / 'wash-install.log'})")
+    log(f"installing wash {version} with cargo install (about 6 minutes the first time on 2 cores; log: {CACHE / 'wash-install.log'})")
     CACHE.mkdir(parents=True, exist_ok=True)
     # wash is a command-line client: a dev build without debug info compiles in a
     # fraction of a release build's time and is fast enough for what we ask of it.
