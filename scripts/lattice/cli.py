@@ -78,6 +78,17 @@ def cmd_test(args) -> int:
     return e2e.returncode
 
 
+def cmd_bench(args) -> int:
+    from .bench import bench
+
+    prof = profile(args.profile)
+    if lattice.app_status(prof) != "deployed":
+        print(f"the {prof.name} lattice is not up: run ./ticketing up first", file=sys.stderr)
+        return 1
+    bench(prof, args.seconds, [int(c) for c in args.concurrency.split(",")])
+    return 0
+
+
 def cmd_clean(args) -> int:
     prof = profile(args.profile)
     lattice.down(prof)
@@ -109,6 +120,9 @@ def main(argv: list[str]) -> int:
     logs.add_argument("-n", "--lines", type=int, default=40)
     test = add("test", cmd_test, "run all tests", profile_arg=False)
     test.add_argument("pytest_args", nargs="*", help="arguments for pytest (default: tests)")
+    bench = add("bench", cmd_bench, "load benchmark of the running lattice (prints tables)")
+    bench.add_argument("--seconds", type=float, default=10.0)
+    bench.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
     add("clean", cmd_clean, "stop and delete a profile's state (databases, logs)")
 
     args = parser.parse_args(argv)
