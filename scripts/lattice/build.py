@@ -20,7 +20,8 @@ def components() -> list[str]:
 
 
 def providers() -> list[str]:
-    return sorted(p.name for p in (ROOT / "providers").iterdir() if (p / "Cargo.toml").exists())
+    """Provider crates that build a provider binary (a library-only crate is not one yet)."""
+    return sorted(p.name for p in (ROOT / "providers").iterdir() if (p / "src" / "main.rs").exists())
 
 
 def cargo(args: list[str]) -> None:

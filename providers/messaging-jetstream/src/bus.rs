@@ -1,0 +1,202 @@
+//! The delivery engine.
+//!
+//! Components publish to plain subjects such as `ticket:created`; on the wire they travel
+//! as `<prefix>.ticket:created` (prefix `events` by default), all kept by one stream, so
+//! a new event subject needs no stream change. Failed events that ran out of attempts go
+//! to `<dead_letter_prefix>.<consumer>` in a stream of their own, for an operator to read.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{self, consumer, stream, AckKind};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tracing::{debug, warn};
+
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    pub stream: String,
+    pub prefix: String,
+    pub dead_letter_stream: String,
+    pub dead_letter_prefix: String,
+    /// How long events are kept (0 = forever).
+    pub max_age: Duration,
+    /// How long a handler may take before the event counts as failed and is redelivered.
+    pub ack_wait: Duration,
+    /// Attempts before an event goes to the dead-letter subject.
+    pub max_deliver: i64,
+    /// Delays before the 2nd, 3rd, ... attempt; the last one repeats.
+    pub backoff: Vec<Duration>,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self {
+            stream: "TICKETING_EVENTS".into(),
+            prefix: "events".into(),
+            dead_letter_stream: "TICKETING_DEAD_LETTERS".into(),
+            dead_letter_prefix: "deadletter".into(),
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            ack_wait: Duration::from_secs(5),
+            max_deliver: 10,
+            backoff: vec![Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(5)],
+        }
+    }
+}
+
+impl BusSettings {
+    /// Delay before the next attempt after `delivered` failed ones.
+    pub fn retry_delay(&self, delivered: i64) -> Duration {
+        let index = usize::try_from(delivered.max(1) - 1).unwrap_or(0);
+        self.backoff.get(index).or(self.backoff.last()).copied().unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// The durable consumer name of a subscriber for a subject: NATS names allow only
+/// letters, digits, `-` and `_`.
+pub fn consumer_name(subscriber: &str, subject: &str) -> String {
+    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
+    format!("{}__{}", clean(subscriber), clean(subject))
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    js: jetstream::Context,
+    settings: BusSettings,
+}
+
+/// What a handler says about one event.
+pub type Handled = std::result::Result<(), String>;
+
+impl Bus {
+    /// Connects and makes sure both streams exist with the configured retention.
+    pub async fn connect(client: async_nats::Client, settings: BusSettings) -> Result<Bus> {
+        let js = jetstream::new(client);
+        js.get_or_create_stream(stream::Config {
+            name: settings.stream.clone(),
+            subjects: vec![format!("{}.>", settings.prefix)],
+            max_age: settings.max_age,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .context("failed to create the event stream")?;
+        js.get_or_create_stream(stream::Config {
+            name: settings.dead_letter_stream.clone(),
+            subjects: vec![format!("{}.>", settings.dead_letter_prefix)],
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .context("failed to create the dead-letter stream")?;
+        Ok(Bus { js, settings })
+    }
+
+    pub fn settings(&self) -> &BusSettings {
+        &self.settings
+    }
+
+    /// Publishes an event and waits until the stream has stored it.
+    pub async fn publish(&self, subject: &str, payload: Bytes) -> Result<()> {
+        let ack = self.js.publish(format!("{}.{subject}", self.settings.prefix), payload).await?;
+        ack.await.context("the stream did not acknowledge the event")?;
+        Ok(())
+    }
+
+    /// Delivers every event of `subject` to `handler` until `shutdown` resolves. Events
+    /// published while nobody consumed wait in the stream; several callers with the same
+    /// `subscriber` share the work (a queue group).
+    pub async fn consume<H, F>(&self, subscriber: &str, subject: &str, handler: H, shutdown: impl Future<Output = ()>) -> Result<()>
+    where
+        H: Fn(String, Bytes) -> F,
+        F: Future<Output = Handled>,
+    {
+        let name = consumer_name(subscriber, subject);
+        let stream = self.js.get_stream(&self.settings.stream).await?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: format!("{}.{subject}", self.settings.prefix),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: self.settings.ack_wait,
+                    // One more than our attempts, so that we (not the server) decide when
+                    // an event goes to the dead letters.
+                    max_deliver: self.settings.max_deliver + 1,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("failed to create consumer {name}"))?;
+        let mut messages = consumer.messages().await?;
+        tokio::pin!(shutdown);
+        loop {
+            let message = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                next = messages.next() => match next {
+                    Some(Ok(message)) => message,
+                    Some(Err(e)) => { warn!(consumer = %name, error = %e, "receive failed"); continue }
+                    None => return Ok(()),
+                },
+            };
+            let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+            let handled = handler(subject.to_string(), message.payload.clone());
+            let outcome: Handled = match tokio::time::timeout(self.settings.ack_wait, handled).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err("the handler timed out".into()),
+            };
+            let result = match outcome {
+                Ok(()) => message.ack().await,
+                Err(reason) if delivered >= self.settings.max_deliver => {
+                    warn!(consumer = %name, delivered, %reason, "event failed for the last time; dead-lettered");
+                    self.dead_letter(&name, subject, &message.payload, &reason).await;
+                    message.ack_with(AckKind::Term).await
+                }
+                Err(reason) => {
+                    let delay = self.settings.retry_delay(delivered);
+                    debug!(consumer = %name, delivered, ?delay, %reason, "event failed; will be redelivered");
+                    message.ack_with(AckKind::Nak(Some(delay))).await
+                }
+            };
+            if let Err(e) = result {
+                warn!(consumer = %name, error = %e, "acknowledgement failed; the event will come again");
+            }
+        }
+    }
+
+    async fn dead_letter(&self, consumer: &str, subject: &str, payload: &Bytes, reason: &str) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Ticketing-Subject", subject);
+        headers.insert("Ticketing-Failure", reason);
+        let target = format!("{}.{consumer}", self.settings.dead_letter_prefix);
+        match self.js.publish_with_headers(target, headers, payload.clone()).await {
+            Ok(ack) => {
+                if let Err(e) = ack.await {
+                    warn!(error = %e, "dead letter not stored");
+                }
+            }
+            Err(e) => warn!(error = %e, "dead letter not published"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_names_are_valid_nats_names() {
+        assert_eq!(consumer_name("ticketing-orders", "ticket:created"), "ticketing-orders__ticket_created");
+    }
+
+    #[test]
+    fn retry_delays_follow_the_backoff_and_repeat_the_last() {
+        let s = BusSettings::default();
+        assert_eq!(s.retry_delay(1), Duration::from_millis(500));
+        assert_eq!(s.retry_delay(2), Duration::from_secs(1));
+        assert_eq!(s.retry_delay(40), Duration::from_secs(5));
+    }
+}

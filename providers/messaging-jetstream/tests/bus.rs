@@ -1,0 +1,201 @@
+//! The delivery engine against a real NATS JetStream server started by the test.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use messaging_jetstream::bus::{consumer_name, Bus, BusSettings};
+use tokio::sync::oneshot;
+
+struct Nats {
+    child: Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_server_bin() -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME is set");
+    let cache = std::env::var("TICKETING_CACHE").unwrap_or_else(|_| format!("{home}/.cache/ticketing"));
+    let path = PathBuf::from(cache).join("tools/bin/nats-server");
+    assert!(path.exists(), "{} is missing: run `./ticketing install` first", path.display());
+    path
+}
+
+fn start_nats() -> Nats {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(nats_server_bin())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", data.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nats { child, port, _data: data }
+}
+
+fn fast_settings() -> BusSettings {
+    BusSettings {
+        ack_wait: Duration::from_secs(2),
+        max_deliver: 3,
+        backoff: vec![Duration::from_millis(50)],
+        ..BusSettings::default()
+    }
+}
+
+async fn bus(nats: &Nats) -> Bus {
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.unwrap();
+    Bus::connect(client, fast_settings()).await.unwrap()
+}
+
+/// Runs a consumer in the background; returns what it saw and a stop switch.
+fn spawn_consumer(
+    bus: &Bus,
+    subscriber: &str,
+    subject: &str,
+    fail_first: usize,
+) -> (Arc<Mutex<Vec<String>>>, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let attempts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (bus, subscriber, subject) = (bus.clone(), subscriber.to_string(), subject.to_string());
+    let seen_in = Arc::clone(&seen);
+    let task = tokio::spawn(async move {
+        bus.consume(
+            &subscriber,
+            &subject,
+            move |_subject, payload: Bytes| {
+                let seen = Arc::clone(&seen_in);
+                let attempts = Arc::clone(&attempts);
+                async move {
+                    let text = String::from_utf8(payload.to_vec()).unwrap();
+                    let n = {
+                        let mut a = attempts.lock().unwrap();
+                        let n = a.entry(text.clone()).or_default();
+                        *n += 1;
+                        *n
+                    };
+                    if n <= fail_first {
+                        return Err(format!("failing attempt {n}"));
+                    }
+                    seen.lock().unwrap().push(text);
+                    Ok(())
+                }
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .unwrap();
+    });
+    (seen, stop, task)
+}
+
+async fn wait_for(seen: &Arc<Mutex<Vec<String>>>, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while seen.lock().unwrap().len() < count {
+        assert!(Instant::now() < deadline, "only {} of {count} events arrived", seen.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_published_while_the_consumer_is_down_arrive_in_order_once() {
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    // Register the durable consumer, then stop it.
+    let (_, stop, task) = spawn_consumer(&bus, "orders", "ticket:created", 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    for i in 0..20 {
+        bus.publish("ticket:created", Bytes::from(format!("t{i}"))).await.unwrap();
+    }
+    let (seen, stop, task) = spawn_consumer(&bus, "orders", "ticket:created", 0);
+    wait_for(&seen, 20).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await; // past ack_wait: nothing comes twice
+    assert_eq!(*seen.lock().unwrap(), (0..20).map(|i| format!("t{i}")).collect::<Vec<_>>());
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_event_is_redelivered_until_it_succeeds() {
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    let (seen, stop, task) = spawn_consumer(&bus, "orders", "payment:created", 2);
+    bus.publish("payment:created", Bytes::from("p1")).await.unwrap();
+    wait_for(&seen, 1).await;
+    assert_eq!(*seen.lock().unwrap(), vec!["p1".to_string()]);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_that_always_fails_ends_in_the_dead_letters() {
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    let (seen, stop, task) = spawn_consumer(&bus, "orders", "expiration:complete", usize::MAX);
+    bus.publish("expiration:complete", Bytes::from("doomed")).await.unwrap();
+
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let dead = js.get_stream("TICKETING_DEAD_LETTERS").await.unwrap();
+    let subject = format!("deadletter.{}", consumer_name("orders", "expiration:complete"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let message = loop {
+        if let Ok(m) = dead.get_last_raw_message_by_subject(&subject).await {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(&message.payload[..], b"doomed");
+    assert!(seen.lock().unwrap().is_empty());
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn instances_of_one_subscriber_share_events_and_other_subscribers_get_all() {
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    let (a, stop_a, task_a) = spawn_consumer(&bus, "tickets", "order:created", 0);
+    let (b, stop_b, task_b) = spawn_consumer(&bus, "tickets", "order:created", 0);
+    let (other, stop_o, task_o) = spawn_consumer(&bus, "payments", "order:created", 0);
+    for i in 0..30 {
+        bus.publish("order:created", Bytes::from(format!("o{i}"))).await.unwrap();
+    }
+    wait_for(&other, 30).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.lock().unwrap().len() + b.lock().unwrap().len() < 30 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut shared: Vec<String> = a.lock().unwrap().iter().chain(b.lock().unwrap().iter()).cloned().collect();
+    shared.sort();
+    let mut expected: Vec<String> = (0..30).map(|i| format!("o{i}")).collect();
+    expected.sort();
+    assert_eq!(shared, expected, "each event handled once by one of the two instances");
+    for (stop, task) in [(stop_a, task_a), (stop_b, task_b), (stop_o, task_o)] {
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+}
