@@ -107,12 +107,17 @@ fn spawn_consumer(
     (seen, stop, task)
 }
 
-async fn wait_for(seen: &Arc<Mutex<Vec<String>>>, count: usize) {
+/// Waits up to 15 s for `done` to hold.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while seen.lock().unwrap().len() < count {
-        assert!(Instant::now() < deadline, "only {} of {count} events arrived", seen.lock().unwrap().len());
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_for(seen: &Arc<Mutex<Vec<String>>>, count: usize) {
+    eventually(&format!("{count} events"), || seen.lock().unwrap().len() >= count).await;
 }
 
 #[tokio::test]
@@ -184,11 +189,7 @@ async fn instances_of_one_subscriber_share_events_and_other_subscribers_get_all(
         bus.publish("order:created", Bytes::from(format!("o{i}"))).await.unwrap();
     }
     wait_for(&other, 30).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while a.lock().unwrap().len() + b.lock().unwrap().len() < 30 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("30 events shared by two instances", || a.lock().unwrap().len() + b.lock().unwrap().len() >= 30).await;
     let mut shared: Vec<String> = a.lock().unwrap().iter().chain(b.lock().unwrap().iter()).cloned().collect();
     shared.sort();
     let mut expected: Vec<String> = (0..30).map(|i| format!("o{i}")).collect();
