@@ -19,6 +19,24 @@ pub trait Event: Serialize + DeserializeOwned {
     }
 }
 
+/// Events a request or an event handler wants published, in order. The component adapter
+/// publishes them after the handler's writes succeeded.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    items: std::cell::RefCell<Vec<(&'static str, Vec<u8>)>>,
+}
+
+impl Outbox {
+    pub fn push<E: Event>(&self, event: &E) {
+        self.items.borrow_mut().push((E::SUBJECT, event.to_bytes()));
+    }
+
+    /// Everything pushed so far, emptying the outbox.
+    pub fn take(&self) -> Vec<(&'static str, Vec<u8>)> {
+        std::mem::take(&mut self.items.borrow_mut())
+    }
+}
+
 /// Order statuses on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderStatus {
@@ -148,6 +166,16 @@ mod tests {
     fn ticket_updated_omits_a_missing_order_id() {
         let e = TicketUpdated { id: "t".into(), version: 2, title: "x".into(), price: Cents(1000), user_id: "u".into(), order_id: None };
         assert_eq!(serde_json::to_value(&e).unwrap(), json!({"id":"t","version":2,"title":"x","price":10,"userId":"u"}));
+    }
+
+    #[test]
+    fn the_outbox_keeps_order_and_empties() {
+        let outbox = Outbox::default();
+        outbox.push(&ExpirationComplete { order_id: "a".into() });
+        outbox.push(&PaymentCreated { id: "p".into(), order_id: "a".into(), stripe_id: "ch".into() });
+        let items = outbox.take();
+        assert_eq!(items.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec!["expiration:complete", "payment:created"]);
+        assert!(outbox.take().is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ outside the clone (~/.cache/ticketing/target) so repeated runs are incremental.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -16,7 +17,10 @@ from .procs import log
 from .settings import BUILD_DIR, ROOT, TARGET_DIR
 
 def components() -> list[str]:
-    return sorted(p.name for p in (ROOT / "components").iterdir() if (p / "Cargo.toml").exists())
+    """Component crates: those that build a `cdylib` (service logic not yet wired is a plain library)."""
+    return sorted(p.name for p in (ROOT / "components").iterdir()
+                  if (p / "Cargo.toml").exists()
+                  and re.search(r'^crate-type\s*=.*"cdylib"', (p / "Cargo.toml").read_text(), re.M))
 
 
 def providers() -> list[str]:

@@ -1,0 +1,144 @@
+//! Event handlers of the tickets service. `Err` means "not handled": the message is
+//! redelivered later (and dead-lettered after the last attempt).
+
+use ticketing_common::events::{OrderCancelled, OrderCreated, Outbox};
+use ticketing_common::store::KeyValue;
+
+use crate::store::{self, Ticket};
+
+pub type Handled = Result<(), String>;
+
+/// `order:created`: the ticket is reserved by that order.
+pub fn on_order_created(store: &impl KeyValue, outbox: &Outbox, event: &OrderCreated) -> Handled {
+    let ticket = load(store, &event.ticket.id)?;
+    match ticket.order_id.as_deref() {
+        // A redelivery after we saved but before the ack: publish again, listeners drop
+        // versions they already have.
+        Some(order) if order == event.id => {
+            outbox.push(&ticket.updated_event());
+            Ok(())
+        }
+        Some(other) => Err(format!("ticket {} is already reserved by order {other}", ticket.id)),
+        None => save(store, outbox, Ticket { order_id: Some(event.id.clone()), version: ticket.version + 1, ..ticket }),
+    }
+}
+
+/// `order:cancelled`: the ticket is released, but only if that order still holds it.
+pub fn on_order_cancelled(store: &impl KeyValue, outbox: &Outbox, event: &OrderCancelled) -> Handled {
+    let ticket = load(store, &event.ticket.id)?;
+    if ticket.order_id.as_deref() != Some(event.id.as_str()) {
+        return Ok(()); // held by another order, or already released
+    }
+    save(store, outbox, Ticket { order_id: None, version: ticket.version + 1, ..ticket })
+}
+
+fn load(store: &impl KeyValue, id: &str) -> Result<Ticket, String> {
+    store::find(store, id).map_err(|e| e.to_string())?.ok_or_else(|| format!("Ticket not found: {id}"))
+}
+
+fn save(store: &impl KeyValue, outbox: &Outbox, next: Ticket) -> Handled {
+    match store::save_next(store, &next).map_err(|e| e.to_string())? {
+        Ok(()) => {
+            outbox.push(&next.updated_event());
+            Ok(())
+        }
+        Err(store::Conflict) => Err(format!("ticket {} changed meanwhile", next.id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketing_common::events::{Event, OrderStatus, OrderTicket, TicketRef, TicketUpdated};
+    use ticketing_common::money::Cents;
+    use ticketing_common::store::MemoryStore;
+
+    fn setup() -> (MemoryStore, Outbox) {
+        let store = MemoryStore::default();
+        store::insert(&store, &Ticket { id: "t1".into(), title: "concert".into(), price: Cents(2000), user_id: "u1".into(), version: 0, order_id: None }).unwrap();
+        (store, Outbox::default())
+    }
+
+    fn created(order: &str) -> OrderCreated {
+        OrderCreated {
+            id: order.into(),
+            version: 0,
+            status: OrderStatus::Created,
+            user_id: "u2".into(),
+            expires_at: "2026-11-23T10:15:00.000Z".into(),
+            ticket: OrderTicket { id: "t1".into(), price: Cents(2000) },
+        }
+    }
+
+    fn cancelled(order: &str) -> OrderCancelled {
+        OrderCancelled { id: order.into(), version: 1, ticket: TicketRef { id: "t1".into() } }
+    }
+
+    fn published(outbox: &Outbox) -> Vec<TicketUpdated> {
+        outbox.take().into_iter().map(|(subject, bytes)| {
+            assert_eq!(subject, "ticket:updated");
+            TicketUpdated::from_bytes(&bytes).unwrap()
+        }).collect()
+    }
+
+    #[test]
+    fn case_32_to_34_order_created_reserves_and_publishes() {
+        let (store, outbox) = setup();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        let ticket = store::find(&store, "t1").unwrap().unwrap();
+        assert_eq!((ticket.order_id.as_deref(), ticket.version), (Some("o1"), 1));
+        let events = published(&outbox);
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].order_id.as_deref(), events[0].version), (Some("o1"), 1));
+    }
+
+    #[test]
+    fn a_duplicate_order_created_changes_nothing_but_republishes() {
+        let (store, outbox) = setup();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        outbox.take();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        assert_eq!(store::find(&store, "t1").unwrap().unwrap().version, 1);
+        assert_eq!(published(&outbox)[0].version, 1);
+    }
+
+    #[test]
+    fn a_second_order_for_a_reserved_ticket_is_refused() {
+        let (store, outbox) = setup();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        assert!(on_order_created(&store, &outbox, &created("o2")).is_err());
+    }
+
+    #[test]
+    fn unknown_tickets_are_not_handled() {
+        let store = MemoryStore::default();
+        let outbox = Outbox::default();
+        assert!(on_order_created(&store, &outbox, &created("o1")).unwrap_err().contains("Ticket not found"));
+        assert!(on_order_cancelled(&store, &outbox, &cancelled("o1")).is_err());
+    }
+
+    #[test]
+    fn case_35_order_cancelled_releases_and_publishes() {
+        let (store, outbox) = setup();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        outbox.take();
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap();
+        let ticket = store::find(&store, "t1").unwrap().unwrap();
+        assert_eq!((ticket.order_id, ticket.version), (None, 2));
+        let events = published(&outbox);
+        assert_eq!((events[0].order_id.clone(), events[0].version), (None, 2));
+    }
+
+    #[test]
+    fn cancelling_an_order_that_no_longer_holds_the_ticket_keeps_the_new_reservation() {
+        let (store, outbox) = setup();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap();
+        on_order_created(&store, &outbox, &created("o2")).unwrap();
+        outbox.take();
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap(); // late duplicate of the first cancel
+        let ticket = store::find(&store, "t1").unwrap().unwrap();
+        assert_eq!((ticket.order_id.as_deref(), ticket.version), (Some("o2"), 3));
+        assert!(outbox.take().is_empty());
+    }
+}

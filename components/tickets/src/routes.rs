@@ -1,0 +1,260 @@
+//! HTTP routes of the tickets service (`/api/tickets*`), reference §2.2.
+
+use ticketing_common::events::Outbox;
+use ticketing_common::http::{respond, HandlerResult, Request, Response};
+use ticketing_common::ids::{new_id, parse_id};
+use ticketing_common::money::{Cents, PriceError};
+use ticketing_common::session::SessionKeys;
+use ticketing_common::store::KeyValue;
+use ticketing_common::validate::{Body, Validation};
+use ticketing_common::ApiError;
+
+use crate::store::{self, Ticket};
+
+pub struct Ctx<'a, S: KeyValue> {
+    pub store: &'a S,
+    pub keys: Option<&'a SessionKeys>,
+    pub now: u64,
+    pub outbox: &'a Outbox,
+}
+
+impl<S: KeyValue> Ctx<'_, S> {
+    fn user_id(&self, request: &Request) -> Result<String, ApiError> {
+        let keys = self.keys.ok_or_else(|| ApiError::new(500, "Sessions are not configured (jwt_key)"))?;
+        Ok(keys.require_user(request, self.now)?.id)
+    }
+}
+
+pub fn handle<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> Response {
+    respond(route(ctx, request))
+}
+
+fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+    match (request.method.as_str(), request.segments().as_slice()) {
+        ("POST", ["api", "tickets"]) => create(ctx, request),
+        ("GET", ["api", "tickets"]) => list(ctx),
+        ("GET", ["api", "tickets", id]) => show(ctx, id),
+        ("PUT", ["api", "tickets", id]) => update(ctx, request, id),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Title and price of a create or update body; `price_message` differs between the two
+/// as in the reference app.
+fn validate(body: &Body, price_message: &str) -> Result<(String, Cents), ApiError> {
+    let title = body.trimmed("title");
+    let price = Cents::parse_price(body.value("price"));
+    let mut v = Validation::new();
+    v.check(!title.is_empty(), "title", "Title is required");
+    match price {
+        Ok(_) => {}
+        Err(PriceError::NotPositive) => {
+            v.check(false, "price", price_message);
+        }
+        Err(PriceError::TooPrecise) => {
+            v.check(false, "price", "Price must have at most 2 decimal places");
+        }
+        Err(PriceError::TooLarge) => {
+            v.check(false, "price", "Price must be at most 999999.99");
+        }
+    }
+    v.finish()?;
+    Ok((title, price.expect("validated above")))
+}
+
+/// `POST /api/tickets {title, price}` → 201 ticket; publishes `ticket:created`.
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+    let user_id = ctx.user_id(request)?;
+    let (title, price) = validate(&Body::parse(request)?, "Price must be greater than 0")?;
+    let ticket = Ticket { id: new_id(), title, price, user_id, version: 0, order_id: None };
+    store::insert(ctx.store, &ticket)?;
+    ctx.outbox.push(&ticket.created_event());
+    Ok(Response::json(201, &ticket))
+}
+
+/// `GET /api/tickets` → the tickets that are not reserved.
+fn list<S: KeyValue>(ctx: &Ctx<S>) -> HandlerResult {
+    let available: Vec<Ticket> = store::all(ctx.store)?.into_iter().filter(|t| t.order_id.is_none()).collect();
+    Ok(Response::json(200, &available))
+}
+
+/// `GET /api/tickets/:id`
+fn show<S: KeyValue>(ctx: &Ctx<S>, id: &str) -> HandlerResult {
+    let ticket = store::find(ctx.store, parse_id(id)?)?.ok_or_else(ApiError::not_found)?;
+    Ok(Response::json(200, &ticket))
+}
+
+/// `PUT /api/tickets/:id {title, price}`: checks in the reference order: signed in,
+/// valid body, exists, not reserved, owned. Publishes `ticket:updated`.
+fn update<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult {
+    let user_id = ctx.user_id(request)?;
+    let (title, price) = validate(&Body::parse(request)?, "Price must be provided and must be greater than 0")?;
+    let ticket = store::find(ctx.store, parse_id(id)?)?.ok_or_else(ApiError::not_found)?;
+    if ticket.order_id.is_some() {
+        return Err(ApiError::bad_request("Cannot edit a reserved ticket"));
+    }
+    if ticket.user_id != user_id {
+        return Err(ApiError::not_authorized());
+    }
+    let next = Ticket { title, price, version: ticket.version + 1, ..ticket };
+    if store::save_next(ctx.store, &next)?.is_err() {
+        return Err(ApiError::new(409, "The ticket changed meanwhile, please try again"));
+    }
+    ctx.outbox.push(&next.updated_event());
+    Ok(Response::json(200, &next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use ticketing_common::store::MemoryStore;
+
+    const KEY: &str = "a-test-key-that-is-long-enough-for-hs256";
+
+    struct World {
+        store: MemoryStore,
+        keys: SessionKeys,
+        outbox: Outbox,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap(), outbox: Outbox::default() }
+        }
+
+        fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
+            let mut request = Request::new(method, path);
+            if let Some(user) = user {
+                let token = self.keys.issue(user, "test@test.com", 1000);
+                request = request.with_header("cookie", &format!("session={token}"));
+            }
+            if let Some(body) = body {
+                request = request.with_body(body.to_string());
+            }
+            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now: 1001, outbox: &self.outbox };
+            let res = handle(&ctx, &request);
+            (res.status, if res.body.is_empty() { Value::Null } else { serde_json::from_slice(&res.body).unwrap() })
+        }
+
+        fn create(&self, user: &str, title: &str, price: Value) -> Value {
+            let (status, body) = self.call("POST", "/api/tickets", Some(user), Some(json!({"title": title, "price": price})));
+            assert_eq!(status, 201, "{body}");
+            body
+        }
+
+        fn published(&self) -> Vec<&'static str> {
+            self.outbox.take().into_iter().map(|(s, _)| s).collect()
+        }
+    }
+
+    const ALICE: &str = "5ec00000aaaaaaaaaaaaaaaa";
+    const BOB: &str = "5ec00000bbbbbbbbbbbbbbbb";
+    const NOWHERE: &str = "5ec00000cccccccccccccccc";
+
+    #[test]
+    fn cases_13_to_15_create_needs_a_session_before_validation() {
+        let w = World::new();
+        assert_eq!(w.call("POST", "/api/tickets", None, Some(json!({}))).0, 401);
+        assert_eq!(w.call("POST", "/api/tickets", Some(ALICE), Some(json!({}))).0, 400);
+    }
+
+    #[test]
+    fn cases_16_17_invalid_title_or_price() {
+        let w = World::new();
+        for body in [json!({"title": "", "price": 10}), json!({"price": 10})] {
+            let (status, res) = w.call("POST", "/api/tickets", Some(ALICE), Some(body));
+            assert_eq!((status, &res["errors"][0]), (400, &json!({"message": "Title is required", "field": "title"})));
+        }
+        for body in [json!({"title": "t", "price": -10}), json!({"title": "t"}), json!({"title": "t", "price": "abc"})] {
+            let (status, res) = w.call("POST", "/api/tickets", Some(ALICE), Some(body));
+            assert_eq!((status, &res["errors"][0]), (400, &json!({"message": "Price must be greater than 0", "field": "price"})));
+        }
+        let (_, res) = w.call("POST", "/api/tickets", Some(ALICE), Some(json!({"title": "t", "price": 1.234})));
+        assert_eq!(res["errors"][0]["message"], "Price must have at most 2 decimal places");
+        assert!(store::all(&w.store).unwrap().is_empty());
+        assert!(w.published().is_empty());
+    }
+
+    #[test]
+    fn cases_18_19_create_stores_and_publishes() {
+        let w = World::new();
+        let ticket = w.create(ALICE, "concert", json!("20.00"));
+        assert_eq!(ticket["title"], "concert");
+        assert_eq!(ticket["price"], json!(20));
+        assert_eq!(ticket["userId"], ALICE);
+        assert_eq!(ticket["version"], 0);
+        assert!(ticket.get("orderId").is_none());
+        assert_eq!(store::all(&w.store).unwrap().len(), 1);
+        assert_eq!(w.published(), vec!["ticket:created"]);
+    }
+
+    #[test]
+    fn cases_20_21_show() {
+        let w = World::new();
+        assert_eq!(w.call("GET", &format!("/api/tickets/{NOWHERE}"), None, None).0, 404);
+        assert_eq!(w.call("GET", "/api/tickets/not-an-id", None, None).0, 400);
+        let id = w.create(ALICE, "concert", json!(20.5))["id"].as_str().unwrap().to_string();
+        let (status, ticket) = w.call("GET", &format!("/api/tickets/{id}"), None, None);
+        assert_eq!((status, ticket["title"].clone(), ticket["price"].clone()), (200, json!("concert"), json!(20.5)));
+    }
+
+    #[test]
+    fn case_22_list_hides_reserved_tickets() {
+        let w = World::new();
+        for title in ["a", "b", "c"] {
+            w.create(ALICE, title, json!(10));
+        }
+        let (status, list) = w.call("GET", "/api/tickets", None, None);
+        assert_eq!((status, list.as_array().unwrap().len()), (200, 3));
+        let mut reserved = store::all(&w.store).unwrap().remove(0);
+        reserved.order_id = Some("o1".into());
+        store::insert(&w.store, &reserved).unwrap();
+        assert_eq!(w.call("GET", "/api/tickets", None, None).1.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn cases_23_to_29_update_rules_in_order() {
+        let w = World::new();
+        let valid = json!({"title": "new title", "price": 100});
+        assert_eq!(w.call("PUT", &format!("/api/tickets/{NOWHERE}"), Some(ALICE), Some(valid.clone())).0, 404);
+        assert_eq!(w.call("PUT", &format!("/api/tickets/{NOWHERE}"), None, Some(valid.clone())).0, 401);
+        assert_eq!(w.call("PUT", &format!("/api/tickets/{NOWHERE}"), Some(ALICE), Some(json!({"title": ""}))).0, 400, "validation before lookup");
+
+        let id = w.create(ALICE, "concert", json!(20))["id"].as_str().unwrap().to_string();
+        let path = format!("/api/tickets/{id}");
+        assert_eq!(w.call("PUT", &path, Some(BOB), Some(valid.clone())).0, 401);
+        let (status, res) = w.call("PUT", &path, Some(ALICE), Some(json!({"title": "x", "price": -10})));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Price must be provided and must be greater than 0")));
+
+        let (status, updated) = w.call("PUT", &path, Some(ALICE), Some(valid.clone()));
+        assert_eq!((status, updated["title"].clone(), updated["price"].clone(), updated["version"].clone()), (200, json!("new title"), json!(100), json!(1)));
+        assert_eq!(w.call("GET", &path, None, None).1["title"], "new title");
+        assert_eq!(w.published(), vec!["ticket:created", "ticket:updated"]);
+
+        let mut reserved = store::find(&w.store, &id).unwrap().unwrap();
+        reserved.order_id = Some("o1".into());
+        store::insert(&w.store, &reserved).unwrap();
+        let (status, res) = w.call("PUT", &path, Some(ALICE), Some(valid.clone()));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Cannot edit a reserved ticket")));
+        assert_eq!(w.call("PUT", &path, Some(BOB), Some(valid)).0, 400, "reserved is checked before ownership");
+        assert!(w.published().is_empty());
+    }
+
+    #[test]
+    fn an_edit_that_loses_the_version_race_is_a_409_and_changes_nothing() {
+        let w = World::new();
+        let id = w.create(ALICE, "concert", json!(20))["id"].as_str().unwrap().to_string();
+        w.store.increment(store::VERSION_CLAIMS, &format!("{id}@1"), 1).unwrap(); // a reservation got there first
+        let (status, _) = w.call("PUT", &format!("/api/tickets/{id}"), Some(ALICE), Some(json!({"title": "x", "price": 1})));
+        assert_eq!(status, 409);
+        assert_eq!(store::find(&w.store, &id).unwrap().unwrap().title, "concert");
+    }
+
+    #[test]
+    fn unknown_routes_are_404() {
+        let w = World::new();
+        assert_eq!(w.call("DELETE", "/api/tickets", None, None).0, 404);
+        assert_eq!(w.call("GET", "/api/tickets/a/b", None, None).0, 404);
+    }
+}

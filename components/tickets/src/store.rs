@@ -1,0 +1,117 @@
+//! Tickets in the keyvalue store.
+//!
+//! Every change of a ticket moves it from version v to v+1. keyvalue has no
+//! compare-and-swap, so the move is claimed first with an atomic increment of the key
+//! `<id>@<v+1>` in bucket `ticket_versions`: only the caller that gets 1 may write. A
+//! concurrent edit and reservation of one ticket can therefore never overwrite each other.
+
+use serde::{Deserialize, Serialize};
+use ticketing_common::events::{TicketCreated, TicketUpdated};
+use ticketing_common::money::Cents;
+use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
+
+pub const TICKETS: &str = "tickets";
+pub const VERSION_CLAIMS: &str = "ticket_versions";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticket {
+    pub id: String,
+    pub title: String,
+    pub price: Cents,
+    pub user_id: String,
+    pub version: u64,
+    /// The order holding the ticket, while it is reserved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+impl Ticket {
+    pub fn created_event(&self) -> TicketCreated {
+        TicketCreated {
+            id: self.id.clone(),
+            version: self.version,
+            title: self.title.clone(),
+            price: self.price,
+            user_id: self.user_id.clone(),
+        }
+    }
+
+    pub fn updated_event(&self) -> TicketUpdated {
+        TicketUpdated {
+            id: self.id.clone(),
+            version: self.version,
+            title: self.title.clone(),
+            price: self.price,
+            user_id: self.user_id.clone(),
+            order_id: self.order_id.clone(),
+        }
+    }
+}
+
+/// Another change of the same ticket won the race for this version.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Conflict;
+
+pub fn find(store: &impl KeyValue, id: &str) -> StoreResult<Option<Ticket>> {
+    store.get_json(TICKETS, id)
+}
+
+/// Stores a new ticket (version 0).
+pub fn insert(store: &impl KeyValue, ticket: &Ticket) -> StoreResult<()> {
+    store.set_json(TICKETS, &ticket.id, ticket)
+}
+
+/// Stores `next`, which must be `current` with its version bumped by one, unless another
+/// writer already claimed that version.
+pub fn save_next(store: &impl KeyValue, next: &Ticket) -> StoreResult<Result<(), Conflict>> {
+    let claim = format!("{}@{}", next.id, next.version);
+    if store.increment(VERSION_CLAIMS, &claim, 1)? != 1 {
+        return Ok(Err(Conflict));
+    }
+    store.set_json(TICKETS, &next.id, next)?;
+    Ok(Ok(()))
+}
+
+/// Every ticket, in id (= creation time) order.
+pub fn all(store: &impl KeyValue) -> StoreResult<Vec<Ticket>> {
+    let keys = store.list_keys(TICKETS)?;
+    let values = store.get_many(TICKETS, &keys)?;
+    let mut tickets = Vec::with_capacity(values.len());
+    for bytes in values.into_iter().flatten() {
+        match serde_json::from_slice::<Ticket>(&bytes) {
+            Ok(t) => tickets.push(t),
+            Err(e) => return Err(ticketing_common::store::StoreError(format!("bad ticket record: {e}"))),
+        }
+    }
+    Ok(tickets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketing_common::store::MemoryStore;
+
+    fn ticket(version: u64) -> Ticket {
+        Ticket { id: "t1".into(), title: "concert".into(), price: Cents(2000), user_id: "u1".into(), version, order_id: None }
+    }
+
+    #[test]
+    fn only_one_writer_gets_each_version() {
+        let store = MemoryStore::default();
+        insert(&store, &ticket(0)).unwrap();
+        let edit = Ticket { title: "edited".into(), ..ticket(1) };
+        let reserve = Ticket { order_id: Some("o1".into()), ..ticket(1) };
+        assert_eq!(save_next(&store, &reserve).unwrap(), Ok(()));
+        assert_eq!(save_next(&store, &edit).unwrap(), Err(Conflict));
+        assert_eq!(find(&store, "t1").unwrap(), Some(reserve));
+    }
+
+    #[test]
+    fn lists_every_ticket() {
+        let store = MemoryStore::default();
+        insert(&store, &ticket(0)).unwrap();
+        insert(&store, &Ticket { id: "t2".into(), ..ticket(0) }).unwrap();
+        assert_eq!(all(&store).unwrap().len(), 2);
+    }
+}
