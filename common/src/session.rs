@@ -86,6 +86,12 @@ impl SessionKeys {
     }
 }
 
+/// The deployment's keys, or the 500 that a missing `jwt_key` deserves (a server fault,
+/// not the client's).
+pub fn configured(keys: Option<&SessionKeys>) -> Result<&SessionKeys, ApiError> {
+    keys.ok_or_else(|| ApiError::new(500, "Sessions are not configured (jwt_key)"))
+}
+
 /// `Set-Cookie` value that ends the session (the reference app's exact form, plus SameSite).
 pub fn clear_cookie(request: &Request) -> String {
     format!(

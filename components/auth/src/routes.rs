@@ -3,7 +3,7 @@
 use serde_json::json;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::ids::new_id;
-use ticketing_common::session::{clear_cookie, SessionKeys};
+use ticketing_common::session::{clear_cookie, configured, SessionKeys};
 use ticketing_common::store::KeyValue;
 use ticketing_common::validate::{is_email, Body, Validation};
 use ticketing_common::ApiError;
@@ -21,7 +21,7 @@ pub struct Ctx<'a, S: KeyValue> {
 
 impl<S: KeyValue> Ctx<'_, S> {
     fn keys(&self) -> Result<&SessionKeys, ApiError> {
-        self.keys.ok_or_else(|| ApiError::new(500, "Sessions are not configured (jwt_key)"))
+        configured(self.keys)
     }
 }
 

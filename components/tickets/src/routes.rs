@@ -4,7 +4,7 @@ use ticketing_common::events::Outbox;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::ids::{new_id, parse_id};
 use ticketing_common::money::{Cents, PriceError};
-use ticketing_common::session::SessionKeys;
+use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
@@ -20,8 +20,7 @@ pub struct Ctx<'a, S: KeyValue> {
 
 impl<S: KeyValue> Ctx<'_, S> {
     fn user_id(&self, request: &Request) -> Result<String, ApiError> {
-        let keys = self.keys.ok_or_else(|| ApiError::new(500, "Sessions are not configured (jwt_key)"))?;
-        Ok(keys.require_user(request, self.now)?.id)
+        Ok(configured(self.keys)?.require_user(request, self.now)?.id)
     }
 }
 
