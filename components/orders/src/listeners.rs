@@ -1,0 +1,162 @@
+//! Event handlers of the orders service. `Err` means "not handled yet": the message is
+//! redelivered later (and dead-lettered after the last attempt).
+
+use ticketing_common::events::{
+    ExpirationComplete, OrderCancelled, OrderStatus, Outbox, PaymentCreated, TicketCreated, TicketRef, TicketUpdated,
+};
+use ticketing_common::store::KeyValue;
+
+use crate::store::{self, Order, TicketReplica};
+
+pub type Handled = Result<(), String>;
+
+fn storage(e: ticketing_common::store::StoreError) -> String {
+    e.to_string()
+}
+
+/// `ticket:created`: a new ticket in the replica (a redelivery changes nothing).
+pub fn on_ticket_created(store: &impl KeyValue, event: &TicketCreated) -> Handled {
+    if store::ticket(store, &event.id).map_err(storage)?.is_some() {
+        return Ok(());
+    }
+    let replica = TicketReplica { id: event.id.clone(), title: event.title.clone(), price: event.price, version: event.version };
+    store::put_ticket(store, &replica).map_err(storage)
+}
+
+/// `ticket:updated`: applied only in version order. An older or equal version was
+/// applied already; a gap means an earlier update has not arrived yet, so we refuse
+/// and let it be redelivered.
+pub fn on_ticket_updated(store: &impl KeyValue, event: &TicketUpdated) -> Handled {
+    let stored = store::ticket(store, &event.id).map_err(storage)?.ok_or_else(|| format!("Ticket not found: {}", event.id))?;
+    if event.version <= stored.version {
+        return Ok(());
+    }
+    if event.version != stored.version + 1 {
+        return Err(format!("ticket {} is at version {}, event has {}", event.id, stored.version, event.version));
+    }
+    let replica = TicketReplica { title: event.title.clone(), price: event.price, version: event.version, ..stored };
+    store::put_ticket(store, &replica).map_err(storage)
+}
+
+/// `expiration:complete`: an unpaid order is cancelled (and the ticket released).
+pub fn on_expiration_complete(store: &impl KeyValue, outbox: &Outbox, event: &ExpirationComplete) -> Handled {
+    let order = load(store, &event.order_id)?;
+    if matches!(order.status, OrderStatus::Complete | OrderStatus::Cancelled) {
+        return Ok(());
+    }
+    cancel(store, outbox, order)
+}
+
+/// Moves an order to `cancelled` and announces it; used by expiry and by the user's cancel.
+pub fn cancel(store: &impl KeyValue, outbox: &Outbox, order: Order) -> Handled {
+    let next = Order { status: OrderStatus::Cancelled, version: order.version + 1, ..order };
+    match store::save_next(store, &next).map_err(storage)? {
+        Ok(()) => {
+            outbox.push(&OrderCancelled { id: next.id.clone(), version: next.version, ticket: TicketRef { id: next.ticket_id.clone() } });
+            Ok(())
+        }
+        Err(store::Conflict) => Err(format!("order {} changed meanwhile", next.id)),
+    }
+}
+
+/// `payment:created`: the order is complete. A payment that raced with a cancellation
+/// leaves the order cancelled (payments refunds it).
+pub fn on_payment_created(store: &impl KeyValue, event: &PaymentCreated) -> Handled {
+    let order = load(store, &event.order_id)?;
+    if order.status != OrderStatus::Created && order.status != OrderStatus::AwaitingPayment {
+        return Ok(());
+    }
+    let next = Order { status: OrderStatus::Complete, version: order.version + 1, ..order };
+    match store::save_next(store, &next).map_err(storage)? {
+        Ok(()) => Ok(()),
+        Err(store::Conflict) => Err(format!("order {} changed meanwhile", next.id)),
+    }
+}
+
+fn load(store: &impl KeyValue, id: &str) -> Result<Order, String> {
+    store::order(store, id).map_err(storage)?.ok_or_else(|| format!("Order not found: {id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketing_common::events::Event;
+    use ticketing_common::money::Cents;
+    use ticketing_common::store::MemoryStore;
+
+    fn created(version: u64) -> TicketCreated {
+        TicketCreated { id: "t1".into(), version, title: "concert".into(), price: Cents(2000), user_id: "u1".into() }
+    }
+
+    fn updated(version: u64, title: &str) -> TicketUpdated {
+        TicketUpdated { id: "t1".into(), version, title: title.into(), price: Cents(1500), user_id: "u1".into(), order_id: None }
+    }
+
+    fn with_order(status: OrderStatus) -> MemoryStore {
+        let store = MemoryStore::default();
+        assert!(store::claim_ticket(&store, "t1").unwrap());
+        let order = Order { id: "o1".into(), user_id: "u2".into(), status, expires_at: "x".into(), ticket_id: "t1".into(), version: 0 };
+        store::insert_order(&store, &order).unwrap();
+        store
+    }
+
+    #[test]
+    fn cases_45_46_ticket_created_makes_a_replica() {
+        let store = MemoryStore::default();
+        on_ticket_created(&store, &created(0)).unwrap();
+        let replica = store::ticket(&store, "t1").unwrap().unwrap();
+        assert_eq!((replica.title.as_str(), replica.price, replica.version), ("concert", Cents(2000), 0));
+        on_ticket_created(&store, &created(0)).unwrap(); // redelivery
+    }
+
+    #[test]
+    fn cases_47_to_49_updates_apply_in_version_order_only() {
+        let store = MemoryStore::default();
+        on_ticket_created(&store, &created(0)).unwrap();
+        assert!(on_ticket_updated(&store, &updated(2, "second")).is_err(), "gap: v1 missing");
+        on_ticket_updated(&store, &updated(1, "first")).unwrap();
+        on_ticket_updated(&store, &updated(2, "second")).unwrap();
+        on_ticket_updated(&store, &updated(1, "first")).unwrap(); // late duplicate: ignored
+        let replica = store::ticket(&store, "t1").unwrap().unwrap();
+        assert_eq!((replica.title.as_str(), replica.version, replica.price), ("second", 2, Cents(1500)));
+        assert!(on_ticket_updated(&MemoryStore::default(), &updated(1, "x")).is_err(), "unknown ticket");
+    }
+
+    #[test]
+    fn cases_50_to_52_expiry_cancels_and_announces_and_releases() {
+        let store = with_order(OrderStatus::Created);
+        let outbox = Outbox::default();
+        on_expiration_complete(&store, &outbox, &ExpirationComplete { order_id: "o1".into() }).unwrap();
+        assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Cancelled);
+        let events = outbox.take();
+        assert_eq!(events.len(), 1);
+        let cancelled = OrderCancelled::from_bytes(&events[0].1).unwrap();
+        assert_eq!((cancelled.id.as_str(), cancelled.version, cancelled.ticket.id.as_str()), ("o1", 1, "t1"));
+        assert!(store::claim_ticket(&store, "t1").unwrap(), "the ticket can be ordered again");
+    }
+
+    #[test]
+    fn expiry_leaves_complete_and_cancelled_orders_alone() {
+        for status in [OrderStatus::Complete, OrderStatus::Cancelled] {
+            let store = with_order(status);
+            let outbox = Outbox::default();
+            on_expiration_complete(&store, &outbox, &ExpirationComplete { order_id: "o1".into() }).unwrap();
+            assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, status);
+            assert!(outbox.take().is_empty());
+            assert!(!store::claim_ticket(&store, "t1").unwrap(), "still held: nothing was released");
+        }
+        assert!(on_expiration_complete(&MemoryStore::default(), &Outbox::default(), &ExpirationComplete { order_id: "nope".into() }).is_err());
+    }
+
+    #[test]
+    fn payment_completes_an_open_order_only() {
+        let store = with_order(OrderStatus::Created);
+        let paid = PaymentCreated { id: "p1".into(), order_id: "o1".into(), stripe_id: "ch_1".into() };
+        on_payment_created(&store, &paid).unwrap();
+        assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Complete);
+        on_payment_created(&store, &paid).unwrap(); // redelivery
+        let store = with_order(OrderStatus::Cancelled);
+        on_payment_created(&store, &paid).unwrap();
+        assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Cancelled);
+    }
+}

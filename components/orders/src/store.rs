@@ -1,0 +1,117 @@
+//! Orders and the service's replica of tickets, in the keyvalue store.
+//!
+//! **No double sale.** A ticket can be held by one live order at a time. Reservations of
+//! a ticket are numbered by how often it was released (`ticket_releases/<ticket>`); an
+//! order may be created only by the caller whose atomic increment of
+//! `ticket_claims/<ticket>#<releases>` returns 1. Releasing (cancel, expiry) moves an
+//! order to `cancelled` once, through a version claim, and only then counts a release,
+//! which opens the next claim.
+
+use serde::{Deserialize, Serialize};
+use ticketing_common::events::OrderStatus;
+use ticketing_common::money::Cents;
+use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
+
+pub const TICKETS: &str = "tickets";
+pub const ORDERS: &str = "orders";
+pub const ORDER_VERSIONS: &str = "order_versions";
+pub const TICKET_CLAIMS: &str = "ticket_claims";
+pub const TICKET_RELEASES: &str = "ticket_releases";
+
+/// What orders knows of a ticket (from `ticket:created` / `ticket:updated`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketReplica {
+    pub id: String,
+    pub title: String,
+    pub price: Cents,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: String,
+    pub user_id: String,
+    pub status: OrderStatus,
+    pub expires_at: String,
+    pub ticket_id: String,
+    pub version: u64,
+}
+
+pub fn ticket(store: &impl KeyValue, id: &str) -> StoreResult<Option<TicketReplica>> {
+    store.get_json(TICKETS, id)
+}
+
+pub fn put_ticket(store: &impl KeyValue, ticket: &TicketReplica) -> StoreResult<()> {
+    store.set_json(TICKETS, &ticket.id, ticket)
+}
+
+pub fn order(store: &impl KeyValue, id: &str) -> StoreResult<Option<Order>> {
+    store.get_json(ORDERS, id)
+}
+
+/// Takes the ticket's current reservation slot; false when someone holds it.
+pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str) -> StoreResult<bool> {
+    let releases = releases(store, ticket_id)?;
+    Ok(store.increment(TICKET_CLAIMS, &format!("{ticket_id}#{releases}"), 1)? == 1)
+}
+
+fn releases(store: &impl KeyValue, ticket_id: &str) -> StoreResult<u64> {
+    Ok(store
+        .get(TICKET_RELEASES, ticket_id)?
+        .and_then(|v| String::from_utf8(v).ok()?.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Stores a new order (version 0).
+pub fn insert_order(store: &impl KeyValue, order: &Order) -> StoreResult<()> {
+    store.set_json(ORDERS, &order.id, order)
+}
+
+/// Another change of the same order won the race for this version.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Conflict;
+
+/// Stores `next` (its version one above the stored one) unless another writer claimed
+/// that version first. A move to `cancelled` also releases the ticket.
+pub fn save_next(store: &impl KeyValue, next: &Order) -> StoreResult<Result<(), Conflict>> {
+    if store.increment(ORDER_VERSIONS, &format!("{}@{}", next.id, next.version), 1)? != 1 {
+        return Ok(Err(Conflict));
+    }
+    store.set_json(ORDERS, &next.id, next)?;
+    if next.status == OrderStatus::Cancelled {
+        store.increment(TICKET_RELEASES, &next.ticket_id, 1)?;
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketing_common::store::MemoryStore;
+
+    fn order(id: &str, status: OrderStatus, version: u64) -> Order {
+        Order { id: id.into(), user_id: "u".into(), status, expires_at: "x".into(), ticket_id: "t1".into(), version }
+    }
+
+    #[test]
+    fn one_claim_per_reservation_and_a_new_one_after_release() {
+        let store = MemoryStore::default();
+        assert!(claim_ticket(&store, "t1").unwrap());
+        assert!(!claim_ticket(&store, "t1").unwrap(), "held");
+        insert_order(&store, &order("o1", OrderStatus::Created, 0)).unwrap();
+        assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
+        assert!(claim_ticket(&store, "t1").unwrap(), "released once, claimable once");
+        assert!(!claim_ticket(&store, "t1").unwrap());
+    }
+
+    #[test]
+    fn an_order_is_cancelled_once_so_a_ticket_is_released_once() {
+        let store = MemoryStore::default();
+        assert!(claim_ticket(&store, "t1").unwrap());
+        insert_order(&store, &order("o1", OrderStatus::Created, 0)).unwrap();
+        assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
+        assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Err(Conflict));
+        assert_eq!(releases(&store, "t1").unwrap(), 1);
+    }
+}
