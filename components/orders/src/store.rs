@@ -17,6 +17,8 @@ pub const ORDERS: &str = "orders";
 pub const ORDER_VERSIONS: &str = "order_versions";
 pub const TICKET_CLAIMS: &str = "ticket_claims";
 pub const TICKET_RELEASES: &str = "ticket_releases";
+pub const USER_ORDER_COUNT: &str = "user_order_count";
+pub const USER_ORDERS: &str = "user_orders";
 
 /// What orders knows of a ticket (from `ticket:created` / `ticket:updated`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,37 @@ fn releases(store: &impl KeyValue, ticket_id: &str) -> StoreResult<u64> {
 /// Stores a new order (version 0).
 pub fn insert_order(store: &impl KeyValue, order: &Order) -> StoreResult<()> {
     store.set_json(ORDERS, &order.id, order)
+}
+
+/// Gives back a claim whose order could not be stored, so the ticket stays sellable.
+pub fn release_claim(store: &impl KeyValue, ticket_id: &str) -> StoreResult<()> {
+    store.increment(TICKET_RELEASES, ticket_id, 1).map(|_| ())
+}
+
+/// Adds an order to its user's list (`user_orders/<user>:<n>`, n from an atomic counter).
+pub fn index_for_user(store: &impl KeyValue, order: &Order) -> StoreResult<()> {
+    let n = store.increment(USER_ORDER_COUNT, &order.user_id, 1)?;
+    store.set(USER_ORDERS, &format!("{}:{n:010}", order.user_id), order.id.as_bytes())
+}
+
+/// A user's orders, oldest first.
+pub fn orders_of(store: &impl KeyValue, user_id: &str) -> StoreResult<Vec<Order>> {
+    let count = store
+        .get(USER_ORDER_COUNT, user_id)?
+        .and_then(|v| String::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let keys: Vec<String> = (1..=count).map(|n| format!("{user_id}:{n:010}")).collect();
+    let ids: Vec<String> = store
+        .get_many(USER_ORDERS, &keys)?
+        .into_iter()
+        .flatten()
+        .filter_map(|v| String::from_utf8(v).ok())
+        .collect();
+    let mut orders = Vec::with_capacity(ids.len());
+    for bytes in store.get_many(ORDERS, &ids)?.into_iter().flatten() {
+        orders.push(serde_json::from_slice(&bytes).map_err(|e| ticketing_common::store::StoreError(e.to_string()))?);
+    }
+    Ok(orders)
 }
 
 /// Another change of the same order won the race for this version.

@@ -1,0 +1,297 @@
+//! HTTP routes of the orders service (`/api/orders*`), reference §2.3.
+
+use serde::Serialize;
+use ticketing_common::events::{OrderCreated, OrderStatus, OrderTicket, Outbox};
+use ticketing_common::http::{respond, HandlerResult, Request, Response};
+use ticketing_common::ids::{is_valid_id, new_id, parse_id};
+use ticketing_common::money::Cents;
+use ticketing_common::session::{configured, SessionKeys};
+use ticketing_common::store::KeyValue;
+use ticketing_common::time::iso8601;
+use ticketing_common::validate::{Body, Validation};
+use ticketing_common::ApiError;
+
+use crate::listeners;
+use crate::store::{self, Order, TicketReplica};
+
+/// How long an order holds its ticket unless configured otherwise.
+pub const DEFAULT_WINDOW_SECONDS: u64 = 15 * 60;
+
+pub struct Ctx<'a, S: KeyValue> {
+    pub store: &'a S,
+    pub keys: Option<&'a SessionKeys>,
+    pub now_millis: u64,
+    pub window_seconds: u64,
+    pub outbox: &'a Outbox,
+}
+
+impl<S: KeyValue> Ctx<'_, S> {
+    fn user_id(&self, request: &Request) -> Result<String, ApiError> {
+        Ok(configured(self.keys)?.require_user(request, self.now_millis / 1000)?.id)
+    }
+}
+
+/// An order as clients see it: the ticket populated from the replica.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderView<'a> {
+    id: &'a str,
+    user_id: &'a str,
+    status: OrderStatus,
+    expires_at: &'a str,
+    ticket: Option<TicketView<'a>>,
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct TicketView<'a> {
+    id: &'a str,
+    title: &'a str,
+    price: Cents,
+    version: u64,
+}
+
+fn view<'a>(order: &'a Order, ticket: Option<&'a TicketReplica>) -> OrderView<'a> {
+    OrderView {
+        id: &order.id,
+        user_id: &order.user_id,
+        status: order.status,
+        expires_at: &order.expires_at,
+        ticket: ticket.map(|t| TicketView { id: &t.id, title: &t.title, price: t.price, version: t.version }),
+        version: order.version,
+    }
+}
+
+pub fn handle<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> Response {
+    respond(route(ctx, request))
+}
+
+fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+    match (request.method.as_str(), request.segments().as_slice()) {
+        ("POST", ["api", "orders"]) => create(ctx, request),
+        ("GET", ["api", "orders"]) => list(ctx, request),
+        ("GET", ["api", "orders", id]) => show(ctx, request, id),
+        ("DELETE", ["api", "orders", id]) => cancel(ctx, request, id),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// `POST /api/orders {ticketId}` → 201 order holding the ticket until `expiresAt`;
+/// publishes `order:created`.
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+    let user_id = ctx.user_id(request)?;
+    let body = Body::parse(request)?;
+    let ticket_id = body.str("ticketId").unwrap_or_default().trim().to_string();
+    let mut v = Validation::new();
+    v.check(!ticket_id.is_empty(), "ticketId", "Invalid value");
+    v.check(is_valid_id(&ticket_id), "ticketId", "TicketId must be provided");
+    v.finish()?;
+
+    let ticket = store::ticket(ctx.store, &ticket_id)?.ok_or_else(ApiError::not_found)?;
+    if !store::claim_ticket(ctx.store, &ticket.id)? {
+        return Err(ApiError::bad_request("Ticket is already reserved"));
+    }
+    let order = Order {
+        id: new_id(),
+        user_id,
+        status: OrderStatus::Created,
+        expires_at: iso8601(ctx.now_millis + ctx.window_seconds * 1000),
+        ticket_id: ticket.id.clone(),
+        version: 0,
+    };
+    if let Err(e) = store::insert_order(ctx.store, &order).and_then(|()| store::index_for_user(ctx.store, &order)) {
+        let _ = store::release_claim(ctx.store, &ticket.id);
+        return Err(e.into());
+    }
+    ctx.outbox.push(&OrderCreated {
+        id: order.id.clone(),
+        version: order.version,
+        status: order.status,
+        user_id: order.user_id.clone(),
+        expires_at: order.expires_at.clone(),
+        ticket: OrderTicket { id: ticket.id.clone(), price: ticket.price },
+    });
+    Ok(Response::json(201, &view(&order, Some(&ticket))))
+}
+
+/// `GET /api/orders` → the signed-in user's orders, oldest first, any status.
+fn list<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+    let user_id = ctx.user_id(request)?;
+    let orders = store::orders_of(ctx.store, &user_id)?;
+    let ticket_ids: Vec<String> = orders.iter().map(|o| o.ticket_id.clone()).collect();
+    let tickets: Vec<Option<TicketReplica>> = ctx
+        .store
+        .get_many(store::TICKETS, &ticket_ids)?
+        .into_iter()
+        .map(|bytes| bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+        .collect();
+    let views: Vec<OrderView> = orders.iter().zip(&tickets).map(|(o, t)| view(o, t.as_ref())).collect();
+    Ok(Response::json(200, &views))
+}
+
+/// The caller's order `id`: 400 malformed, 404 unknown, 401 someone else's.
+fn own_order<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> Result<Order, ApiError> {
+    let user_id = ctx.user_id(request)?;
+    let order = store::order(ctx.store, parse_id(id)?)?.ok_or_else(ApiError::not_found)?;
+    if order.user_id != user_id {
+        return Err(ApiError::not_authorized());
+    }
+    Ok(order)
+}
+
+/// `GET /api/orders/:id`
+fn show<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult {
+    let order = own_order(ctx, request, id)?;
+    let ticket = store::ticket(ctx.store, &order.ticket_id)?;
+    Ok(Response::json(200, &view(&order, ticket.as_ref())))
+}
+
+/// `DELETE /api/orders/:id` → 204; the order is kept as `cancelled` and the ticket
+/// released (`order:cancelled`). A paid order cannot be cancelled.
+fn cancel<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult {
+    let order = own_order(ctx, request, id)?;
+    match order.status {
+        OrderStatus::Cancelled => return Ok(Response::empty(204)),
+        OrderStatus::Complete => return Err(ApiError::bad_request("Cannot cancel a completed order")),
+        OrderStatus::Created | OrderStatus::AwaitingPayment => {}
+    }
+    listeners::cancel(ctx.store, ctx.outbox, order).map_err(|_| ApiError::new(409, "The order changed meanwhile, please try again"))?;
+    Ok(Response::empty(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use ticketing_common::store::MemoryStore;
+
+    const KEY: &str = "a-test-key-that-is-long-enough-for-hs256";
+    const ALICE: &str = "5ec00000aaaaaaaaaaaaaaaa";
+    const BOB: &str = "5ec00000bbbbbbbbbbbbbbbb";
+    const NOWHERE: &str = "5ec00000cccccccccccccccc";
+    const NOW_MS: u64 = 1_795_428_900_000; // 2026-11-23T10:15:00Z
+
+    struct World {
+        store: MemoryStore,
+        keys: SessionKeys,
+        outbox: Outbox,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let w = Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap(), outbox: Outbox::default() };
+            for (i, title) in ["concert", "match", "play"].iter().enumerate() {
+                let id = format!("5ec0000{i}dddddddddddddddd");
+                store::put_ticket(&w.store, &TicketReplica { id, title: title.to_string(), price: Cents(2000), version: 0 }).unwrap();
+            }
+            w
+        }
+
+        fn ticket(i: usize) -> String {
+            format!("5ec0000{i}dddddddddddddddd")
+        }
+
+        fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
+            let mut request = Request::new(method, path);
+            if let Some(user) = user {
+                let token = self.keys.issue(user, "test@test.com", NOW_MS / 1000);
+                request = request.with_header("cookie", &format!("session={token}"));
+            }
+            if let Some(body) = body {
+                request = request.with_body(body.to_string());
+            }
+            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now_millis: NOW_MS, window_seconds: 900, outbox: &self.outbox };
+            let res = handle(&ctx, &request);
+            (res.status, if res.body.is_empty() { Value::Null } else { serde_json::from_slice(&res.body).unwrap() })
+        }
+
+        fn order(&self, user: &str, ticket: usize) -> (u16, Value) {
+            self.call("POST", "/api/orders", Some(user), Some(json!({"ticketId": Self::ticket(ticket)})))
+        }
+    }
+
+    #[test]
+    fn every_route_needs_a_session() {
+        let w = World::new();
+        assert_eq!(w.call("POST", "/api/orders", None, Some(json!({"ticketId": World::ticket(0)}))).0, 401);
+        assert_eq!(w.call("GET", "/api/orders", None, None).0, 401);
+        assert_eq!(w.call("GET", &format!("/api/orders/{NOWHERE}"), None, None).0, 401);
+        assert_eq!(w.call("DELETE", &format!("/api/orders/{NOWHERE}"), None, None).0, 401);
+    }
+
+    #[test]
+    fn ticket_id_validation_messages() {
+        let w = World::new();
+        let (status, body) = w.call("POST", "/api/orders", Some(ALICE), Some(json!({})));
+        assert_eq!(status, 400);
+        assert_eq!(body["errors"], json!([{"message": "Invalid value", "field": "ticketId"}, {"message": "TicketId must be provided", "field": "ticketId"}]));
+        let (_, body) = w.call("POST", "/api/orders", Some(ALICE), Some(json!({"ticketId": "abc"})));
+        assert_eq!(body["errors"], json!([{"message": "TicketId must be provided", "field": "ticketId"}]));
+    }
+
+    #[test]
+    fn cases_36_to_39_create() {
+        let w = World::new();
+        assert_eq!(w.call("POST", "/api/orders", Some(ALICE), Some(json!({"ticketId": NOWHERE}))).0, 404);
+        let (status, order) = w.order(ALICE, 0);
+        assert_eq!(status, 201);
+        assert_eq!(order["status"], "created");
+        assert_eq!(order["userId"], ALICE);
+        assert_eq!(order["expiresAt"], "2026-11-23T10:30:00.000Z");
+        assert_eq!(order["ticket"], json!({"id": World::ticket(0), "title": "concert", "price": 20, "version": 0}));
+        assert_eq!(order["version"], 0);
+        let (status, body) = w.order(BOB, 0);
+        assert_eq!((status, body["errors"][0]["message"].as_str()), (400, Some("Ticket is already reserved")));
+        let events = w.outbox.take();
+        assert_eq!(events.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec!["order:created"]);
+    }
+
+    #[test]
+    fn case_40_list_is_per_user_in_creation_order() {
+        let w = World::new();
+        w.order(ALICE, 0);
+        let first = w.order(BOB, 1).1["id"].clone();
+        let second = w.order(BOB, 2).1["id"].clone();
+        let (status, list) = w.call("GET", "/api/orders", Some(BOB), None);
+        assert_eq!(status, 200);
+        let list = list.as_array().unwrap();
+        assert_eq!(list.iter().map(|o| o["id"].clone()).collect::<Vec<_>>(), vec![first, second]);
+        assert_eq!(list[1]["ticket"]["id"], World::ticket(2));
+    }
+
+    #[test]
+    fn cases_41_42_show_is_for_the_owner() {
+        let w = World::new();
+        let id = w.order(ALICE, 0).1["id"].as_str().unwrap().to_string();
+        let (status, order) = w.call("GET", &format!("/api/orders/{id}"), Some(ALICE), None);
+        assert_eq!((status, order["id"].as_str()), (200, Some(id.as_str())));
+        assert_eq!(w.call("GET", &format!("/api/orders/{id}"), Some(BOB), None).0, 401);
+        assert_eq!(w.call("GET", &format!("/api/orders/{NOWHERE}"), Some(ALICE), None).0, 404);
+        assert_eq!(w.call("GET", "/api/orders/nope", Some(ALICE), None).0, 400);
+    }
+
+    #[test]
+    fn cases_43_44_cancel_releases_the_ticket() {
+        let w = World::new();
+        let id = w.order(ALICE, 0).1["id"].as_str().unwrap().to_string();
+        w.outbox.take();
+        assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(BOB), None).0, 401);
+        assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None).0, 204);
+        assert_eq!(w.call("GET", &format!("/api/orders/{id}"), Some(ALICE), None).1["status"], "cancelled");
+        assert_eq!(w.outbox.take().iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec!["order:cancelled"]);
+        assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None).0, 204, "again: no change");
+        assert!(w.outbox.take().is_empty());
+        assert_eq!(w.order(BOB, 0).0, 201, "the ticket can be ordered again");
+        assert_eq!(w.call("DELETE", &format!("/api/orders/{NOWHERE}"), Some(ALICE), None).0, 404);
+    }
+
+    #[test]
+    fn a_paid_order_cannot_be_cancelled() {
+        let w = World::new();
+        let id = w.order(ALICE, 0).1["id"].as_str().unwrap().to_string();
+        let mut order = store::order(&w.store, &id).unwrap().unwrap();
+        order.status = OrderStatus::Complete;
+        store::insert_order(&w.store, &order).unwrap();
+        assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None).0, 400);
+    }
+}
