@@ -9,6 +9,7 @@ pub mod ids;
 pub mod money;
 pub mod session;
 pub mod store;
+pub mod testing;
 pub mod time;
 pub mod validate;
 

@@ -98,8 +98,8 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use ticketing_common::store::MemoryStore;
+    use ticketing_common::testing::{TEST_KEY as KEY};
 
-    const KEY: &str = "a-test-key-that-is-long-enough-for-hs256";
 
     struct World {
         store: MemoryStore,

@@ -164,11 +164,8 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
     use ticketing_common::store::MemoryStore;
+    use ticketing_common::testing::{TEST_KEY as KEY, ALICE, BOB, NOWHERE};
 
-    const KEY: &str = "a-test-key-that-is-long-enough-for-hs256";
-    const ALICE: &str = "5ec00000aaaaaaaaaaaaaaaa";
-    const BOB: &str = "5ec00000bbbbbbbbbbbbbbbb";
-    const NOWHERE: &str = "5ec00000cccccccccccccccc";
     const NOW_MS: u64 = 1_795_428_900_000; // 2026-11-23T10:15:00Z
 
     struct World {

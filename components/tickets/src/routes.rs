@@ -108,8 +108,8 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
     use ticketing_common::store::MemoryStore;
+    use ticketing_common::testing::{TEST_KEY as KEY, ALICE, BOB, NOWHERE};
 
-    const KEY: &str = "a-test-key-that-is-long-enough-for-hs256";
 
     struct World {
         store: MemoryStore,
@@ -147,9 +147,6 @@ mod tests {
         }
     }
 
-    const ALICE: &str = "5ec00000aaaaaaaaaaaaaaaa";
-    const BOB: &str = "5ec00000bbbbbbbbbbbbbbbb";
-    const NOWHERE: &str = "5ec00000cccccccccccccccc";
 
     #[test]
     fn cases_13_to_15_create_needs_a_session_before_validation() {
