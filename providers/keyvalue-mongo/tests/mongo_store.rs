@@ -11,6 +11,22 @@ use keyvalue_mongo::mongo::{MongoStore, VALUE_FIELD};
 use mongodb::bson::{doc, Bson, Document};
 
 /// A FerretDB process on a free port with its own data dir, stopped on drop.
+/// A port for the next server of this test binary. Tests run in parallel threads, so
+/// "bind to port 0, then release" could hand two servers the same port; a per-process
+/// counter cannot (test binaries run one after another).
+fn next_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 struct Ferret {
     child: Option<Child>,
     port: u16,
@@ -30,7 +46,7 @@ fn ferretdb_bin() -> PathBuf {
 
 impl Ferret {
     fn start() -> Ferret {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = next_port();
         let mut ferret = Ferret { child: None, port, data: tempfile::tempdir().unwrap() };
         ferret.spawn();
         ferret

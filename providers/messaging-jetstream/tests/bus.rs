@@ -11,6 +11,22 @@ use bytes::Bytes;
 use messaging_jetstream::bus::{consumer_name, Bus, BusSettings};
 use tokio::sync::oneshot;
 
+/// A port for the next server of this test binary. Tests run in parallel threads, so
+/// "bind to port 0, then release" could hand two servers the same port; a per-process
+/// counter cannot (test binaries run one after another).
+fn next_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 struct Nats {
     child: Child,
     port: u16,
@@ -33,7 +49,7 @@ fn nats_server_bin() -> PathBuf {
 }
 
 fn start_nats() -> Nats {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = next_port();
     let data = tempfile::tempdir().unwrap();
     let child = Command::new(nats_server_bin())
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", data.path().to_str().unwrap()])
