@@ -1,98 +1,26 @@
 //! MongoStore against a real server: FerretDB started by the test itself (binary from
 //! `./ticketing install`), or the MongoDB at `MONGODB_URL` when that is set.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use keyvalue_mongo::mongo::{MongoStore, VALUE_FIELD};
 use mongodb::bson::{doc, Bson, Document};
+use ticketing_test_support::Server;
 
-/// A FerretDB process on a free port with its own data dir, stopped on drop.
-/// A port for the next server of this test binary. Tests run in parallel threads, so
-/// "bind to port 0, then release" could hand two servers the same port; a per-process
-/// counter cannot (test binaries run one after another).
-fn next_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
-    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
-    loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-struct Ferret {
-    child: Option<Child>,
-    port: u16,
-    data: tempfile::TempDir,
-}
-
-fn ferretdb_bin() -> PathBuf {
-    if let Ok(path) = std::env::var("FERRETDB_BIN") {
-        return path.into();
-    }
-    let home = std::env::var("HOME").expect("HOME is set");
-    let cache = std::env::var("TICKETING_CACHE").unwrap_or_else(|_| format!("{home}/.cache/ticketing"));
-    let path = PathBuf::from(cache).join("tools/bin/ferretdb");
-    assert!(path.exists(), "{} is missing: run `./ticketing install` first", path.display());
-    path
-}
-
-impl Ferret {
-    fn start() -> Ferret {
-        let port = next_port();
-        let mut ferret = Ferret { child: None, port, data: tempfile::tempdir().unwrap() };
-        ferret.spawn();
-        ferret
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(ferretdb_bin())
-            .args(["--listen-addr", &format!("127.0.0.1:{}", self.port)])
-            .args(["--data-dir", self.data.path().to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ferretdb");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "ferretdb did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Ferret {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn start_ferretdb() -> Server {
+    Server::start("ferretdb", |port, data| {
+        vec!["--listen-addr".into(), format!("127.0.0.1:{port}"), "--data-dir".into(), data.display().to_string()]
+    })
 }
 
 /// The server under test and a store on a database of its own.
-async fn setup(name: &str) -> (Option<Ferret>, MongoStore) {
+async fn setup(name: &str) -> (Option<Server>, MongoStore) {
     let (ferret, uri) = match std::env::var("MONGODB_URL") {
         Ok(url) => (None, url),
         Err(_) => {
-            let f = Ferret::start();
-            let uri = f.uri();
+            let f = start_ferretdb();
+            let uri = format!("mongodb://127.0.0.1:{}", f.port);
             (Some(f), uri)
         }
     };

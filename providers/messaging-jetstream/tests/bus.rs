@@ -1,68 +1,18 @@
 //! The delivery engine against a real NATS JetStream server started by the test.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use messaging_jetstream::bus::{consumer_name, Bus, BusSettings};
+use ticketing_test_support::Server;
 use tokio::sync::oneshot;
 
-/// A port for the next server of this test binary. Tests run in parallel threads, so
-/// "bind to port 0, then release" could hand two servers the same port; a per-process
-/// counter cannot (test binaries run one after another).
-fn next_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
-    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
-    loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-struct Nats {
-    child: Child,
-    port: u16,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nats_server_bin() -> PathBuf {
-    let home = std::env::var("HOME").expect("HOME is set");
-    let cache = std::env::var("TICKETING_CACHE").unwrap_or_else(|_| format!("{home}/.cache/ticketing"));
-    let path = PathBuf::from(cache).join("tools/bin/nats-server");
-    assert!(path.exists(), "{} is missing: run `./ticketing install` first", path.display());
-    path
-}
-
-fn start_nats() -> Nats {
-    let port = next_port();
-    let data = tempfile::tempdir().unwrap();
-    let child = Command::new(nats_server_bin())
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", data.path().to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nats-server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nats { child, port, _data: data }
+fn start_nats() -> Server {
+    Server::start("nats-server", |port, data| {
+        vec!["-js".into(), "-a".into(), "127.0.0.1".into(), "-p".into(), port.to_string(), "-sd".into(), data.display().to_string()]
+    })
 }
 
 fn fast_settings() -> BusSettings {
@@ -74,7 +24,7 @@ fn fast_settings() -> BusSettings {
     }
 }
 
-async fn bus(nats: &Nats) -> Bus {
+async fn bus(nats: &Server) -> Bus {
     let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.unwrap();
     Bus::connect(client, fast_settings()).await.unwrap()
 }

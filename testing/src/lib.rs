@@ -1,0 +1,84 @@
+//! Real servers for provider tests: the binaries `./ticketing install` put in
+//! `~/.cache/ticketing/tools/bin`, each started on a port of its own with its own data
+//! directory, and stopped when the test drops it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An installed tool, e.g. `ferretdb` or `nats-server`.
+pub fn tool(name: &str) -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME is set");
+    let cache = std::env::var("TICKETING_CACHE").unwrap_or_else(|_| format!("{home}/.cache/ticketing"));
+    let path = PathBuf::from(cache).join("tools/bin").join(name);
+    assert!(path.exists(), "{} is missing: run `./ticketing install` first", path.display());
+    path
+}
+
+/// A port for the next server of this test binary. Tests run in parallel threads, so
+/// "bind to port 0, then release" could hand two servers the same port; a per-process
+/// counter cannot (cargo runs test binaries one after another). The range stays clear
+/// of the lattice's fixed ports.
+pub fn next_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 30_000 + (std::process::id() % 1_000) as u16 * 20;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub struct Server {
+    name: String,
+    args: Vec<String>,
+    child: Option<Child>,
+    pub port: u16,
+    pub data: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts tool `name` with the arguments `args(port, data_dir)` and waits until it
+    /// accepts connections.
+    pub fn start(name: &str, args: impl Fn(u16, &Path) -> Vec<String>) -> Server {
+        let port = next_port();
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let args = args(port, data.path());
+        let mut server = Server { name: name.to_string(), args, child: None, port, data };
+        server.spawn();
+        server
+    }
+
+    /// Starts it again after [`Server::stop`], same port and data.
+    pub fn spawn(&mut self) {
+        let child = Command::new(tool(&self.name))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "{} did not start", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
