@@ -8,6 +8,7 @@ pub mod http;
 pub mod ids;
 pub mod money;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod testing;
 pub mod time;

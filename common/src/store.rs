@@ -43,7 +43,12 @@ pub trait KeyValue {
     fn get_many(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>>;
 }
 
-/// Typed JSON access on top of any [`KeyValue`].
+/// Another writer got there first (see [`JsonStore::save_version`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict;
+
+/// Typed JSON access, and the race-free patterns services build on the atomic increment
+/// (keyvalue has no compare-and-swap).
 pub trait JsonStore: KeyValue {
     fn get_json<T: DeserializeOwned>(&self, bucket: &str, key: &str) -> StoreResult<Option<T>> {
         match self.get(bucket, key)? {
@@ -57,6 +62,37 @@ pub trait JsonStore: KeyValue {
     fn set_json<T: Serialize>(&self, bucket: &str, key: &str, value: &T) -> StoreResult<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError(e.to_string()))?;
         self.set(bucket, key, &bytes)
+    }
+
+    /// True for exactly one caller per key, however many race: the first increment.
+    fn claim(&self, bucket: &str, key: &str) -> StoreResult<bool> {
+        Ok(self.increment(bucket, key, 1)? == 1)
+    }
+
+    /// The value of a counter made by `increment` (0 when absent).
+    fn counter(&self, bucket: &str, key: &str) -> StoreResult<u64> {
+        Ok(self
+            .get(bucket, key)?
+            .and_then(|v| String::from_utf8(v).ok()?.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Stores `value` as version `version` of record `id`, unless another writer already
+    /// claimed that version (`<id>@<version>` in `claims`): changes of one record can then
+    /// never overwrite each other.
+    fn save_version<T: Serialize>(
+        &self,
+        bucket: &str,
+        claims: &str,
+        id: &str,
+        version: u64,
+        value: &T,
+    ) -> StoreResult<Result<(), Conflict>> {
+        if !self.claim(claims, &format!("{id}@{version}"))? {
+            return Ok(Err(Conflict));
+        }
+        self.set_json(bucket, id, value)?;
+        Ok(Ok(()))
     }
 }
 
@@ -141,6 +177,18 @@ mod tests {
         let store = MemoryStore::default();
         assert_eq!(store.increment("c", "x", 1).unwrap(), 1);
         assert_eq!(store.increment("c", "x", 5).unwrap(), 6);
+    }
+
+    #[test]
+    fn one_claim_per_key_and_one_writer_per_version() {
+        let store = MemoryStore::default();
+        assert!(store.claim("c", "k").unwrap());
+        assert!(!store.claim("c", "k").unwrap());
+        assert_eq!(store.counter("c", "k").unwrap(), 2);
+        assert_eq!(store.counter("c", "none").unwrap(), 0);
+        assert_eq!(store.save_version("b", "v", "id", 1, &1).unwrap(), Ok(()));
+        assert_eq!(store.save_version("b", "v", "id", 1, &2).unwrap(), Err(Conflict));
+        assert_eq!(store.get_json::<u32>("b", "id").unwrap(), Some(1));
     }
 
     #[test]

@@ -6,10 +6,6 @@ pub fn now_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-pub fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// RFC 3339 / ISO 8601 UTC text of a Unix time in milliseconds, like JavaScript's
 /// `Date.toISOString()`: `2026-11-23T10:15:00.000Z`.
 pub fn iso8601(unix_millis: u64) -> String {

@@ -2,14 +2,6 @@
 
 use crate::bindings::wasi::logging::logging::{log, Level};
 
-pub fn info(context: &str, message: &str) {
-    log(Level::Info, context, message);
-}
-
-pub fn warn(context: &str, message: &str) {
-    log(Level::Warn, context, message);
-}
-
 pub fn error(context: &str, message: &str) {
     log(Level::Error, context, message);
 }

@@ -10,7 +10,7 @@ import time
 
 from . import build, install, lattice, procs
 from .procs import log
-from .settings import CACHE, ROOT, TARGET_DIR, profile
+from .settings import ROOT, TARGET_DIR, profile
 
 
 def cmd_install(args) -> int:

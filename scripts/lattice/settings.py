@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,6 @@ class Profile:
     health_path: str
     rpc_timeout_ms: int
     release: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:

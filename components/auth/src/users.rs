@@ -48,7 +48,7 @@ pub fn create(store: &impl KeyValue, user: &User) -> StoreResult<Created> {
     if store.exists(USERS, &user.email)? {
         return Ok(Created::EmailInUse);
     }
-    if store.increment(EMAIL_CLAIMS, &user.email, 1)? != 1 {
+    if !store.claim(EMAIL_CLAIMS, &user.email)? {
         return Ok(Created::EmailInUse);
     }
     if let Err(e) = store.set_json(USERS, &user.email, user) {

@@ -50,13 +50,9 @@ pub fn on_expiration_complete(store: &impl KeyValue, outbox: &Outbox, event: &Ex
 /// Moves an order to `cancelled` and announces it; used by expiry and by the user's cancel.
 pub fn cancel(store: &impl KeyValue, outbox: &Outbox, order: Order) -> Handled {
     let next = Order { status: OrderStatus::Cancelled, version: order.version + 1, ..order };
-    match store::save_next(store, &next).map_err(storage)? {
-        Ok(()) => {
-            outbox.push(&OrderCancelled { id: next.id.clone(), version: next.version, ticket: TicketRef { id: next.ticket_id.clone() } });
-            Ok(())
-        }
-        Err(store::Conflict) => Err(format!("order {} changed meanwhile", next.id)),
-    }
+    save(store, &next)?;
+    outbox.push(&OrderCancelled { id: next.id.clone(), version: next.version, ticket: TicketRef { id: next.ticket_id.clone() } });
+    Ok(())
 }
 
 /// `payment:created`: the order is complete. A payment that raced with a cancellation
@@ -66,8 +62,13 @@ pub fn on_payment_created(store: &impl KeyValue, event: &PaymentCreated) -> Hand
     if order.status != OrderStatus::Created && order.status != OrderStatus::AwaitingPayment {
         return Ok(());
     }
-    let next = Order { status: OrderStatus::Complete, version: order.version + 1, ..order };
-    match store::save_next(store, &next).map_err(storage)? {
+    save(store, &Order { status: OrderStatus::Complete, version: order.version + 1, ..order })
+}
+
+/// Stores the order's next version; losing the race to another change is "not handled
+/// yet", so the event is retried against the new state.
+fn save(store: &impl KeyValue, next: &Order) -> Handled {
+    match store::save_next(store, next).map_err(storage)? {
         Ok(()) => Ok(()),
         Err(store::Conflict) => Err(format!("order {} changed meanwhile", next.id)),
     }

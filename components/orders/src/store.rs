@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use ticketing_common::events::OrderStatus;
 use ticketing_common::money::Cents;
+pub use ticketing_common::store::Conflict;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
 
 pub const TICKETS: &str = "tickets";
@@ -54,15 +55,8 @@ pub fn order(store: &impl KeyValue, id: &str) -> StoreResult<Option<Order>> {
 
 /// Takes the ticket's current reservation slot; false when someone holds it.
 pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str) -> StoreResult<bool> {
-    let releases = releases(store, ticket_id)?;
-    Ok(store.increment(TICKET_CLAIMS, &format!("{ticket_id}#{releases}"), 1)? == 1)
-}
-
-fn releases(store: &impl KeyValue, ticket_id: &str) -> StoreResult<u64> {
-    Ok(store
-        .get(TICKET_RELEASES, ticket_id)?
-        .and_then(|v| String::from_utf8(v).ok()?.trim().parse().ok())
-        .unwrap_or(0))
+    let releases = store.counter(TICKET_RELEASES, ticket_id)?;
+    store.claim(TICKET_CLAIMS, &format!("{ticket_id}#{releases}"))
 }
 
 /// Stores a new order (version 0).
@@ -83,10 +77,7 @@ pub fn index_for_user(store: &impl KeyValue, order: &Order) -> StoreResult<()> {
 
 /// A user's orders, oldest first.
 pub fn orders_of(store: &impl KeyValue, user_id: &str) -> StoreResult<Vec<Order>> {
-    let count = store
-        .get(USER_ORDER_COUNT, user_id)?
-        .and_then(|v| String::from_utf8(v).ok()?.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let count = store.counter(USER_ORDER_COUNT, user_id)?;
     let keys: Vec<String> = (1..=count).map(|n| format!("{user_id}:{n:010}")).collect();
     let ids: Vec<String> = store
         .get_many(USER_ORDERS, &keys)?
@@ -101,17 +92,12 @@ pub fn orders_of(store: &impl KeyValue, user_id: &str) -> StoreResult<Vec<Order>
     Ok(orders)
 }
 
-/// Another change of the same order won the race for this version.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Conflict;
-
 /// Stores `next` (its version one above the stored one) unless another writer claimed
 /// that version first. A move to `cancelled` also releases the ticket.
 pub fn save_next(store: &impl KeyValue, next: &Order) -> StoreResult<Result<(), Conflict>> {
-    if store.increment(ORDER_VERSIONS, &format!("{}@{}", next.id, next.version), 1)? != 1 {
-        return Ok(Err(Conflict));
+    if let Err(conflict) = store.save_version(ORDERS, ORDER_VERSIONS, &next.id, next.version, next)? {
+        return Ok(Err(conflict));
     }
-    store.set_json(ORDERS, &next.id, next)?;
     if next.status == OrderStatus::Cancelled {
         store.increment(TICKET_RELEASES, &next.ticket_id, 1)?;
     }
@@ -145,6 +131,6 @@ mod tests {
         insert_order(&store, &order("o1", OrderStatus::Created, 0)).unwrap();
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Err(Conflict));
-        assert_eq!(releases(&store, "t1").unwrap(), 1);
+        assert_eq!(store.counter(TICKET_RELEASES, "t1").unwrap(), 1);
     }
 }

@@ -108,7 +108,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
     use ticketing_common::store::MemoryStore;
-    use ticketing_common::testing::{TEST_KEY as KEY, ALICE, BOB, NOWHERE};
+    use ticketing_common::testing::{request, status_and_json, TEST_KEY as KEY, ALICE, BOB, NOWHERE};
 
 
     struct World {
@@ -123,17 +123,9 @@ mod tests {
         }
 
         fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
-            let mut request = Request::new(method, path);
-            if let Some(user) = user {
-                let token = self.keys.issue(user, "test@test.com", 1000);
-                request = request.with_header("cookie", &format!("session={token}"));
-            }
-            if let Some(body) = body {
-                request = request.with_body(body.to_string());
-            }
+            let request = request(method, path, user.map(|u| (&self.keys, u, 1000)), body.as_ref());
             let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now: 1001, outbox: &self.outbox };
-            let res = handle(&ctx, &request);
-            (res.status, if res.body.is_empty() { Value::Null } else { serde_json::from_slice(&res.body).unwrap() })
+            status_and_json(&handle(&ctx, &request))
         }
 
         fn create(&self, user: &str, title: &str, price: Value) -> Value {

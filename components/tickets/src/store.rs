@@ -1,13 +1,13 @@
 //! Tickets in the keyvalue store.
 //!
-//! Every change of a ticket moves it from version v to v+1. keyvalue has no
-//! compare-and-swap, so the move is claimed first with an atomic increment of the key
-//! `<id>@<v+1>` in bucket `ticket_versions`: only the caller that gets 1 may write. A
-//! concurrent edit and reservation of one ticket can therefore never overwrite each other.
+//! Every change of a ticket moves it from version v to v+1 through
+//! [`JsonStore::save_version`] (claims in bucket `ticket_versions`), so a concurrent edit
+//! and reservation of one ticket can never overwrite each other.
 
 use serde::{Deserialize, Serialize};
 use ticketing_common::events::{TicketCreated, TicketUpdated};
 use ticketing_common::money::Cents;
+pub use ticketing_common::store::Conflict;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
 
 pub const TICKETS: &str = "tickets";
@@ -49,10 +49,6 @@ impl Ticket {
     }
 }
 
-/// Another change of the same ticket won the race for this version.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Conflict;
-
 pub fn find(store: &impl KeyValue, id: &str) -> StoreResult<Option<Ticket>> {
     store.get_json(TICKETS, id)
 }
@@ -65,12 +61,7 @@ pub fn insert(store: &impl KeyValue, ticket: &Ticket) -> StoreResult<()> {
 /// Stores `next`, which must be `current` with its version bumped by one, unless another
 /// writer already claimed that version.
 pub fn save_next(store: &impl KeyValue, next: &Ticket) -> StoreResult<Result<(), Conflict>> {
-    let claim = format!("{}@{}", next.id, next.version);
-    if store.increment(VERSION_CLAIMS, &claim, 1)? != 1 {
-        return Ok(Err(Conflict));
-    }
-    store.set_json(TICKETS, &next.id, next)?;
-    Ok(Ok(()))
+    store.save_version(TICKETS, VERSION_CLAIMS, &next.id, next.version, next)
 }
 
 /// Every ticket, in id (= creation time) order.

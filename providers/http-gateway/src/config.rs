@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use ticketing_common::settings::lookup;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -29,7 +30,7 @@ impl Default for Settings {
 impl Settings {
     pub fn from_config(config: &HashMap<String, String>) -> Result<Self> {
         let mut settings = Settings::default();
-        let get = |key: &str| config.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.trim());
+        let get = |key: &str| lookup(config, key).map(|v| v.trim());
         if let Some(address) = get("address") {
             settings.address = address.parse().with_context(|| format!("invalid address `{address}`"))?;
         }

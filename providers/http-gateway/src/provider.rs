@@ -9,6 +9,8 @@ use tracing::{info, warn};
 use wasmcloud_provider_sdk::provider::WrpcClient;
 use wasmcloud_provider_sdk::{get_connection, load_host_data, run_provider, LinkConfig, LinkDeleteInfo, Provider};
 
+use ticketing_common::settings::lookup;
+
 use crate::config::Settings;
 use crate::routes::RouteTable;
 use crate::server;
@@ -43,11 +45,8 @@ pub async fn run() -> Result<()> {
 
 impl Provider for Gateway {
     async fn receive_link_config_as_source(&self, link: LinkConfig<'_>) -> Result<()> {
-        let path = link
-            .config
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("path"))
-            .map(|(_, v)| v.clone())
+        let path = lookup(link.config, "path")
+            .cloned()
             .with_context(|| format!("link to `{}` has no `path` in its config", link.target_id))?;
         let client = get_connection()
             .get_wrpc_client_custom(link.target_id, Some(self.settings.timeout))

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Result};
+use ticketing_common::settings::lookup;
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 pub const DEFAULT_URI: &str = "mongodb://127.0.0.1:27017";
@@ -15,23 +16,16 @@ pub struct LinkSettings {
     pub database: String,
 }
 
-fn lookup<'a>(map: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
-    map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
-}
-
 impl LinkSettings {
     pub fn from_link(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let secret_uri = secrets
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("uri"))
-            .and_then(|(_, v)| v.as_string().map(str::to_string));
+        let secret_uri = lookup(secrets, "uri").and_then(|v| v.as_string().map(str::to_string));
         let uri = secret_uri
-            .or_else(|| lookup(config, "uri").map(str::to_string))
+            .or_else(|| lookup(config, "uri").cloned())
             .unwrap_or_else(|| DEFAULT_URI.to_string());
         if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
             bail!("the `uri` link setting must be a mongodb:// or mongodb+srv:// URI");
         }
-        let database = lookup(config, "database").unwrap_or(DEFAULT_DATABASE).to_string();
+        let database = lookup(config, "database").map(String::as_str).unwrap_or(DEFAULT_DATABASE).to_string();
         if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
             bail!("`{database}` is not a valid MongoDB database name");
         }

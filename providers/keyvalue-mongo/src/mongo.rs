@@ -214,6 +214,7 @@ impl KeyLocks {
         Arc::clone(locks.entry(key.to_string()).or_default())
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.locks.lock().expect("never poisoned").len()
     }
