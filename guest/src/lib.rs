@@ -1,10 +1,11 @@
 //! The wasm side every component shares.
 //!
 //! Bindings for the `ticketing:services/platform` world (wasi:http types, keyvalue,
-//! config, logging) are generated here once. A component generates only its own world with
+//! config, logging, messaging) are generated here once. A component generates only its own world with
 //! [`component_bindings!`], which maps those interfaces back to this crate, so the
 //! adapter code below works for every component.
 
+pub mod events;
 pub mod http;
 pub mod kv;
 pub mod log;
@@ -22,7 +23,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::wasi;
+pub use bindings::{wasi, wasmcloud};
 
 /// Reads one value of the component's configuration (`config:` in wadm.yaml).
 pub fn config(key: &str) -> Option<String> {
@@ -51,6 +52,8 @@ macro_rules! component_bindings {
                     "wasi:keyvalue/atomics@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::atomics,
                     "wasi:keyvalue/batch@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::batch,
                     "wasi:logging/logging@0.1.0-draft": ::ticketing_guest::wasi::logging::logging,
+                    "wasmcloud:messaging/types@0.2.0": ::ticketing_guest::wasmcloud::messaging::types,
+                    "wasmcloud:messaging/consumer@0.2.0": ::ticketing_guest::wasmcloud::messaging::consumer,
                 },
                 generate_all,
             });

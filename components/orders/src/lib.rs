@@ -7,3 +7,55 @@
 pub mod listeners;
 pub mod routes;
 pub mod store;
+
+/// The wasm adapter: HTTP requests and events in, the outbox published after each.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    ticketing_guest::component_bindings!("orders");
+
+    use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
+    use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
+    use ticketing_common::events::{Event, ExpirationComplete, Outbox, PaymentCreated, TicketCreated, TicketUpdated};
+    use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
+    use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
+    use ticketing_guest::{config, events, kv::LatticeStore, session_keys};
+
+    use super::{listeners, routes};
+
+    struct Orders;
+
+    /// Config `expiration_window_seconds` (15 minutes when absent or not a number).
+    fn window_seconds() -> u64 {
+        config("expiration_window_seconds").and_then(|v| v.trim().parse().ok()).filter(|&s| s > 0).unwrap_or(routes::DEFAULT_WINDOW_SECONDS)
+    }
+
+    impl HttpHandler for Orders {
+        fn handle(request: IncomingRequest, out: ResponseOutparam) {
+            let keys = session_keys();
+            let outbox = Outbox::default();
+            let ctx = routes::Ctx {
+                store: &LatticeStore,
+                keys: keys.as_ref(),
+                now_millis: ticketing_common::time::now_millis(),
+                window_seconds: window_seconds(),
+                outbox: &outbox,
+            };
+            ticketing_guest::http::serve(request, out, |request| events::publish_after(routes::handle(&ctx, &request), &outbox));
+        }
+    }
+
+    impl EventHandler for Orders {
+        fn handle_message(message: BrokerMessage) -> Result<(), String> {
+            let store = &LatticeStore;
+            match message.subject.as_str() {
+                TicketCreated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_ticket_created(store, e)),
+                TicketUpdated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_ticket_updated(store, e)),
+                ExpirationComplete::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_expiration_complete(store, outbox, e)),
+                PaymentCreated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_payment_created(store, e)),
+                other => events::unknown(other),
+            }
+        }
+    }
+
+    bindings::export!(Orders with_types_in bindings);
+}

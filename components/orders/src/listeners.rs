@@ -41,17 +41,27 @@ pub fn on_ticket_updated(store: &impl KeyValue, event: &TicketUpdated) -> Handle
 /// `expiration:complete`: an unpaid order is cancelled (and the ticket released).
 pub fn on_expiration_complete(store: &impl KeyValue, outbox: &Outbox, event: &ExpirationComplete) -> Handled {
     let order = load(store, &event.order_id)?;
-    if matches!(order.status, OrderStatus::Complete | OrderStatus::Cancelled) {
-        return Ok(());
+    match order.status {
+        OrderStatus::Complete => Ok(()),
+        // Announced again: if an earlier attempt saved the cancellation but could not
+        // publish it, this redelivery is what releases the ticket. Listeners ignore repeats.
+        OrderStatus::Cancelled => {
+            outbox.push(&cancelled_event(&order));
+            Ok(())
+        }
+        OrderStatus::Created | OrderStatus::AwaitingPayment => cancel(store, outbox, order),
     }
-    cancel(store, outbox, order)
+}
+
+fn cancelled_event(order: &Order) -> OrderCancelled {
+    OrderCancelled { id: order.id.clone(), version: order.version, ticket: TicketRef { id: order.ticket_id.clone() } }
 }
 
 /// Moves an order to `cancelled` and announces it; used by expiry and by the user's cancel.
 pub fn cancel(store: &impl KeyValue, outbox: &Outbox, order: Order) -> Handled {
     let next = Order { status: OrderStatus::Cancelled, version: order.version + 1, ..order };
     save(store, &next)?;
-    outbox.push(&OrderCancelled { id: next.id.clone(), version: next.version, ticket: TicketRef { id: next.ticket_id.clone() } });
+    outbox.push(&cancelled_event(&next));
     Ok(())
 }
 
@@ -143,7 +153,9 @@ mod tests {
             let outbox = Outbox::default();
             on_expiration_complete(&store, &outbox, &ExpirationComplete { order_id: "o1".into() }).unwrap();
             assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, status);
-            assert!(outbox.take().is_empty());
+            let announced: Vec<&str> = outbox.take().iter().map(|(subject, _)| *subject).collect();
+            let expected: &[&str] = if status == OrderStatus::Cancelled { &["order:cancelled"] } else { &[] };
+            assert_eq!(announced, expected, "a cancelled order is announced again, a complete one is not");
             assert!(!store::claim_ticket(&store, "t1").unwrap(), "still held: nothing was released");
         }
         assert!(on_expiration_complete(&MemoryStore::default(), &Outbox::default(), &ExpirationComplete { order_id: "nope".into() }).is_err());

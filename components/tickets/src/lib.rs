@@ -8,3 +8,41 @@
 pub mod listeners;
 pub mod routes;
 pub mod store;
+
+/// The wasm adapter: HTTP requests and events in, the outbox published after each.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    ticketing_guest::component_bindings!("tickets");
+
+    use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
+    use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
+    use ticketing_common::events::{Event, OrderCancelled, OrderCreated, Outbox};
+    use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
+    use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
+    use ticketing_guest::{events, kv::LatticeStore, session_keys};
+
+    use super::{listeners, routes};
+
+    struct Tickets;
+
+    impl HttpHandler for Tickets {
+        fn handle(request: IncomingRequest, out: ResponseOutparam) {
+            let keys = session_keys();
+            let outbox = Outbox::default();
+            let ctx = routes::Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds(), outbox: &outbox };
+            ticketing_guest::http::serve(request, out, |request| events::publish_after(routes::handle(&ctx, &request), &outbox));
+        }
+    }
+
+    impl EventHandler for Tickets {
+        fn handle_message(message: BrokerMessage) -> Result<(), String> {
+            match message.subject.as_str() {
+                OrderCreated::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_order_created(&LatticeStore, outbox, e)),
+                OrderCancelled::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_order_cancelled(&LatticeStore, outbox, e)),
+                other => events::unknown(other),
+            }
+        }
+    }
+
+    bindings::export!(Tickets with_types_in bindings);
+}

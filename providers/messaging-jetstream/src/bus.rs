@@ -66,8 +66,22 @@ pub struct Bus {
     settings: BusSettings,
 }
 
-/// What a handler says about one event.
-pub type Handled = std::result::Result<(), String>;
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The subscriber handled the event: it is acknowledged.
+    Handled,
+    /// The subscriber refused it or failed: it comes again after a backoff, and goes to
+    /// the dead letters after the last attempt.
+    Failed(String),
+    /// Nobody was there to take it (the component is not running): the event is held and
+    /// offered again until someone is, without using up its attempts. A subscriber that is
+    /// down must not make its events dead letters.
+    Unreachable(String),
+}
+
+/// Longest pause between offers to an unreachable subscriber.
+const MAX_UNREACHABLE_PAUSE: Duration = Duration::from_secs(2);
 
 impl Bus {
     /// Connects and makes sure both streams exist with the configured retention.
@@ -106,7 +120,7 @@ impl Bus {
     pub async fn consume<H, F>(&self, subscriber: &str, subject: &str, handler: H, shutdown: impl Future<Output = ()>) -> Result<()>
     where
         H: Fn(String, Bytes) -> F,
-        F: Future<Output = Handled>,
+        F: Future<Output = Delivery>,
     {
         let name = consumer_name(subscriber, subject);
         let stream = self.js.get_stream(&self.settings.stream).await?;
@@ -118,16 +132,17 @@ impl Bus {
                     filter_subject: format!("{}.{subject}", self.settings.prefix),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: self.settings.ack_wait,
-                    // One more than our attempts, so that we (not the server) decide when
-                    // an event goes to the dead letters.
-                    max_deliver: self.settings.max_deliver + 1,
+                    // Unlimited: we (not the server) decide when an event goes to the dead
+                    // letters, so the server never drops one silently.
+                    max_deliver: -1,
                     deliver_policy: consumer::DeliverPolicy::All,
                     ..Default::default()
                 },
             )
             .await
             .with_context(|| format!("failed to create consumer {name}"))?;
-        let mut messages = consumer.messages().await?;
+        // One event at a time: a held event keeps no others waiting past their ack deadline.
+        let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
         tokio::pin!(shutdown);
         loop {
             let message = tokio::select! {
@@ -139,10 +154,27 @@ impl Bus {
                 },
             };
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-            let handled = handler(subject.to_string(), message.payload.clone());
-            let outcome: Handled = match tokio::time::timeout(self.settings.ack_wait, handled).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err("the handler timed out".into()),
+            let mut pause = Duration::from_millis(100);
+            let outcome = loop {
+                let attempt = tokio::time::timeout(self.settings.ack_wait, handler(subject.to_string(), message.payload.clone()));
+                match attempt.await.unwrap_or_else(|_| Delivery::Failed("the handler timed out".into())) {
+                    Delivery::Unreachable(reason) => {
+                        debug!(consumer = %name, %reason, ?pause, "subscriber unreachable; holding the event");
+                        // Keep the event ours (and in order) while we wait.
+                        let _ = message.ack_with(AckKind::Progress).await;
+                        tokio::select! {
+                            () = &mut shutdown => {
+                                let _ = message.ack_with(AckKind::Nak(None)).await;
+                                return Ok(());
+                            }
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                        // Offer again well within the ack deadline that `Progress` just renewed.
+                        pause = (pause * 2).min(MAX_UNREACHABLE_PAUSE).min(self.settings.ack_wait / 3);
+                    }
+                    Delivery::Handled => break Ok(()),
+                    Delivery::Failed(reason) => break Err(reason),
+                }
             };
             let result = match outcome {
                 Ok(()) => message.ack().await,

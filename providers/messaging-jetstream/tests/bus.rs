@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use messaging_jetstream::bus::{consumer_name, Bus, BusSettings};
+use messaging_jetstream::bus::{consumer_name, Bus, BusSettings, Delivery};
 use ticketing_test_support::Server;
 use tokio::sync::oneshot;
 
@@ -30,12 +30,20 @@ async fn bus(nats: &Server) -> Bus {
 }
 
 /// Runs a consumer in the background; returns what it saw and a stop switch.
-fn spawn_consumer(
+fn spawn_consumer(bus: &Bus, subscriber: &str, subject: &str, fail_first: usize) -> Consumer {
+    spawn_consumer_with(bus, subscriber, subject, fail_first, Delivery::Failed)
+}
+
+type Consumer = (Arc<Mutex<Vec<String>>>, oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
+/// A consumer whose first `fail_first` attempts per event end as `failure(reason)`.
+fn spawn_consumer_with(
     bus: &Bus,
     subscriber: &str,
     subject: &str,
     fail_first: usize,
-) -> (Arc<Mutex<Vec<String>>>, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    failure: fn(String) -> Delivery,
+) -> Consumer {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let attempts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
     let (stop, stopped) = oneshot::channel::<()>();
@@ -57,10 +65,10 @@ fn spawn_consumer(
                         *n
                     };
                     if n <= fail_first {
-                        return Err(format!("failing attempt {n}"));
+                        return failure(format!("failing attempt {n}"));
                     }
                     seen.lock().unwrap().push(text);
-                    Ok(())
+                    Delivery::Handled
                 }
             },
             async move {
@@ -115,6 +123,23 @@ async fn a_failed_event_is_redelivered_until_it_succeeds() {
     bus.publish("payment:created", Bytes::from("p1")).await.unwrap();
     wait_for(&seen, 1).await;
     assert_eq!(*seen.lock().unwrap(), vec!["p1".to_string()]);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_subscriber_gets_the_event_later_without_using_up_its_attempts() {
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    // Six unreachable offers, more than max_deliver (3), then the subscriber is back.
+    let (seen, stop, task) = spawn_consumer_with(&bus, "orders", "ticket:updated", 6, Delivery::Unreachable);
+    bus.publish("ticket:updated", Bytes::from("u1")).await.unwrap();
+    bus.publish("ticket:updated", Bytes::from("u2")).await.unwrap();
+    wait_for(&seen, 2).await;
+    assert_eq!(*seen.lock().unwrap(), vec!["u1".to_string(), "u2".to_string()], "in order, once each");
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.unwrap();
+    let mut dead = async_nats::jetstream::new(client).get_stream("TICKETING_DEAD_LETTERS").await.unwrap();
+    assert_eq!(dead.info().await.unwrap().state.messages, 0, "nothing dead-lettered");
     stop.send(()).unwrap();
     task.await.unwrap();
 }

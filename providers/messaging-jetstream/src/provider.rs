@@ -1,0 +1,175 @@
+//! The wRPC side.
+//!
+//! - Components publish through `wasmcloud:messaging/consumer` (served here): a publish is
+//!   stored by the event stream before it returns; a request is plain NATS request/reply.
+//! - Each link from this provider to a component (`handler`) names the subjects the
+//!   component consumes in its source config `subscriptions`; every subject gets a
+//!   durable consumer named after the component, run by a task here that calls the
+//!   component's `handle-message` for each event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use tokio::sync::{watch, Mutex, OnceCell};
+use tracing::{info, warn};
+use wasmcloud_provider_sdk::{
+    get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
+    ProviderInitConfig,
+};
+
+use crate::bus::{Bus, Delivery};
+use crate::config::{redacted, subscriptions, ProviderSettings};
+
+mod bindings {
+    wit_bindgen_wrpc::generate!({
+        path: "../../wit",
+        world: "messaging-jetstream-provider",
+        generate_all,
+    });
+}
+
+use bindings::exports::wasmcloud::messaging::consumer;
+use bindings::wasmcloud::messaging::handler;
+use bindings::wasmcloud::messaging::types::BrokerMessage;
+
+/// (target component, link name)
+type LinkKey = (String, String);
+
+#[derive(Clone, Default)]
+pub struct MessagingJetstream {
+    connected: Arc<OnceCell<Connected>>,
+    /// Stop switches of the consuming tasks, per link.
+    links: Arc<Mutex<HashMap<LinkKey, watch::Sender<bool>>>>,
+}
+
+#[derive(Clone)]
+struct Connected {
+    nats: async_nats::Client,
+    bus: Bus,
+    ack_wait: Duration,
+}
+
+pub async fn run() -> Result<()> {
+    let provider = MessagingJetstream::default();
+    let shutdown = run_provider(provider.clone(), "messaging-jetstream").await.context("failed to start the provider")?;
+    let connection = get_connection();
+    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
+}
+
+impl MessagingJetstream {
+    fn connected(&self) -> Result<&Connected, String> {
+        self.connected.get().ok_or_else(|| "the messaging provider is not connected to NATS".to_string())
+    }
+}
+
+impl Provider for MessagingJetstream {
+    async fn init(&self, init: impl ProviderInitConfig) -> Result<()> {
+        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets())?;
+        let nats = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(&settings.nats_url)
+            .await
+            .with_context(|| format!("failed to connect to NATS at {}", redacted(&settings.nats_url)))?;
+        let bus = Bus::connect(nats.clone(), settings.bus.clone()).await?;
+        info!(nats = redacted(&settings.nats_url), stream = settings.bus.stream, "event streams ready");
+        let _ = self.connected.set(Connected { nats, bus, ack_wait: settings.bus.ack_wait });
+        Ok(())
+    }
+
+    async fn receive_link_config_as_source(&self, link: LinkConfig<'_>) -> Result<()> {
+        let subjects = subscriptions(link.config)?;
+        let connected = self.connected().map_err(anyhow::Error::msg)?.clone();
+        let component = link.target_id.to_string();
+        // The handler may take up to ack_wait; the bus decides when it timed out.
+        let client = get_connection().get_wrpc_client_custom(&component, Some(connected.ack_wait * 2)).await?;
+        let (stop, stopped) = watch::channel(false);
+        for subject in &subjects {
+            tokio::spawn(deliver(connected.bus.clone(), client.clone(), component.clone(), subject.clone(), stopped.clone()));
+        }
+        info!(component, link = link.link_name, ?subjects, "delivering events");
+        if let Some(old) = self.links.lock().await.insert((component, link.link_name.to_string()), stop) {
+            let _ = old.send(true);
+        }
+        Ok(())
+    }
+
+    async fn delete_link_as_source(&self, info: impl LinkDeleteInfo) -> Result<()> {
+        let key = (info.get_target_id().to_string(), info.get_link_name().to_string());
+        if let Some(stop) = self.links.lock().await.remove(&key) {
+            let _ = stop.send(true);
+            info!(component = key.0, link = key.1, "stopped delivering events; they wait in the stream");
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        for (_, stop) in self.links.lock().await.drain() {
+            let _ = stop.send(true);
+        }
+        Ok(())
+    }
+}
+
+/// Runs one durable consumer until told to stop, starting it again if it breaks (for
+/// example while NATS restarts).
+async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient, component: String, subject: String, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let mut stop = stopped.clone();
+        let until_stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let handle = |subject: String, body: Bytes| {
+            let client = client.clone();
+            async move {
+                let message = BrokerMessage { subject, body, reply_to: None };
+                match handler::handle_message(&client, None, &message).await {
+                    Ok(Ok(())) => Delivery::Handled,
+                    Ok(Err(reason)) => Delivery::Failed(reason),
+                    Err(e) if is_no_responders(&e) => Delivery::Unreachable(format!("{e:#}")),
+                    Err(e) => Delivery::Failed(format!("{e:#}")),
+                }
+            }
+        };
+        match bus.consume(&component, &subject, handle, until_stopped).await {
+            Ok(()) => return,
+            Err(e) => warn!(component, subject, error = format!("{e:#}"), "consumer stopped; starting it again shortly"),
+        }
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// NATS answers "no responders" when no host runs the component right now; the wRPC
+/// transport reports it as `NotConnected`.
+fn is_no_responders(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::NotConnected)
+    })
+}
+
+impl consumer::Handler<Option<Context>> for MessagingJetstream {
+    async fn publish(&self, cx: Option<Context>, message: BrokerMessage) -> Result<Result<(), String>> {
+        let connected = match self.connected() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+        Ok(connected.bus.publish(&message.subject, message.body).await.map_err(|e| {
+            let component = cx.and_then(|cx| cx.component).unwrap_or_default();
+            warn!(component, subject = message.subject, error = format!("{e:#}"), "publish failed");
+            format!("publish to {} failed: {e:#}", message.subject)
+        }))
+    }
+
+    async fn request(&self, _cx: Option<Context>, subject: String, body: Bytes, timeout_ms: u32) -> Result<Result<BrokerMessage, String>> {
+        let connected = match self.connected() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+        let asked = connected.nats.request(subject.clone(), body);
+        Ok(match tokio::time::timeout(Duration::from_millis(timeout_ms.into()), asked).await {
+            Ok(Ok(reply)) => Ok(BrokerMessage { subject: reply.subject.to_string(), body: reply.payload, reply_to: None }),
+            Ok(Err(e)) => Err(format!("request to {subject} failed: {e}")),
+            Err(_) => Err(format!("request to {subject} timed out after {timeout_ms} ms")),
+        })
+    }
+}
