@@ -23,8 +23,10 @@ class Reply:
 
 
 class Client:
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, session: str | None = None):
         self.base_url = base_url
+        # A session token to send as the `session` cookie (users made without signing up).
+        self.session = session
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
@@ -32,6 +34,8 @@ class Client:
                 headers: dict[str, str] | None = None, timeout: float = 30) -> Reply:
         data = raw
         hdrs = dict(headers or {})
+        if self.session and "cookie" not in {k.lower() for k in hdrs}:
+            hdrs["cookie"] = f"session={self.session}"
         if body is not None:
             data = json.dumps(body).encode()
             hdrs.setdefault("content-type", "application/json")

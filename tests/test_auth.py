@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import concurrent.futures
-import uuid
 
 import jwt_helper
 from client import Client
-
-
-def unique_email() -> str:
-    return f"user-{uuid.uuid4().hex[:12]}@test.com"
+from helpers import unique_email
 
 
 def signup(client: Client, email: str, password: str = "password"):

@@ -40,12 +40,14 @@ fn covers(prefix: &str, path: &str) -> bool {
 }
 
 impl<T: Clone> RouteTable<T> {
-    /// Adds a route. A prefix can belong to one link only; a link re-registering
-    /// replaces its previous prefix (a link update).
+    /// Adds a route. A prefix can belong to one component only; a link re-registering
+    /// replaces its previous prefix (a link update), and a new link of the same component
+    /// takes the prefix over (a link renamed in a new manifest version: the old link is
+    /// deleted after the new one exists, and must not take the route with it).
     pub fn insert(&mut self, prefix: &str, link: LinkKey, target: T) -> Result<(), String> {
         let prefix = normalise_prefix(prefix).ok_or_else(|| format!("path `{prefix}` must start with `/`"))?;
         if let Some((owner, _)) = self.routes.get(&prefix) {
-            if owner != &link {
+            if owner.0 != link.0 {
                 return Err(format!("path `{prefix}` is already routed to component `{}`", owner.0));
             }
         }
@@ -77,6 +79,18 @@ impl<T: Clone> RouteTable<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renamed_link_of_the_same_component_keeps_the_route() {
+        let mut table = RouteTable::default();
+        let old = ("auth".to_string(), "default".to_string());
+        let new = ("auth".to_string(), "route-auth".to_string());
+        table.insert("/api/users", old.clone(), 1).unwrap();
+        table.insert("/api/users", new, 2).unwrap();
+        table.remove_link(&old);
+        assert_eq!(table.lookup("/api/users/signin"), Some(2));
+        assert!(table.insert("/api/users", ("tickets".into(), "x".into()), 3).is_err(), "another component cannot take it");
+    }
 
     fn link(component: &str) -> LinkKey {
         (component.to_string(), "default".to_string())

@@ -1,0 +1,125 @@
+"""Shared pieces of the end-to-end tests: users, waiting for events, raw NATS."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+
+import jwt_helper
+from client import Client
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@test.com"
+
+
+def new_id() -> str:
+    """A valid id that no record has."""
+    return uuid.uuid4().hex[:24]
+
+
+def user(profile) -> Client:
+    """A signed-in client with a fresh identity, its session minted with the lattice's key
+    (signing up hashes a password, which is slow; auth's own tests cover that path)."""
+    key = (profile.state_dir / "jwt_key").read_text().strip()
+    now = int(time.time())
+    token = jwt_helper.sign({"id": new_id(), "email": unique_email(), "iat": now, "exp": now + 3600}, key)
+    return Client(profile.http_url, session=token)
+
+
+def user_id(client: Client) -> str:
+    return client.get("/api/users/currentuser").json()["currentUser"]["id"]
+
+
+def eventually(check, timeout: float = 20, interval: float = 0.1, what: str = "the condition"):
+    """Polls `check` until it returns something truthy (returned), or fails after `timeout`
+    seconds. Events travel asynchronously; an event refused once comes again later."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def create_ticket(seller: Client, title: str = "concert", price=20) -> dict:
+    reply = seller.post("/api/tickets", {"title": title, "price": price})
+    assert reply.status == 201, reply.body
+    return reply.json()
+
+
+def order_when_replicated(buyer: Client, ticket_id: str, timeout: float = 20):
+    """POST /api/orders, retried while orders has not received `ticket:created` yet (404)."""
+    def attempt():
+        reply = buyer.post("/api/orders", {"ticketId": ticket_id})
+        return None if reply.status == 404 else reply
+    return eventually(attempt, timeout=timeout, what=f"ticket {ticket_id} to reach orders")
+
+
+def ticket(client: Client, ticket_id: str) -> dict:
+    reply = client.get(f"/api/tickets/{ticket_id}")
+    assert reply.status == 200, reply.body
+    return reply.json()
+
+
+class Nats:
+    """Just enough of the NATS client protocol to publish events and ask JetStream."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+        self.sid = 0
+        self._line()  # INFO
+        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\nPING\r\n')
+        self._expect(b"PONG")
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("NATS closed the connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buffer) < n + 2:
+            self.buffer += self.sock.recv(65536)
+        data, self.buffer = self.buffer[:n], self.buffer[n + 2:]
+        return data
+
+    def _expect(self, word: bytes):
+        while True:
+            line = self._line()
+            if line == b"PING":
+                self.sock.sendall(b"PONG\r\n")
+            elif line.startswith(word):
+                return line
+            elif line.startswith(b"-ERR"):
+                raise RuntimeError(line.decode())
+
+    def request(self, subject: str, payload: bytes = b"") -> bytes:
+        inbox = f"_INBOX.{uuid.uuid4().hex}"
+        self.sid += 1
+        self.sock.sendall(f"SUB {inbox} {self.sid}\r\nUNSUB {self.sid} 1\r\nPUB {subject} {inbox} {len(payload)}\r\n".encode()
+                          + payload + b"\r\n")
+        header = self._expect(b"MSG").split()
+        return self._read(int(header[-1]))
+
+    def publish_event(self, subject: str, event: dict) -> None:
+        """Publishes like a service does: into the event stream, waiting for its ack."""
+        ack = json.loads(self.request(f"events.{subject}", json.dumps(event).encode()))
+        assert "error" not in ack, ack
+
+    def jetstream(self, api: str) -> dict:
+        return json.loads(self.request(f"$JS.API.{api}"))
+
+
+def nats(profile) -> Nats:
+    return Nats(profile.ports["nats"])
