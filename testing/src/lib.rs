@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// An installed tool, e.g. `ferretdb` or `nats-server`.
+/// An installed tool, e.g. `ferretdb` or `nats-server` (from `./ticketing install`), or
+/// `redis-server` (a Debian package, on the PATH).
 pub fn tool(name: &str) -> PathBuf {
     let home = std::env::var("HOME").expect("HOME is set");
     let cache = std::env::var("TICKETING_CACHE").unwrap_or_else(|_| format!("{home}/.cache/ticketing"));
-    let path = PathBuf::from(cache).join("tools/bin").join(name);
-    assert!(path.exists(), "{} is missing: run `./ticketing install` first", path.display());
-    path
+    let ours = PathBuf::from(cache).join("tools/bin").join(name);
+    if ours.exists() {
+        return ours;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.exists()))
+        .unwrap_or_else(|| panic!("{} is missing: run `./ticketing install` first", ours.display()))
 }
 
 /// A port for the next server of this test binary. Tests run in parallel threads, so

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Result};
+pub use ticketing_common::settings::redacted;
 use ticketing_common::settings::lookup;
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
@@ -30,18 +31,6 @@ impl LinkSettings {
             bail!("`{database}` is not a valid MongoDB database name");
         }
         Ok(Self { uri, database })
-    }
-}
-
-/// The URI with any password replaced, for logs.
-pub fn redacted(uri: &str) -> String {
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &uri[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &uri[..scheme_end + 3], &uri[at..])
-        }
-        _ => uri.to_string(),
     }
 }
 
@@ -73,9 +62,4 @@ mod tests {
         assert!(LinkSettings::from_link(&map(&[("database", "a.b")]), &HashMap::new()).is_err());
     }
 
-    #[test]
-    fn passwords_never_reach_logs() {
-        assert_eq!(redacted("mongodb://user:secret@host:27017/db"), "mongodb://user:***@host:27017/db");
-        assert_eq!(redacted("mongodb://host:27017"), "mongodb://host:27017");
-    }
 }

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use ticketing_common::settings::lookup;
+pub use ticketing_common::settings::redacted;
+use ticketing_common::settings::{lookup, millis_list, number, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 use crate::bus::BusSettings;
@@ -29,26 +30,19 @@ impl ProviderSettings {
             .or_else(|| lookup(config, "nats_url").cloned())
             .unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
         let mut bus = BusSettings::default();
-        let text = |key: &str| lookup(config, key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let number = |key: &str| -> Result<Option<u64>> {
-            text(key).map(|v| v.parse::<u64>().with_context(|| format!("`{key}` must be a whole number, got `{v}`"))).transpose()
-        };
-        if let Some(v) = text("stream") { bus.stream = v; }
-        if let Some(v) = text("subject_prefix") { bus.prefix = v; }
-        if let Some(v) = text("dead_letter_stream") { bus.dead_letter_stream = v; }
-        if let Some(v) = text("dead_letter_prefix") { bus.dead_letter_prefix = v; }
+        let number = |key: &str| number(config, key).map_err(anyhow::Error::msg);
+        if let Some(v) = text(config, "stream") { bus.stream = v; }
+        if let Some(v) = text(config, "subject_prefix") { bus.prefix = v; }
+        if let Some(v) = text(config, "dead_letter_stream") { bus.dead_letter_stream = v; }
+        if let Some(v) = text(config, "dead_letter_prefix") { bus.dead_letter_prefix = v; }
         if let Some(v) = number("max_age_seconds")? { bus.max_age = Duration::from_secs(v); }
         if let Some(v) = number("ack_wait_ms")? { bus.ack_wait = Duration::from_millis(v); }
         if let Some(v) = number("max_deliver")? {
             if v == 0 { bail!("`max_deliver` must be at least 1"); }
             bus.max_deliver = i64::try_from(v).context("`max_deliver` is too large")?;
         }
-        if let Some(v) = text("backoff_ms") {
-            bus.backoff = v
-                .split(',')
-                .map(|d| d.trim().parse::<u64>().map(Duration::from_millis))
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("`backoff_ms` must be a comma-separated list of milliseconds, got `{v}`"))?;
+        if let Some(v) = millis_list(config, "backoff_ms").map_err(anyhow::Error::msg)? {
+            bus.backoff = v;
         }
         if bus.ack_wait < Duration::from_millis(100) {
             bail!("`ack_wait_ms` must be at least 100");
@@ -72,14 +66,6 @@ pub fn subscriptions(config: &HashMap<String, String>) -> Result<Vec<String>> {
         }
     }
     Ok(subjects)
-}
-
-/// The URL without credentials, for logs.
-pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
-        _ => url.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -112,7 +98,7 @@ mod tests {
         let secrets = HashMap::from([("nats_url".to_string(), SecretValue::String("nats://u:p@n:1".into()))]);
         let s = ProviderSettings::from_config(&map(&[("nats_url", "nats://other:2")]), &secrets).unwrap();
         assert_eq!(s.nats_url, "nats://u:p@n:1");
-        assert_eq!(redacted(&s.nats_url), "nats://***@n:1");
+        assert_eq!(redacted(&s.nats_url), "nats://u:***@n:1");
     }
 
     #[test]

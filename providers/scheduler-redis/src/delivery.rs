@@ -1,0 +1,97 @@
+//! Runs due jobs: take what is due, run each, record the outcome. Independent of
+//! wasmCloud: `run` is whatever calls the component.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::jobs::{JobStore, Taken};
+
+/// What became of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The component failed the job: it runs again after a backoff, and is given up after
+    /// the last attempt.
+    Failed(String),
+    /// Nobody was there to run it (the component is not running): it is offered again
+    /// soon, without using up an attempt.
+    Unreachable(String),
+}
+
+/// Jobs taken per round; a full round is followed at once by the next.
+const BATCH: usize = 32;
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(1);
+
+pub fn now_ms() -> u64 {
+    ticketing_common::time::now_millis()
+}
+
+/// Delivers the namespace's due jobs to `run` until `stopped` turns true.
+pub async fn deliver<R, F>(store: JobStore, ns: String, poll: Duration, run: R, mut stopped: watch::Receiver<bool>)
+where
+    R: Fn(Taken) -> F,
+    F: Future<Output = Outcome>,
+{
+    // A run may take at most a third of the lease, so it ends long before anyone else
+    // could take the same job.
+    let run_timeout = store.settings().lease / 3;
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        let pause = match store.take_due(&ns, now_ms(), BATCH).await {
+            Ok(jobs) => {
+                let full = jobs.len() == BATCH;
+                let runs = jobs.into_iter().map(|job| {
+                    let run = &run;
+                    let store = &store;
+                    let ns = &ns;
+                    async move {
+                        let outcome = tokio::time::timeout(run_timeout, run(job.clone()))
+                            .await
+                            .unwrap_or_else(|_| Outcome::Failed("the run timed out".into()));
+                        record(store, ns, &job, outcome).await;
+                    }
+                });
+                join_all(runs).await;
+                if full { Duration::ZERO } else { poll }
+            }
+            Err(e) => {
+                warn!(namespace = ns, error = format!("{e:#}"), "cannot read due jobs; trying again");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+async fn record(store: &JobStore, ns: &str, job: &Taken, outcome: Outcome) {
+    let settings = store.settings();
+    let result = match outcome {
+        Outcome::Done => store.complete(ns, &job.id).await,
+        Outcome::Unreachable(reason) => {
+            debug!(namespace = ns, job = job.id, %reason, "component unreachable; job held");
+            store.retry(ns, &job.id, now_ms() + UNREACHABLE_RETRY.as_millis() as u64, true).await
+        }
+        Outcome::Failed(reason) if job.attempts >= settings.max_attempts => {
+            warn!(namespace = ns, job = job.id, attempts = job.attempts, %reason, "job failed for the last time; given up");
+            store.give_up(ns, &job.id, &reason).await
+        }
+        Outcome::Failed(reason) => {
+            let delay = settings.retry_delay(job.attempts);
+            debug!(namespace = ns, job = job.id, attempts = job.attempts, ?delay, %reason, "job failed; will run again");
+            store.retry(ns, &job.id, now_ms() + delay.as_millis() as u64, false).await
+        }
+    };
+    if let Err(e) = result {
+        // The lease runs out and the job comes back by itself.
+        warn!(namespace = ns, job = job.id, error = format!("{e:#}"), "cannot record the outcome");
+    }
+}

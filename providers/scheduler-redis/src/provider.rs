@@ -1,0 +1,178 @@
+//! The wRPC side.
+//!
+//! - Components schedule and cancel jobs through `ticketing:jobs/scheduler` (served here);
+//!   jobs are kept per component (the caller's id is the namespace).
+//! - A link from this provider to a component (`runner`) starts the loop that runs the
+//!   component's due jobs by calling its `run`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use tokio::sync::{watch, Mutex, OnceCell};
+use tracing::{info, warn};
+use wasmcloud_provider_sdk::provider::WrpcClient;
+use wasmcloud_provider_sdk::{
+    get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
+    ProviderInitConfig,
+};
+
+use crate::config::{redacted, redis_url, ProviderSettings};
+use crate::delivery::{deliver, Outcome};
+use crate::jobs::{JobStore, Taken};
+
+mod bindings {
+    wit_bindgen_wrpc::generate!({
+        path: "../../wit",
+        world: "scheduler-redis-provider",
+        generate_all,
+    });
+}
+
+use bindings::exports::ticketing::jobs::scheduler;
+use bindings::ticketing::jobs::runner;
+use bindings::ticketing::jobs::types::Job;
+
+#[derive(Clone, Default)]
+pub struct SchedulerRedis {
+    settings: Arc<OnceCell<(ProviderSettings, JobStore)>>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Components whose link names a Redis of their own.
+    own_stores: HashMap<String, JobStore>,
+    /// Running delivery loops per component: the client that reaches it and the stop switch.
+    runners: HashMap<String, (WrpcClient, watch::Sender<bool>)>,
+}
+
+pub async fn run() -> Result<()> {
+    let provider = SchedulerRedis::default();
+    let shutdown = run_provider(provider.clone(), "scheduler-redis").await.context("failed to start the provider")?;
+    let connection = get_connection();
+    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
+}
+
+impl SchedulerRedis {
+    fn defaults(&self) -> Result<&(ProviderSettings, JobStore), String> {
+        self.settings.get().ok_or_else(|| "the scheduler is not connected to Redis".to_string())
+    }
+
+    async fn store_for(&self, component: &str) -> Result<JobStore, String> {
+        if let Some(store) = self.state.lock().await.own_stores.get(component) {
+            return Ok(store.clone());
+        }
+        Ok(self.defaults()?.1.clone())
+    }
+
+    /// (Re)starts the loop running `component`'s jobs.
+    async fn start_runner(&self, state: &mut State, component: &str, client: WrpcClient) -> Result<(), String> {
+        let (settings, default_store) = self.defaults()?;
+        let store = state.own_stores.get(component).cloned().unwrap_or_else(|| default_store.clone());
+        let (stop, stopped) = watch::channel(false);
+        let run = {
+            let client = client.clone();
+            move |job: Taken| {
+                let client = client.clone();
+                async move {
+                    match runner::run(&client, None, &job.id, &Bytes::from(job.payload)).await {
+                        Ok(Ok(())) => Outcome::Done,
+                        Ok(Err(reason)) => Outcome::Failed(reason),
+                        Err(e) if is_no_responders(&e) => Outcome::Unreachable(format!("{e:#}")),
+                        Err(e) => Outcome::Failed(format!("{e:#}")),
+                    }
+                }
+            }
+        };
+        tokio::spawn(deliver(store, component.to_string(), settings.poll, run, stopped));
+        if let Some((_, old)) = state.runners.insert(component.to_string(), (client, stop)) {
+            let _ = old.send(true);
+        }
+        Ok(())
+    }
+}
+
+/// NATS answers "no responders" when no host runs the component right now.
+fn is_no_responders(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::NotConnected))
+}
+
+impl Provider for SchedulerRedis {
+    async fn init(&self, init: impl ProviderInitConfig) -> Result<()> {
+        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets())?;
+        let store = JobStore::connect(&settings.redis_url, settings.jobs.clone()).await?;
+        info!(redis = redacted(&settings.redis_url), "job store ready");
+        let _ = self.settings.set((settings, store));
+        Ok(())
+    }
+
+    /// A component that schedules jobs; its link may name a Redis of its own.
+    async fn receive_link_config_as_target(&self, link: LinkConfig<'_>) -> Result<()> {
+        let Some(url) = redis_url(link.config, link.secrets) else { return Ok(()) };
+        let (settings, _) = self.defaults().map_err(anyhow::Error::msg)?;
+        let store = JobStore::connect(&url, settings.jobs.clone()).await?;
+        info!(component = link.source_id, redis = redacted(&url), "jobs of this component kept in their own Redis");
+        let mut state = self.state.lock().await;
+        state.own_stores.insert(link.source_id.to_string(), store);
+        if let Some((client, _)) = state.runners.get(link.source_id).cloned() {
+            self.start_runner(&mut state, link.source_id, client).await.map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
+
+    /// A component whose due jobs this provider runs.
+    async fn receive_link_config_as_source(&self, link: LinkConfig<'_>) -> Result<()> {
+        let client = get_connection().get_wrpc_client(link.target_id).await?;
+        let mut state = self.state.lock().await;
+        self.start_runner(&mut state, link.target_id, client).await.map_err(anyhow::Error::msg)?;
+        info!(component = link.target_id, "running this component's due jobs");
+        Ok(())
+    }
+
+    async fn delete_link_as_source(&self, info: impl LinkDeleteInfo) -> Result<()> {
+        if let Some((_, stop)) = self.state.lock().await.runners.remove(info.get_target_id()) {
+            let _ = stop.send(true);
+            info!(component = info.get_target_id(), "stopped running jobs; they wait in Redis");
+        }
+        Ok(())
+    }
+
+    async fn delete_link_as_target(&self, info: impl LinkDeleteInfo) -> Result<()> {
+        self.state.lock().await.own_stores.remove(info.get_source_id());
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        for (_, (_, stop)) in self.state.lock().await.runners.drain() {
+            let _ = stop.send(true);
+        }
+        Ok(())
+    }
+}
+
+impl scheduler::Handler<Option<Context>> for SchedulerRedis {
+    async fn schedule(&self, cx: Option<Context>, job: Job) -> Result<Result<bool, String>> {
+        let Some(component) = cx.and_then(|cx| cx.component) else {
+            return Ok(Err("call without an invocation context".into()));
+        };
+        if job.id.is_empty() {
+            return Ok(Err("a job needs an id".into()));
+        }
+        let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.schedule(&component, &job.id, &job.payload, job.due_ms).await.map_err(|e| {
+            warn!(component, job = job.id, error = format!("{e:#}"), "schedule failed");
+            format!("schedule failed: {e:#}")
+        }))
+    }
+
+    async fn cancel(&self, cx: Option<Context>, id: String) -> Result<Result<bool, String>> {
+        let Some(component) = cx.and_then(|cx| cx.component) else {
+            return Ok(Err("call without an invocation context".into()));
+        };
+        let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+        Ok(store.cancel(&component, &id).await.map_err(|e| format!("cancel failed: {e:#}")))
+    }
+}
