@@ -8,25 +8,11 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
 from helpers import create_ticket, eventually, nats, order_when_replicated, user
 from lattice import lattice
+from manifests import deployed, without_component
 
 ORDERS_TICKET_CREATED = "ticketing-orders__ticket_created"
-
-
-def manifest_without(profile, component: str):
-    """The deployed manifest minus one component and every link to it."""
-    doc = yaml.safe_load(lattice.manifest_for(profile).read_text())
-    spec = doc["spec"]["components"]
-    spec[:] = [c for c in spec if c["name"] != component]
-    for c in spec:
-        c["traits"] = [t for t in c.get("traits", [])
-                       if not (t["type"] == "link" and t["properties"]["target"]["name"] == component)]
-    path = profile.state_dir / f"wadm-without-{component}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def consumer_state(profile) -> dict:
@@ -50,18 +36,13 @@ def test_tickets_sold_while_orders_is_down_all_reach_it_once_it_is_back(running_
     seller, buyer = user(running_lattice), user(running_lattice)
     # orders is up and consuming: its durable consumer exists.
     order_when_replicated(buyer, create_ticket(seller, "before")["id"])
-    try:
-        lattice.wash(running_lattice, "app", "deploy", str(manifest_without(running_lattice, "orders")))
+    with deployed(running_lattice, "without-orders", lambda doc: without_component(doc, "orders")):
         eventually(lambda: "ticketing-orders" not in components_running(running_lattice), timeout=60,
                    interval=0.5, what="wadm to stop the orders component")
-
         sold = [create_ticket(seller, f"while away {i}", 10 + i) for i in range(20)]
         waiting = eventually(lambda: (s := consumer_state(running_lattice))["num_pending"]
                              + s["num_ack_pending"] >= 20 and s, what="the events to wait in the stream")
         assert waiting["num_pending"] + waiting["num_ack_pending"] >= 20
-    finally:
-        lattice.deploy(running_lattice)
-        lattice.wait_until_deployed(running_lattice)
 
     for t in sold:
         reply = order_when_replicated(buyer, t["id"], timeout=60)

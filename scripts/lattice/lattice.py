@@ -43,7 +43,7 @@ def start_servers(profile: Profile) -> None:
     # Append-only file on, so scheduled jobs survive a Redis restart.
     procs.start(profile, "redis", [shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
                                    "--port", str(p["redis"]), "--dir", str(data / "redis"),
-                                   "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                                   "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                                    "--daemonize", "no"])
     # stripe-mock serves HTTPS too; on the next port, so two profiles never collide.
     procs.start(profile, "stripe-mock", [str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}",

@@ -80,6 +80,9 @@ pub enum Delivery {
     Unreachable(String),
 }
 
+/// How long one pull waits at the server for an event.
+const PULL_WAIT: Duration = Duration::from_secs(5);
+
 /// Longest pause between offers to an unreachable subscriber.
 const MAX_UNREACHABLE_PAUSE: Duration = Duration::from_secs(2);
 
@@ -141,16 +144,31 @@ impl Bus {
             )
             .await
             .with_context(|| format!("failed to create consumer {name}"))?;
-        // One event at a time: a held event keeps no others waiting past their ack deadline.
-        let mut messages = consumer.stream().max_messages_per_batch(1).messages().await?;
         tokio::pin!(shutdown);
         loop {
+            // One event per pull, a long poll the server answers as soon as an event is
+            // there: no event waits in a local buffer past its ack deadline while we hold
+            // another. (A continuous pull stream with batches of one stalled for its whole
+            // expiry now and then.)
+            let pull = async {
+                let mut batch = consumer.batch().max_messages(1).expires(PULL_WAIT).messages().await?;
+                anyhow::Ok(batch.next().await)
+            };
             let message = tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                next = messages.next() => match next {
-                    Some(Ok(message)) => message,
-                    Some(Err(e)) => { warn!(consumer = %name, error = %e, "receive failed"); continue }
-                    None => return Ok(()),
+                pulled = pull => match pulled {
+                    Ok(Some(Ok(message))) => message,
+                    Ok(None) => continue, // nothing within PULL_WAIT
+                    Ok(Some(Err(e))) => {
+                        warn!(consumer = %name, error = %e, "receive failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        warn!(consumer = %name, error = %e, "pull failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
                 },
             };
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);

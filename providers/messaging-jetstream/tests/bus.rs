@@ -191,3 +191,22 @@ async fn instances_of_one_subscriber_share_events_and_other_subscribers_get_all(
         task.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_steady_flow_of_bursts_keeps_flowing() {
+    // Bursts with pauses between them: the consumer must keep pulling after each (an
+    // earlier pull loop stalled for its whole expiry now and then).
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    let (seen, stop, task) = spawn_consumer(&bus, "orders", "ticket:created", 0);
+    for burst in 0..10 {
+        for i in 0..20 {
+            bus.publish("ticket:created", Bytes::from(format!("b{burst}-{i}"))).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for(&seen, 200).await;
+    assert_eq!(seen.lock().unwrap().len(), 200);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}

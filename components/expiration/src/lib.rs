@@ -1,0 +1,54 @@
+//! expiration service: an order that is not paid in time is expired.
+//!
+//! On `order:created` it schedules a job for the order's `expiresAt` through the
+//! scheduler capability (`ticketing:jobs`, Redis-backed); when the job runs it publishes
+//! `expiration:complete`, and orders decides (a paid order stays complete).
+//!
+//! - event handler and job runner: [`expiry`]
+
+pub mod expiry;
+
+/// The wasm adapter: events and due jobs in, the outbox published after each.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    ticketing_guest::component_bindings!("expiration");
+
+    use bindings::exports::ticketing::jobs::runner::Guest as JobRunner;
+    use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
+    use bindings::ticketing::jobs::{scheduler, types::Job};
+    use ticketing_common::events::{Event, OrderCreated, Outbox};
+    use ticketing_guest::events;
+    use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
+
+    use super::expiry;
+
+    /// The lattice's scheduler, as the plain trait the logic uses.
+    struct LatticeScheduler;
+
+    impl expiry::Scheduler for LatticeScheduler {
+        fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, String> {
+            scheduler::schedule(&Job { id: id.to_string(), payload, due_ms })
+        }
+    }
+
+    struct Expiration;
+
+    impl EventHandler for Expiration {
+        fn handle_message(message: BrokerMessage) -> Result<(), String> {
+            match message.subject.as_str() {
+                OrderCreated::SUBJECT => events::handle(&message.body, |e, _| expiry::on_order_created(&LatticeScheduler, e)),
+                other => events::unknown(other),
+            }
+        }
+    }
+
+    impl JobRunner for Expiration {
+        fn run(_id: String, payload: Vec<u8>) -> Result<(), String> {
+            let outbox = Outbox::default();
+            expiry::run_job(&payload, &outbox)?;
+            events::publish(&outbox)
+        }
+    }
+
+    bindings::export!(Expiration with_types_in bindings);
+}
