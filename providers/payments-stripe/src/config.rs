@@ -1,0 +1,71 @@
+//! Provider settings. The secret key comes from a wasmCloud secret `stripe_secret_key`;
+//! plain config is accepted for local development against stripe-mock only.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use ticketing_common::settings::{lookup, millis_list, number, text};
+use wasmcloud_provider_sdk::core::secrets::SecretValue;
+
+use crate::stripe::ClientSettings;
+
+#[derive(Clone)]
+pub struct ProviderSettings {
+    pub secret_key: String,
+    pub client: ClientSettings,
+}
+
+impl ProviderSettings {
+    pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
+        let secret_key = lookup(secrets, "stripe_secret_key")
+            .and_then(|v| v.as_string().map(str::to_string))
+            // Plain config only for test-mode keys (local development against stripe-mock).
+            .or_else(|| text(config, "stripe_secret_key").filter(|k| k.starts_with("sk_test_")));
+        let Some(secret_key) = secret_key else {
+            bail!("no Stripe key: put it in a secret named `stripe_secret_key`");
+        };
+        if !secret_key.starts_with("sk_") && !secret_key.starts_with("rk_") {
+            bail!("`stripe_secret_key` does not look like a Stripe secret key (sk_... or rk_...)");
+        }
+        let number = |key: &str| number(config, key).map_err(anyhow::Error::msg);
+        let mut client = ClientSettings::default();
+        if let Some(v) = text(config, "api_base") {
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                bail!("`api_base` must be an http(s) URL");
+            }
+            client.api_base = v;
+        }
+        if let Some(v) = number("timeout_ms")? { client.timeout = Duration::from_millis(v.max(100)); }
+        if let Some(v) = number("max_retries")? { client.max_retries = u32::try_from(v.min(10)).unwrap_or(10); }
+        if let Some(v) = millis_list(config, "backoff_ms").map_err(anyhow::Error::msg)? { client.backoff = v; }
+        Ok(Self { secret_key, client })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_key_comes_from_a_secret_first() {
+        let secrets = HashMap::from([("stripe_secret_key".to_string(), SecretValue::String("sk_test_secret".into()))]);
+        let s = ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_config")]), &secrets).unwrap();
+        assert_eq!(s.secret_key, "sk_test_secret");
+        let s = ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_config"), ("api_base", "http://127.0.0.1:1")]), &HashMap::new()).unwrap();
+        assert_eq!((s.secret_key.as_str(), s.client.api_base.as_str()), ("sk_test_config", "http://127.0.0.1:1"));
+    }
+
+    #[test]
+    fn a_missing_or_odd_key_and_bad_values_are_refused() {
+        assert!(ProviderSettings::from_config(&HashMap::new(), &HashMap::new()).is_err());
+        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "pk_test_x")]), &HashMap::new()).is_err());
+        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_live_x")]), &HashMap::new()).is_err(), "live keys only from secrets");
+        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_x"), ("api_base", "ftp://x")]), &HashMap::new()).is_err());
+        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_x"), ("timeout_ms", "soon")]), &HashMap::new()).is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! The wRPC side: serves `ticketing:stripe/charges` with one [`StripeClient`].
+
+use anyhow::{Context as _, Result};
+use tokio::sync::OnceCell;
+use tracing::info;
+use wasmcloud_provider_sdk::{get_connection, run_provider, serve_provider_exports, Context, Provider, ProviderInitConfig};
+
+use crate::config::ProviderSettings;
+use crate::stripe::{self, StripeClient, StripeError};
+
+mod bindings {
+    wit_bindgen_wrpc::generate!({
+        path: "../../wit",
+        world: "payments-stripe-provider",
+        generate_all,
+    });
+}
+
+use bindings::exports::ticketing::stripe::charges::{self, Charge, ChargeRequest, Error, Refund};
+
+#[derive(Clone, Default)]
+pub struct PaymentsStripe {
+    client: std::sync::Arc<OnceCell<StripeClient>>,
+}
+
+pub async fn run() -> Result<()> {
+    let provider = PaymentsStripe::default();
+    let shutdown = run_provider(provider.clone(), "payments-stripe").await.context("failed to start the provider")?;
+    let connection = get_connection();
+    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
+}
+
+impl Provider for PaymentsStripe {
+    async fn init(&self, init: impl ProviderInitConfig) -> Result<()> {
+        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets())?;
+        info!(api_base = settings.client.api_base, "Stripe client ready");
+        let _ = self.client.set(StripeClient::new(settings.secret_key, settings.client)?);
+        Ok(())
+    }
+}
+
+fn to_wit(e: StripeError) -> Error {
+    match e {
+        StripeError::CardDeclined(m) => Error::CardDeclined(m),
+        StripeError::InvalidRequest(m) => Error::InvalidRequest(m),
+        StripeError::Unavailable(m) => Error::Unavailable(m),
+    }
+}
+
+impl PaymentsStripe {
+    fn client(&self) -> Result<&StripeClient, Error> {
+        self.client.get().ok_or_else(|| Error::Unavailable("the Stripe provider is not configured".into()))
+    }
+}
+
+impl charges::Handler<Option<Context>> for PaymentsStripe {
+    async fn create_charge(&self, _cx: Option<Context>, request: ChargeRequest) -> Result<Result<Charge, Error>> {
+        let client = match self.client() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+        let request = stripe::ChargeRequest {
+            amount: request.amount,
+            currency: request.currency,
+            source: request.source,
+            idempotency_key: request.idempotency_key,
+            description: request.description,
+            metadata: request.metadata,
+        };
+        Ok(client.create_charge(&request).await.map(|c| Charge { id: c.id, amount: c.amount, currency: c.currency, status: c.status }).map_err(to_wit))
+    }
+
+    async fn refund_charge(&self, _cx: Option<Context>, charge_id: String, idempotency_key: String) -> Result<Result<Refund, Error>> {
+        let client = match self.client() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+        Ok(client
+            .refund_charge(&charge_id, &idempotency_key)
+            .await
+            .map(|r| Refund { id: r.id, charge: r.charge, amount: r.amount, status: r.status })
+            .map_err(to_wit))
+    }
+}
