@@ -15,6 +15,7 @@ from lattice import lattice  # noqa: E402
 from lattice.settings import profile  # noqa: E402
 
 from client import Client  # noqa: E402
+from stripe_front import StripeFront  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,17 @@ def test_profile():
 
 
 @pytest.fixture(scope="session")
-def running_lattice(test_profile):
+def stripe(test_profile):
+    """The Stripe the test lattice's payments-stripe provider talks to: stripe-mock, behind
+    a front that declines `tok_chargeDeclined` as Stripe's test mode does."""
+    front = StripeFront(f"http://127.0.0.1:{test_profile.ports['stripe_mock']}")
+    os.environ["TICKETING_STRIPE_API_BASE"] = front.url
+    yield front
+    front.close()
+
+
+@pytest.fixture(scope="session")
+def running_lattice(test_profile, stripe):
     """Brings the test lattice up (artifacts are built by `./ticketing test`)."""
     lattice.down(test_profile)
     shutil.rmtree(test_profile.state_dir, ignore_errors=True)

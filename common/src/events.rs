@@ -140,6 +140,19 @@ impl Event for PaymentCreated {
     const SUBJECT: &'static str = "payment:created";
 }
 
+/// Not in the reference: a declined card ends the order (it is cancelled and the ticket
+/// released) instead of leaving it to expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentFailed {
+    pub order_id: String,
+    pub reason: String,
+}
+
+impl Event for PaymentFailed {
+    const SUBJECT: &'static str = "payment:failed";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,8 +144,25 @@ def ensure_session_config(profile: Profile) -> None:
     wash(profile, "config", "put", SESSION_CONFIG, f"jwt_key={key}")
 
 
+STRIPE_CONFIG = "ticketing-stripe"
+
+
+def ensure_stripe_config(profile: Profile) -> None:
+    """Puts the payments-stripe provider's key and API base into named config
+    `ticketing-stripe`: Stripe's test mode when `TICKETING_STRIPE_SECRET_KEY` (an sk_test_
+    key) is set, else the local stripe-mock with a placeholder key it accepts.
+    `TICKETING_STRIPE_API_BASE` overrides the base (the end-to-end tests put a
+    decline-simulating front before stripe-mock)."""
+    key = os.environ.get("TICKETING_STRIPE_SECRET_KEY")
+    base = "https://api.stripe.com" if key else f"http://127.0.0.1:{profile.ports['stripe_mock']}"
+    base = os.environ.get("TICKETING_STRIPE_API_BASE", base)
+    wash(profile, "config", "put", STRIPE_CONFIG, f"stripe_secret_key={key or 'sk_test_ticketingLocalStripeMock'}",
+         f"api_base={base}")
+
+
 def deploy(profile: Profile) -> None:
     ensure_session_config(profile)
+    ensure_stripe_config(profile)
     manifest = manifest_for(profile)
     log(f"deploying {manifest.relative_to(ROOT)} with wash app deploy")
     wash(profile, "app", "deploy", str(manifest))

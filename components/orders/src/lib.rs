@@ -15,7 +15,7 @@ mod component {
 
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
-    use ticketing_common::events::{Event, ExpirationComplete, Outbox, PaymentCreated, TicketCreated, TicketUpdated};
+    use ticketing_common::events::{Event, ExpirationComplete, Outbox, PaymentCreated, PaymentFailed, TicketCreated, TicketUpdated};
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
     use ticketing_guest::{config, events, kv::LatticeStore, session_keys};
@@ -52,6 +52,7 @@ mod component {
                 TicketUpdated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_ticket_updated(store, e)),
                 ExpirationComplete::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_expiration_complete(store, outbox, e)),
                 PaymentCreated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_payment_created(store, e)),
+                PaymentFailed::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_payment_failed(store, outbox, e)),
                 other => events::unknown(other),
             }
         }

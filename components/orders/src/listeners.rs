@@ -2,7 +2,8 @@
 //! redelivered later (and dead-lettered after the last attempt).
 
 use ticketing_common::events::{
-    ExpirationComplete, OrderCancelled, OrderStatus, Outbox, PaymentCreated, TicketCreated, TicketRef, TicketUpdated,
+    ExpirationComplete, OrderCancelled, OrderStatus, Outbox, PaymentCreated, PaymentFailed, TicketCreated, TicketRef,
+    TicketUpdated,
 };
 use ticketing_common::store::KeyValue;
 
@@ -40,7 +41,16 @@ pub fn on_ticket_updated(store: &impl KeyValue, event: &TicketUpdated) -> Handle
 
 /// `expiration:complete`: an unpaid order is cancelled (and the ticket released).
 pub fn on_expiration_complete(store: &impl KeyValue, outbox: &Outbox, event: &ExpirationComplete) -> Handled {
-    let order = load(store, &event.order_id)?;
+    cancel_unless_paid(store, outbox, &event.order_id)
+}
+
+/// `payment:failed` (the card was declined): the order ends like an expired one.
+pub fn on_payment_failed(store: &impl KeyValue, outbox: &Outbox, event: &PaymentFailed) -> Handled {
+    cancel_unless_paid(store, outbox, &event.order_id)
+}
+
+fn cancel_unless_paid(store: &impl KeyValue, outbox: &Outbox, order_id: &str) -> Handled {
+    let order = load(store, order_id)?;
     match order.status {
         OrderStatus::Complete => Ok(()),
         // Announced again: if an earlier attempt saved the cancellation but could not
@@ -159,6 +169,19 @@ mod tests {
             assert!(!store::claim_ticket(&store, "t1").unwrap(), "still held: nothing was released");
         }
         assert!(on_expiration_complete(&MemoryStore::default(), &Outbox::default(), &ExpirationComplete { order_id: "nope".into() }).is_err());
+    }
+
+    #[test]
+    fn a_failed_payment_cancels_an_open_order_but_not_a_paid_one() {
+        let failed = PaymentFailed { order_id: "o1".into(), reason: "Your card was declined.".into() };
+        let store = with_order(OrderStatus::Created);
+        let outbox = Outbox::default();
+        on_payment_failed(&store, &outbox, &failed).unwrap();
+        assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Cancelled);
+        assert_eq!(outbox.take()[0].0, "order:cancelled");
+        let store = with_order(OrderStatus::Complete);
+        on_payment_failed(&store, &outbox, &failed).unwrap();
+        assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Complete);
     }
 
     #[test]

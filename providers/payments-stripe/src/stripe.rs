@@ -133,15 +133,23 @@ impl StripeClient {
                     let status = response.status();
                     let body = response.bytes().await.unwrap_or_default();
                     if status.is_success() {
-                        return serde_json::from_slice(&body)
-                            .map_err(|e| StripeError::Unavailable(format!("unexpected answer from Stripe: {e}")));
+                        return serde_json::from_slice(&body).map_err(|e| {
+                            warn!(path, error = %e, "unexpected answer from Stripe");
+                            StripeError::Unavailable(format!("unexpected answer from Stripe: {e}"))
+                        });
                     }
                     let detail = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
                     let message = detail.as_ref().and_then(|d| d.message.clone()).unwrap_or_else(|| format!("Stripe answered {status}"));
                     let kind = detail.and_then(|d| d.kind).unwrap_or_default();
                     match status.as_u16() {
                         429 | 500..=599 => StripeError::Unavailable(message),
-                        401 | 403 => return Err(StripeError::Unavailable(format!("Stripe refused the API key: {message}"))),
+                        // Another request with this idempotency key is still running: the
+                        // outcome is not known yet.
+                        409 => return Err(StripeError::Unavailable(message)),
+                        401 | 403 => {
+                            warn!(path, %status, "Stripe refused the API key; check `stripe_secret_key`");
+                            return Err(StripeError::Unavailable(format!("Stripe refused the API key: {message}")));
+                        }
                         402 if kind == "card_error" => return Err(StripeError::CardDeclined(message)),
                         _ if kind == "card_error" => return Err(StripeError::CardDeclined(message)),
                         _ => return Err(StripeError::InvalidRequest(message)),

@@ -1,0 +1,90 @@
+//! payments service: card payments for orders (`/api/payments`).
+//!
+//! - HTTP routes: [`routes`]
+//! - storage (order replica, charges, one charge per order): [`store`]
+//! - the card gateway and refunds: [`gateway`]
+//! - event handlers (order replica): [`listeners`]
+
+pub mod gateway;
+pub mod listeners;
+pub mod routes;
+pub mod store;
+
+#[cfg(test)]
+mod testing;
+
+/// The wasm adapter: HTTP requests and events in, the outbox published after each.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    ticketing_guest::component_bindings!("payments");
+
+    use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
+    use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
+    use bindings::ticketing::stripe::charges::{self, ChargeRequest, Error};
+    use ticketing_common::events::{Event, OrderCancelled, OrderCreated, Outbox};
+    use ticketing_common::money::Cents;
+    use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
+    use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
+    use ticketing_guest::{events, kv::LatticeStore, session_keys};
+
+    use super::gateway::{CardGateway, PayError};
+    use super::{listeners, routes};
+
+    /// Stripe through the payments-stripe provider.
+    struct Stripe;
+
+    fn to_pay_error(e: Error) -> PayError {
+        match e {
+            Error::CardDeclined(m) => PayError::Declined(m),
+            Error::InvalidRequest(m) => PayError::Invalid(m),
+            Error::Unavailable(m) => PayError::Unavailable(m),
+        }
+    }
+
+    impl CardGateway for Stripe {
+        fn charge(&self, amount: Cents, source: &str, idempotency_key: &str, order_id: &str) -> Result<String, PayError> {
+            let request = ChargeRequest {
+                amount: amount.0,
+                currency: "usd".into(),
+                source: source.into(),
+                idempotency_key: idempotency_key.into(),
+                description: Some(format!("Ticketing order {order_id}")),
+                metadata: vec![("orderId".into(), order_id.into())],
+            };
+            charges::create_charge(&request).map(|c| c.id).map_err(to_pay_error)
+        }
+
+        fn refund(&self, stripe_charge_id: &str, idempotency_key: &str) -> Result<String, PayError> {
+            charges::refund_charge(stripe_charge_id, idempotency_key).map(|r| r.id).map_err(to_pay_error)
+        }
+    }
+
+    struct Payments;
+
+    impl HttpHandler for Payments {
+        fn handle(request: IncomingRequest, out: ResponseOutparam) {
+            let keys = session_keys();
+            let outbox = Outbox::default();
+            let ctx = routes::Ctx {
+                store: &LatticeStore,
+                keys: keys.as_ref(),
+                now_millis: ticketing_common::time::now_millis(),
+                gateway: &Stripe,
+                outbox: &outbox,
+            };
+            ticketing_guest::http::serve(request, out, |request| events::publish_after(routes::handle(&ctx, &request), &outbox));
+        }
+    }
+
+    impl EventHandler for Payments {
+        fn handle_message(message: BrokerMessage) -> Result<(), String> {
+            match message.subject.as_str() {
+                OrderCreated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_order_created(&LatticeStore, e)),
+                OrderCancelled::SUBJECT => events::handle(&message.body, |e, _| listeners::on_order_cancelled(&LatticeStore, &Stripe, e)),
+                other => events::unknown(other),
+            }
+        }
+    }
+
+    bindings::export!(Payments with_types_in bindings);
+}

@@ -1,0 +1,312 @@
+//! HTTP routes of the payments service (`/api/payments`), reference §2.4.
+
+use serde_json::json;
+use ticketing_common::events::{OrderStatus, Outbox, PaymentCreated, PaymentFailed};
+use ticketing_common::http::{respond, HandlerResult, Request, Response};
+use ticketing_common::ids::{new_id, parse_id};
+use ticketing_common::session::{configured, SessionKeys};
+use ticketing_common::store::KeyValue;
+use ticketing_common::validate::{Body, Validation};
+use ticketing_common::ApiError;
+
+use crate::gateway::{refund_if_cancelled, CardGateway, PayError};
+use crate::store::{self, Charge, ChargeStatus};
+
+/// A charge still `created` after this long lost its answer (Stripe unreachable, or the
+/// request died): a new request asks Stripe again with the same idempotency key.
+pub const UNKNOWN_AFTER_MS: u64 = 30_000;
+
+const IN_PROGRESS: &str = "A payment for this order is in progress; try again in a moment";
+
+pub struct Ctx<'a, S: KeyValue, G: CardGateway> {
+    pub store: &'a S,
+    pub keys: Option<&'a SessionKeys>,
+    pub now_millis: u64,
+    pub gateway: &'a G,
+    pub outbox: &'a Outbox,
+}
+
+pub fn handle<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Response {
+    respond(route(ctx, request))
+}
+
+fn route<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> HandlerResult {
+    match (request.method.as_str(), request.segments().as_slice()) {
+        ("POST", ["api", "payments"]) => create(ctx, request),
+        ("GET", ["api", "payments", "orders", order_id]) => show(ctx, request, order_id),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// `GET /api/payments/orders/:orderId` → what payments knows of the caller's order: its
+/// status here and its latest charge (so a client can tell paid, failed and refunded).
+fn show<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request, order_id: &str) -> HandlerResult {
+    let user_id = configured(ctx.keys)?.require_user(request, ctx.now_millis / 1000)?.id;
+    let order = store::order(ctx.store, parse_id(order_id)?)?.ok_or_else(ApiError::not_found)?;
+    if order.user_id != user_id {
+        return Err(ApiError::not_authorized());
+    }
+    let charge = store::charge_of(ctx.store, &order.id)?.map(|c| {
+        json!({ "id": c.id, "status": c.status, "amount": c.amount, "refunded": c.stripe_refund_id.is_some(), "failure": c.failure })
+    });
+    Ok(Response::json(200, &json!({ "orderId": order.id, "orderStatus": order.status, "payment": charge })))
+}
+
+/// `POST /api/payments {orderId, token}` → 201 `{id}` once the card is charged the
+/// order's price; publishes `payment:created`.
+fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> HandlerResult {
+    let user_id = configured(ctx.keys)?.require_user(request, ctx.now_millis / 1000)?.id;
+    let body = Body::parse(request)?;
+    let token = body.trimmed("token");
+    let order_id = body.trimmed("orderId");
+    let mut v = Validation::new();
+    v.check(!token.is_empty(), "token", "Invalid value");
+    v.check(!order_id.is_empty(), "orderId", "Invalid value");
+    v.finish()?;
+
+    let order = store::order(ctx.store, parse_id(&order_id)?)?.ok_or_else(ApiError::not_found)?;
+    if order.user_id != user_id {
+        return Err(ApiError::not_authorized());
+    }
+    if order.status == OrderStatus::Cancelled {
+        return Err(ApiError::bad_request("Cannot pay for a cancelled order"));
+    }
+    if !store::claim_attempt(ctx.store, &order.id)? {
+        return answer_from_earlier_attempt(ctx, &order.id, &token);
+    }
+    let charge = Charge {
+        id: new_id(),
+        order_id: order.id.clone(),
+        status: ChargeStatus::Created,
+        amount: order.price,
+        stripe_id: None,
+        stripe_refund_id: None,
+        failure: None,
+        created_at_ms: ctx.now_millis,
+    };
+    store::start_charge(ctx.store, &charge)?;
+    charge_card(ctx, charge, &token)
+}
+
+/// Another request holds this attempt: answer with its outcome, never a second charge.
+fn answer_from_earlier_attempt<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, order_id: &str, token: &str) -> HandlerResult {
+    let Some(charge) = store::charge_of(ctx.store, order_id)? else {
+        return Err(ApiError::new(409, IN_PROGRESS));
+    };
+    match charge.status {
+        ChargeStatus::Completed => Ok(Response::json(201, &json!({ "id": charge.id }))),
+        ChargeStatus::Failed => Err(ApiError::bad_request(charge.failure.as_deref().unwrap_or("The payment failed"))),
+        ChargeStatus::Created if ctx.now_millis.saturating_sub(charge.created_at_ms) < UNKNOWN_AFTER_MS => {
+            Err(ApiError::new(409, IN_PROGRESS))
+        }
+        ChargeStatus::Created => charge_card(ctx, charge, token),
+    }
+}
+
+fn charge_card<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, mut charge: Charge, token: &str) -> HandlerResult {
+    let key = format!("charge-{}", charge.id);
+    match ctx.gateway.charge(charge.amount, token, &key, &charge.order_id) {
+        Ok(stripe_id) => {
+            charge.status = ChargeStatus::Completed;
+            charge.stripe_id = Some(stripe_id.clone());
+            store::put_charge(ctx.store, &charge)?;
+            ctx.outbox.push(&PaymentCreated { id: charge.id.clone(), order_id: charge.order_id.clone(), stripe_id });
+            // The order may have been cancelled (expired) while the card was charged.
+            if refund_if_cancelled(ctx.store, ctx.gateway, &charge.order_id).unwrap_or(false) {
+                return Err(ApiError::bad_request("The order expired while paying; the charge was refunded"));
+            }
+            Ok(Response::json(201, &json!({ "id": charge.id })))
+        }
+        Err(PayError::Declined(message)) => {
+            let order_id = charge.order_id.clone();
+            fail(ctx.store, charge, &message)?;
+            ctx.outbox.push(&PaymentFailed { order_id, reason: message.clone() });
+            Err(ApiError::bad_request(message))
+        }
+        Err(PayError::Invalid(message)) => {
+            let order_id = charge.order_id.clone();
+            fail(ctx.store, charge, &message)?;
+            store::allow_another_attempt(ctx.store, &order_id)?;
+            Err(ApiError::bad_request(message))
+        }
+        Err(PayError::Unavailable(_)) => Err(ApiError::new(503, "Payments are unavailable right now, please try again")),
+    }
+}
+
+fn fail(store: &impl KeyValue, charge: Charge, message: &str) -> Result<(), ApiError> {
+    let failed = Charge { status: ChargeStatus::Failed, failure: Some(message.to_string()), ..charge };
+    Ok(store::put_charge(store, &failed)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OrderReplica;
+    use crate::testing::{Fake, ORDER};
+    use serde_json::Value;
+    use std::rc::Rc;
+    use ticketing_common::events::Event;
+    use ticketing_common::money::Cents;
+    use ticketing_common::store::MemoryStore;
+    use ticketing_common::testing::{request, status_and_json, TEST_KEY as KEY, ALICE, BOB};
+
+    const NOW: u64 = 1_795_428_900_000;
+
+    struct World {
+        store: Rc<MemoryStore>,
+        keys: SessionKeys,
+        gateway: Fake,
+        outbox: Outbox,
+    }
+
+    impl World {
+        fn new(status: OrderStatus) -> Self {
+            let w = Self { store: Rc::new(MemoryStore::default()), keys: SessionKeys::new(KEY, 3600).unwrap(), gateway: Fake::default(), outbox: Outbox::default() };
+            let order = OrderReplica { id: ORDER.into(), version: 0, user_id: ALICE.into(), price: Cents(2050), status };
+            store::put_order(&*w.store, &order).unwrap();
+            w
+        }
+
+        fn pay_at(&self, user: Option<&str>, body: Value, now: u64) -> (u16, Value) {
+            let ctx = Ctx { store: &*self.store, keys: Some(&self.keys), now_millis: now, gateway: &self.gateway, outbox: &self.outbox };
+            let session = user.map(|id| (&self.keys, id, now / 1000));
+            status_and_json(&handle(&ctx, &request("POST", "/api/payments", session, Some(&body))))
+        }
+
+        fn pay(&self, user: Option<&str>, body: Value) -> (u16, Value) {
+            self.pay_at(user, body, NOW)
+        }
+    }
+
+    fn body(token: &str) -> Value {
+        serde_json::json!({ "orderId": ORDER, "token": token })
+    }
+
+    #[test]
+    fn anonymous_and_bad_bodies_are_refused_without_charging() {
+        let w = World::new(OrderStatus::Created);
+        assert_eq!(w.pay(None, body("tok_visa")).0, 401);
+        let (status, res) = w.pay(Some(ALICE), serde_json::json!({}));
+        assert_eq!(status, 400);
+        assert_eq!(res["errors"], serde_json::json!([{"message": "Invalid value", "field": "token"}, {"message": "Invalid value", "field": "orderId"}]));
+        assert_eq!(w.pay(Some(ALICE), serde_json::json!({"orderId": "nope", "token": "t"})).0, 400);
+        assert!(w.gateway.charges().is_empty());
+    }
+
+    #[test]
+    fn case_53_unknown_order_is_404() {
+        let w = World::new(OrderStatus::Created);
+        assert_eq!(w.pay(Some(ALICE), serde_json::json!({"orderId": "5ec00000ffffffffffffffff", "token": "asldkfj"})).0, 404);
+    }
+
+    #[test]
+    fn case_54_someone_elses_order_is_401() {
+        let w = World::new(OrderStatus::Created);
+        assert_eq!(w.pay(Some(BOB), body("tok_visa")).0, 401);
+        assert!(w.gateway.charges().is_empty());
+    }
+
+    #[test]
+    fn case_55_a_cancelled_order_cannot_be_paid() {
+        let w = World::new(OrderStatus::Cancelled);
+        let (status, res) = w.pay(Some(ALICE), body("tok_visa"));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Cannot pay for a cancelled order")));
+    }
+
+    #[test]
+    fn case_56_charges_the_price_in_cents_and_announces_it() {
+        let w = World::new(OrderStatus::Created);
+        let (status, res) = w.pay(Some(ALICE), body("tok_visa"));
+        assert_eq!(status, 201);
+        let id = res["id"].as_str().unwrap().to_string();
+        let charges = w.gateway.charges();
+        assert_eq!(charges, vec![(2050, "tok_visa".to_string(), format!("charge-{id}"))]);
+        let charge = store::charge_of(&*w.store, ORDER).unwrap().unwrap();
+        assert_eq!((charge.status, charge.amount, charge.stripe_id.as_deref()), (ChargeStatus::Completed, Cents(2050), Some("ch_1")));
+        let published = w.outbox.take();
+        let event = PaymentCreated::from_bytes(&published[0].1).unwrap();
+        assert_eq!(event, PaymentCreated { id, order_id: ORDER.into(), stripe_id: "ch_1".into() });
+    }
+
+    #[test]
+    fn the_owner_can_see_the_payment_state_of_an_order() {
+        let w = World::new(OrderStatus::Created);
+        let ctx = Ctx { store: &*w.store, keys: Some(&w.keys), now_millis: NOW, gateway: &w.gateway, outbox: &w.outbox };
+        let path = format!("/api/payments/orders/{ORDER}");
+        let show = |user: &str| status_and_json(&handle(&ctx, &request("GET", &path, Some((&w.keys, user, NOW / 1000)), None)));
+        assert_eq!(show(ALICE), (200, serde_json::json!({"orderId": ORDER, "orderStatus": "created", "payment": null})));
+        assert_eq!(show(BOB).0, 401);
+        w.pay(Some(ALICE), body("tok_visa"));
+        let (_, res) = show(ALICE);
+        assert_eq!((res["payment"]["status"].as_str(), res["payment"]["amount"].as_f64(), res["payment"]["refunded"].as_bool()),
+                   (Some("completed"), Some(20.5), Some(false)));
+    }
+
+    #[test]
+    fn paying_twice_charges_once() {
+        let w = World::new(OrderStatus::Created);
+        let first = w.pay(Some(ALICE), body("tok_visa"));
+        let second = w.pay(Some(ALICE), body("tok_visa"));
+        assert_eq!((first.0, second.0), (201, 201));
+        assert_eq!(first.1["id"], second.1["id"]);
+        assert_eq!(w.gateway.charges().len(), 1);
+    }
+
+    #[test]
+    fn a_declined_card_fails_the_charge_and_ends_the_order() {
+        let w = World::new(OrderStatus::Created);
+        w.gateway.answer(Err(PayError::Declined("Your card was declined.".into())));
+        let (status, res) = w.pay(Some(ALICE), body("tok_chargeDeclined"));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Your card was declined.")));
+        let charge = store::charge_of(&*w.store, ORDER).unwrap().unwrap();
+        assert_eq!(charge.status, ChargeStatus::Failed);
+        let published = w.outbox.take();
+        assert_eq!(PaymentFailed::from_bytes(&published[0].1).unwrap().order_id, ORDER);
+        // Asking again answers the same, without charging again.
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 400);
+        assert_eq!(w.gateway.charges().len(), 1);
+    }
+
+    #[test]
+    fn a_bad_token_can_be_corrected() {
+        let w = World::new(OrderStatus::Created);
+        w.gateway.answer(Err(PayError::Invalid("No such token: 'tok_nope'".into())));
+        let (status, res) = w.pay(Some(ALICE), body("tok_nope"));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("No such token: 'tok_nope'")));
+        assert!(w.outbox.take().is_empty(), "the order is not ended");
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 201);
+        assert_eq!(w.gateway.charges().len(), 2);
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_retried_with_the_same_key_only_after_a_while() {
+        let w = World::new(OrderStatus::Created);
+        w.gateway.answer(Err(PayError::Unavailable("Stripe is down".into())));
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 503);
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 409, "maybe still in flight");
+        let (status, _) = w.pay_at(Some(ALICE), body("tok_visa"), NOW + UNKNOWN_AFTER_MS);
+        assert_eq!(status, 201);
+        let keys: Vec<String> = w.gateway.charges().into_iter().map(|(_, _, key)| key).collect();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], keys[1], "the same idempotency key: Stripe charges once");
+    }
+
+    #[test]
+    fn a_payment_that_completes_after_the_order_was_cancelled_is_refunded() {
+        let w = World::new(OrderStatus::Created);
+        // The order expires while Stripe is charging.
+        w.gateway.on_charge(Box::new({
+            let store = Rc::clone(&w.store);
+            move || {
+                let mut order = store::order(&*store, ORDER).unwrap().unwrap();
+                order.status = OrderStatus::Cancelled;
+                store::put_order(&*store, &order).unwrap();
+            }
+        }));
+        let (status, res) = w.pay(Some(ALICE), body("tok_visa"));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("The order expired while paying; the charge was refunded")));
+        let charge = store::charge_of(&*w.store, ORDER).unwrap().unwrap();
+        assert_eq!((charge.status, charge.stripe_refund_id.as_deref()), (ChargeStatus::Completed, Some("re_1")));
+        assert_eq!(w.gateway.refunds(), vec![("ch_1".to_string(), format!("refund-{}", charge.id))]);
+    }
+}
