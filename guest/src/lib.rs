@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod http;
+pub mod http_client;
 pub mod kv;
 pub mod log;
 
@@ -43,6 +44,7 @@ macro_rules! component_bindings {
                 runtime_path: "::ticketing_guest::wit_bindgen::rt",
                 with: {
                     "wasi:http/types@0.2.2": ::ticketing_guest::wasi::http::types,
+                    "wasi:http/outgoing-handler@0.2.2": ::ticketing_guest::wasi::http::outgoing_handler,
                     "wasi:io/error@0.2.2": ::ticketing_guest::wasi::io::error,
                     "wasi:io/poll@0.2.2": ::ticketing_guest::wasi::io::poll,
                     "wasi:io/streams@0.2.2": ::ticketing_guest::wasi::io::streams,

@@ -62,6 +62,8 @@ def start_hosts(profile: Profile) -> None:
             WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
             WASMCLOUD_ALLOW_FILE_LOAD="true",
             WASMCLOUD_RPC_TIMEOUT_MS=str(profile.rpc_timeout_ms),
+            # The web component's outgoing HTTP (wadm.yaml: wasmcloud+builtin://http-client).
+            WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-client",
             WASMCLOUD_LABEL_ticketing_host=str(i),
         )
         procs.start(profile, name, [str(binary("wasmcloud-host", profile.release))], env=env, cwd=ROOT)

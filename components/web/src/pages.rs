@@ -1,0 +1,227 @@
+//! The pages: each route calls the API with the browser's session and renders HTML.
+//! Forms post here and redirect (post/redirect/get), so everything works without
+//! JavaScript; API errors are shown next to the form with the API's messages.
+
+use askama::Template;
+use serde_json::{json, Value};
+use ticketing_common::http::{Request, Response};
+use ticketing_common::ids::is_valid_id;
+use ticketing_common::time::parse_iso8601;
+
+use crate::api::{Api, ApiReply};
+use crate::form::Form;
+use crate::views::*;
+
+pub struct Site<'a, A: Api> {
+    pub api: &'a A,
+    /// Stripe publishable key (`pk_...`), or "" for stripe-mock's test cards.
+    pub stripe_key: &'a str,
+    pub now_millis: u64,
+}
+
+const CSS: &str = include_str!("../static/app.css");
+const JS: &str = include_str!("../static/app.js");
+
+pub fn handle<A: Api>(site: &Site<A>, request: &Request) -> Response {
+    let segments = request.segments();
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["static", "app.css"]) => asset(CSS, "text/css; charset=utf-8"),
+        ("GET", ["static", "app.js"]) => asset(JS, "text/javascript; charset=utf-8"),
+        _ => match page(site, request, &segments) {
+            Ok(response) => response,
+            Err(Unavailable) => {
+                let header = Header { email: String::new(), signed_in: false };
+                html(503, &MessagePage { header: &header, heading: "Temporarily unavailable", text: "The service could not answer. Please try again in a moment." })
+            }
+        },
+    }
+}
+
+/// The API did not answer.
+struct Unavailable;
+
+type PageResult = Result<Response, Unavailable>;
+
+fn page<A: Api>(site: &Site<A>, request: &Request, segments: &[&str]) -> PageResult {
+    let header = current_user(site)?;
+    let form = || Form::parse(&request.body);
+    match (request.method.as_str(), segments) {
+        ("GET", []) => landing(site, &header),
+        ("GET", ["auth", "signup"]) => Ok(html(200, &auth_form(&header, AuthKind::SignUp, String::new(), Vec::new()))),
+        ("POST", ["auth", "signup"]) => authenticate(site, &header, AuthKind::SignUp, form()),
+        ("GET", ["auth", "signin"]) => Ok(html(200, &auth_form(&header, AuthKind::SignIn, String::new(), Vec::new()))),
+        ("POST", ["auth", "signin"]) => authenticate(site, &header, AuthKind::SignIn, form()),
+        ("GET", ["auth", "signout"]) => sign_out(site),
+        ("GET", ["tickets", "new"]) if !header.signed_in => Ok(redirect("/auth/signin", Vec::new())),
+        ("GET", ["tickets", "new"]) => Ok(html(200, &NewTicket { header: &header, title: String::new(), price: String::new(), errors: Vec::new() })),
+        ("POST", ["tickets", "new"]) => sell(site, &header, form()),
+        ("GET", ["tickets", id]) if is_valid_id(id) => ticket_page(site, &header, id, Vec::new(), 200),
+        ("POST", ["tickets", id, "purchase"]) if is_valid_id(id) => purchase(site, &header, id),
+        ("GET", ["orders"]) if !header.signed_in => Ok(redirect("/auth/signin", Vec::new())),
+        ("GET", ["orders"]) => my_orders(site, &header),
+        ("GET", ["orders", id]) if is_valid_id(id) => order_page(site, &header, id, Vec::new(), 200),
+        ("POST", ["orders", id, "pay"]) if is_valid_id(id) => pay(site, &header, id, form()),
+        _ => Ok(not_found(&header)),
+    }
+}
+
+fn current_user<A: Api>(site: &Site<A>) -> Result<Header, Unavailable> {
+    let reply = call(site, "GET", "/api/users/currentuser", None)?;
+    let user = &reply.body["currentUser"];
+    Ok(match user["email"].as_str() {
+        Some(email) => Header { email: email.to_string(), signed_in: true },
+        None => Header { email: String::new(), signed_in: false },
+    })
+}
+
+fn call<A: Api>(site: &Site<A>, method: &str, path: &str, body: Option<&Value>) -> Result<ApiReply, Unavailable> {
+    let reply = site.api.call(method, path, body).map_err(|_| Unavailable)?;
+    if reply.status >= 500 {
+        return Err(Unavailable);
+    }
+    Ok(reply)
+}
+
+fn landing<A: Api>(site: &Site<A>, header: &Header) -> PageResult {
+    let reply = call(site, "GET", "/api/tickets", None)?;
+    let tickets = reply.body.as_array().map(|list| list.iter().map(ticket_row).collect()).unwrap_or_default();
+    Ok(html(200, &Landing { header, tickets }))
+}
+
+#[derive(Clone, Copy)]
+enum AuthKind {
+    SignUp,
+    SignIn,
+}
+
+fn auth_form<'a>(header: &'a Header, kind: AuthKind, email: String, errors: Vec<String>) -> AuthForm<'a> {
+    let (heading, action) = match kind {
+        AuthKind::SignUp => ("Sign Up", "/auth/signup"),
+        AuthKind::SignIn => ("Sign In", "/auth/signin"),
+    };
+    AuthForm { header, heading, action, email, errors }
+}
+
+fn authenticate<A: Api>(site: &Site<A>, header: &Header, kind: AuthKind, form: Form) -> PageResult {
+    let path = match kind {
+        AuthKind::SignUp => "/api/users/signup",
+        AuthKind::SignIn => "/api/users/signin",
+    };
+    let email = form.get("email");
+    let reply = call(site, "POST", path, Some(&json!({ "email": email, "password": form.get("password") })))?;
+    if reply.ok() {
+        return Ok(redirect("/", reply.set_cookies));
+    }
+    Ok(html(400, &auth_form(header, kind, email, reply.messages())))
+}
+
+fn sign_out<A: Api>(site: &Site<A>) -> PageResult {
+    let reply = call(site, "POST", "/api/users/signout", Some(&json!({})))?;
+    Ok(redirect("/", reply.set_cookies))
+}
+
+fn sell<A: Api>(site: &Site<A>, header: &Header, form: Form) -> PageResult {
+    let (title, price) = (form.get("title"), form.get("price"));
+    // The price goes as typed (a string), as the reference client does; the API validates it.
+    let reply = call(site, "POST", "/api/tickets", Some(&json!({ "title": title, "price": price })))?;
+    if reply.ok() {
+        return Ok(redirect("/", Vec::new()));
+    }
+    Ok(html(400, &NewTicket { header, title, price, errors: reply.messages() }))
+}
+
+fn ticket_page<A: Api>(site: &Site<A>, header: &Header, id: &str, errors: Vec<String>, status: u16) -> PageResult {
+    let reply = call(site, "GET", &format!("/api/tickets/{id}"), None)?;
+    if !reply.ok() {
+        return Ok(not_found(header));
+    }
+    let reserved = reply.body["orderId"].is_string();
+    Ok(html(status, &TicketPage { header, ticket: ticket_row(&reply.body), reserved, errors }))
+}
+
+fn purchase<A: Api>(site: &Site<A>, header: &Header, ticket_id: &str) -> PageResult {
+    let reply = call(site, "POST", "/api/orders", Some(&json!({ "ticketId": ticket_id })))?;
+    match reply.body["id"].as_str() {
+        Some(order_id) if reply.ok() => Ok(redirect(&format!("/orders/{order_id}"), Vec::new())),
+        _ => ticket_page(site, header, ticket_id, reply.messages(), 400),
+    }
+}
+
+fn my_orders<A: Api>(site: &Site<A>, header: &Header) -> PageResult {
+    let reply = call(site, "GET", "/api/orders", None)?;
+    let orders = reply.body.as_array().map(|list| list.iter().map(order_row).collect()).unwrap_or_default();
+    Ok(html(200, &OrdersPage { header, orders }))
+}
+
+fn order_page<A: Api>(site: &Site<A>, header: &Header, id: &str, errors: Vec<String>, status: u16) -> PageResult {
+    if !header.signed_in {
+        return Ok(redirect("/auth/signin", Vec::new()));
+    }
+    let reply = call(site, "GET", &format!("/api/orders/{id}"), None)?;
+    if !reply.ok() {
+        return Ok(not_found(header));
+    }
+    let order = &reply.body;
+    let expires_at = order["expiresAt"].as_str().unwrap_or_default().to_string();
+    let left_ms = parse_iso8601(&expires_at).map_or(0, |at| at as i64 - site.now_millis as i64);
+    Ok(html(status, &OrderPage {
+        header,
+        order: order_row(order),
+        price: price_text(&order["ticket"]["price"]),
+        expires_at,
+        seconds_left: (left_ms + 999) / 1000,
+        stripe_key: site.stripe_key.to_string(),
+        errors,
+    }))
+}
+
+fn pay<A: Api>(site: &Site<A>, header: &Header, order_id: &str, form: Form) -> PageResult {
+    let reply = call(site, "POST", "/api/payments", Some(&json!({ "orderId": order_id, "token": form.get("token") })))?;
+    if reply.ok() {
+        return Ok(redirect("/orders", Vec::new()));
+    }
+    order_page(site, header, order_id, reply.messages(), 400)
+}
+
+fn ticket_row(ticket: &Value) -> TicketRow {
+    TicketRow {
+        id: ticket["id"].as_str().unwrap_or_default().to_string(),
+        title: ticket["title"].as_str().unwrap_or_default().to_string(),
+        price: price_text(&ticket["price"]),
+    }
+}
+
+fn order_row(order: &Value) -> OrderRow {
+    OrderRow {
+        id: order["id"].as_str().unwrap_or_default().to_string(),
+        title: order["ticket"]["title"].as_str().unwrap_or("(ticket)").to_string(),
+        status: order["status"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// `20.5` → `20.50`.
+fn price_text(price: &Value) -> String {
+    price.as_f64().map(|p| format!("{p:.2}")).unwrap_or_default()
+}
+
+fn not_found(header: &Header) -> Response {
+    html(404, &MessagePage { header, heading: "Not Found", text: "There is nothing at this address." })
+}
+
+fn html(status: u16, page: &impl Template) -> Response {
+    let body = page.render().unwrap_or_else(|e| format!("<!doctype html><p>Page error: {e}</p>"));
+    Response { status, headers: vec![("content-type".into(), "text/html; charset=utf-8".into())], body: body.into_bytes() }
+}
+
+fn asset(text: &str, content_type: &str) -> Response {
+    Response { status: 200, headers: vec![("content-type".into(), content_type.into()), ("cache-control".into(), "max-age=300".into())], body: text.as_bytes().to_vec() }
+}
+
+/// A 303 to `to`, passing on the API's cookies (sign in, sign out).
+fn redirect(to: &str, set_cookies: Vec<String>) -> Response {
+    let mut response = Response::empty(303).with_header("location", to);
+    for cookie in set_cookies {
+        response = response.with_header("set-cookie", &cookie);
+    }
+    response
+}

@@ -1,0 +1,185 @@
+//! The pages against a scripted API.
+
+use std::cell::RefCell;
+
+use serde_json::{json, Value};
+use ticketing_common::http::{Request, Response};
+
+use crate::api::{Api, ApiReply};
+use crate::pages::{handle, Site};
+
+/// Answers by (method, path); records what was asked.
+#[derive(Default)]
+struct Scripted {
+    answers: Vec<(&'static str, String, u16, Value, Vec<String>)>,
+    calls: RefCell<Vec<(String, String, Option<Value>)>>,
+    down: bool,
+}
+
+impl Scripted {
+    fn signed_in() -> Self {
+        Self::default().on("GET", "/api/users/currentuser", 200, json!({"currentUser": {"id": "u1", "email": "a@b.com"}}))
+    }
+
+    fn anonymous() -> Self {
+        Self::default().on("GET", "/api/users/currentuser", 200, json!({"currentUser": null}))
+    }
+
+    fn on(mut self, method: &'static str, path: &str, status: u16, body: Value) -> Self {
+        self.answers.push((method, path.to_string(), status, body, Vec::new()));
+        self
+    }
+
+    fn with_cookie(mut self, cookie: &str) -> Self {
+        self.answers.last_mut().unwrap().4.push(cookie.to_string());
+        self
+    }
+}
+
+impl Api for Scripted {
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<ApiReply, String> {
+        if self.down {
+            return Err("connection refused".into());
+        }
+        self.calls.borrow_mut().push((method.into(), path.into(), body.cloned()));
+        let (_, _, status, body, cookies) = self
+            .answers
+            .iter()
+            .find(|(m, p, ..)| *m == method && p == path)
+            .unwrap_or_else(|| panic!("unexpected call {method} {path}"));
+        Ok(ApiReply { status: *status, set_cookies: cookies.clone(), body: body.clone() })
+    }
+}
+
+const NOW: u64 = 1_795_428_900_000; // 2026-11-23T10:15:00Z
+const ORDER: &str = "5ec00000aaaaaaaaaaaaaaaa";
+const TICKET: &str = "5ec00000bbbbbbbbbbbbbbbb";
+
+fn get(api: &Scripted, path: &str) -> (u16, String, Response) {
+    send(api, Request::new("GET", path))
+}
+
+fn post(api: &Scripted, path: &str, form: &str) -> (u16, String, Response) {
+    send(api, Request::new("POST", path).with_header("content-type", "application/x-www-form-urlencoded").with_body(form.as_bytes().to_vec()))
+}
+
+fn send(api: &Scripted, request: Request) -> (u16, String, Response) {
+    let site = Site { api, stripe_key: "", now_millis: NOW };
+    let response = handle(&site, &request);
+    (response.status, String::from_utf8(response.body.clone()).unwrap(), response)
+}
+
+#[test]
+fn the_landing_page_lists_tickets_and_the_header_follows_the_session() {
+    let tickets = json!([{"id": TICKET, "title": "Rock <night>", "price": 20.5}]);
+    let (status, html, _) = get(&Scripted::anonymous().on("GET", "/api/tickets", 200, tickets.clone()), "/");
+    assert_eq!(status, 200);
+    assert!(html.contains("<h1>Tickets</h1>"));
+    assert!(html.contains("Rock &#60;night&#62;") && !html.contains("Rock <night>"), "titles are escaped");
+    assert!(html.contains("$20.50") && html.contains(&format!("href=\"/tickets/{TICKET}\"")));
+    assert!(html.contains("Sign Up") && !html.contains("Sign Out"));
+    let (_, html, _) = get(&Scripted::signed_in().on("GET", "/api/tickets", 200, tickets), "/");
+    assert!(html.contains("Sell Tickets") && html.contains("My Orders") && html.contains("Sign Out"));
+}
+
+#[test]
+fn signing_in_redirects_home_with_the_session_cookie() {
+    let api = Scripted::anonymous().on("POST", "/api/users/signin", 200, json!({"id": "u1", "email": "a@b.com"})).with_cookie("session=abc; Path=/; HttpOnly");
+    let (status, _, response) = post(&api, "/auth/signin", "email=a%40b.com&password=secret");
+    assert_eq!((status, response.header("location")), (303, Some("/")));
+    assert_eq!(response.header("set-cookie"), Some("session=abc; Path=/; HttpOnly"));
+    assert_eq!(api.calls.borrow()[1].2, Some(json!({"email": "a@b.com", "password": "secret"})));
+}
+
+#[test]
+fn api_errors_are_shown_next_to_the_form_with_the_input_kept() {
+    let api = Scripted::anonymous().on("POST", "/api/users/signup", 400, json!({"errors": [{"message": "Email must be valid", "field": "email"}]}));
+    let (status, html, _) = post(&api, "/auth/signup", "email=nope&password=x");
+    assert_eq!(status, 400);
+    assert!(html.contains("role=\"alert\"") && html.contains("<li>Email must be valid</li>"));
+    assert!(html.contains("value=\"nope\""), "the e-mail is kept");
+}
+
+#[test]
+fn selling_sends_the_price_as_typed_and_needs_a_session() {
+    let (status, _, response) = get(&Scripted::anonymous(), "/tickets/new");
+    assert_eq!((status, response.header("location")), (303, Some("/auth/signin")));
+    let api = Scripted::signed_in().on("POST", "/api/tickets", 201, json!({"id": TICKET}));
+    let (status, _, response) = post(&api, "/tickets/new", "title=Concert&price=10.00");
+    assert_eq!((status, response.header("location")), (303, Some("/")));
+    assert_eq!(api.calls.borrow()[1].2, Some(json!({"title": "Concert", "price": "10.00"})));
+}
+
+#[test]
+fn purchase_goes_to_the_order_or_shows_why_not() {
+    let api = Scripted::signed_in().on("POST", "/api/orders", 201, json!({"id": ORDER}));
+    let (status, _, response) = post(&api, &format!("/tickets/{TICKET}/purchase"), "");
+    assert_eq!((status, response.header("location")), (303, Some(format!("/orders/{ORDER}").as_str())));
+    let api = Scripted::signed_in()
+        .on("POST", "/api/orders", 400, json!({"errors": [{"message": "Ticket is already reserved"}]}))
+        .on("GET", &format!("/api/tickets/{TICKET}"), 200, json!({"id": TICKET, "title": "Concert", "price": 10, "orderId": ORDER}));
+    let (status, html, _) = post(&api, &format!("/tickets/{TICKET}/purchase"), "");
+    assert_eq!(status, 400);
+    assert!(html.contains("Ticket is already reserved") && html.contains("<h1>Concert</h1>"));
+}
+
+#[test]
+fn the_order_page_counts_down_and_offers_test_cards() {
+    let order = json!({"id": ORDER, "status": "created", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let api = Scripted::signed_in().on("GET", &format!("/api/orders/{ORDER}"), 200, order);
+    let (status, html, _) = get(&api, &format!("/orders/{ORDER}"));
+    assert_eq!(status, 200);
+    assert!(html.contains("Time left to pay: <strong id=\"seconds-left\">60</strong> seconds"), "{html}");
+    assert!(html.contains("data-expires-at=\"2026-11-23T10:16:00.000Z\""));
+    assert!(html.contains("value=\"tok_visa\"") && html.contains("test mode"));
+    assert!(html.contains("Pay $20.00"));
+}
+
+#[test]
+fn an_expired_or_paid_order_has_no_payment_form() {
+    for (status, expires, text) in [("created", "2026-11-23T10:14:00.000Z", "Order Expired"), ("cancelled", "2026-11-23T10:16:00.000Z", "Order Expired"), ("complete", "2026-11-23T10:16:00.000Z", "Paid.")] {
+        let order = json!({"id": ORDER, "status": status, "expiresAt": expires, "ticket": {"title": "Concert", "price": 20}});
+        let (_, html, _) = get(&Scripted::signed_in().on("GET", &format!("/api/orders/{ORDER}"), 200, order), &format!("/orders/{ORDER}"));
+        assert!(html.contains(text) && !html.contains("Pay With Card"), "{status}");
+    }
+}
+
+#[test]
+fn paying_goes_to_my_orders_or_shows_the_decline() {
+    let api = Scripted::signed_in().on("POST", "/api/payments", 201, json!({"id": "p1"}));
+    let (status, _, response) = post(&api, &format!("/orders/{ORDER}/pay"), "token=tok_visa");
+    assert_eq!((status, response.header("location")), (303, Some("/orders")));
+    assert_eq!(api.calls.borrow()[1].2, Some(json!({"orderId": ORDER, "token": "tok_visa"})));
+    let order = json!({"id": ORDER, "status": "created", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let api = Scripted::signed_in()
+        .on("POST", "/api/payments", 400, json!({"errors": [{"message": "Your card was declined."}]}))
+        .on("GET", &format!("/api/orders/{ORDER}"), 200, order);
+    let (status, html, _) = post(&api, &format!("/orders/{ORDER}/pay"), "token=tok_chargeDeclined");
+    assert_eq!(status, 400);
+    assert!(html.contains("Your card was declined."));
+}
+
+#[test]
+fn my_orders_lists_title_and_status() {
+    let orders = json!([{"id": ORDER, "status": "complete", "ticket": {"title": "Concert"}}]);
+    let (_, html, _) = get(&Scripted::signed_in().on("GET", "/api/orders", 200, orders), "/orders");
+    assert!(html.contains(&format!("<a href=\"/orders/{ORDER}\">Concert</a> - <span class=\"status-complete\">complete</span>")), "{html}");
+}
+
+#[test]
+fn signing_out_clears_the_cookie() {
+    let api = Scripted::signed_in().on("POST", "/api/users/signout", 200, json!({})).with_cookie("session=; Max-Age=0; Path=/");
+    let (status, _, response) = get(&api, "/auth/signout");
+    assert_eq!((status, response.header("set-cookie")), (303, Some("session=; Max-Age=0; Path=/")));
+}
+
+#[test]
+fn unknown_pages_are_404_and_a_silent_api_is_503() {
+    assert_eq!(get(&Scripted::anonymous(), "/nowhere").0, 404);
+    assert_eq!(get(&Scripted::anonymous(), "/tickets/not-an-id").0, 404);
+    let down = Scripted { down: true, ..Scripted::default() };
+    let (status, html, _) = get(&down, "/");
+    assert_eq!(status, 503);
+    assert!(html.contains("Temporarily unavailable"));
+    assert_eq!(get(&down, "/static/app.css").0, 200, "assets need no API");
+}
