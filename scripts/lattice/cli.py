@@ -72,7 +72,8 @@ def cmd_test(args) -> int:
     )
     if unit.returncode != 0:
         return unit.returncode
-    log("end-to-end tests: pytest tests/ (starts and stops its own lattice)")
+    install.ensure_test_tools()
+    log("end-to-end tests: pytest tests/ (starts and stops its own lattice; browser tests in Chromium)")
     e2e = subprocess.run([sys.executable, "-m", "pytest", "-v", *(args.pytest_args or ["tests"])], cwd=ROOT)
     log(f"test command finished in {time.time() - started:.0f}s")
     return e2e.returncode

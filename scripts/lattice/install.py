@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 import shutil
 import subprocess
 import time
@@ -59,6 +61,20 @@ def ensure_redis() -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-qq"], env=env)
     run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"], env=env)
+
+
+def ensure_test_tools() -> None:
+    """What only the tests need: Debian's Chromium for the browser tests, driven by
+    Playwright, and the Python packages of tests/requirements.txt."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not shutil.which("chromium"):
+        log("installing chromium (Debian package) for the browser tests")
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+    missing = [m for m in ("pytest", "yaml", "playwright") if importlib.util.find_spec(m) is None]
+    if missing:
+        log(f"installing Python test packages ({', '.join(missing)} missing) from tests/requirements.txt")
+        run([sys.executable, "-m", "pip", "install", "-q", "-r", str(ROOT / "tests" / "requirements.txt")])
 
 
 def wash_path() -> str:

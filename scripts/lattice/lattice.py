@@ -194,17 +194,21 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
 
 
 def wait_for_http(profile: Profile, timeout: float = 120) -> None:
-    url = profile.http_url + profile.health_path
+    """Waits until the API (the health path) and the web client (`/`, which calls the API
+    through the http-client capability) both answer 200."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            status, _ = http_get(url)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer 200 within {timeout:.0f}s; logs: {profile.log_dir}")
+    for path in (profile.health_path, "/"):
+        url = profile.http_url + path
+        while True:
+            try:
+                status, _ = http_get(url)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise SystemExit(f"{url} did not answer 200 within {timeout:.0f}s; logs: {profile.log_dir}")
+            time.sleep(0.5)
 
 
 def up(profile: Profile) -> None:
