@@ -13,5 +13,6 @@ pub mod store;
 pub mod testing;
 pub mod time;
 pub mod validate;
+pub mod wrpc;
 
 pub use error::{ApiError, ErrorItem};

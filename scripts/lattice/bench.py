@@ -75,11 +75,48 @@ def _rss_mib(pid: int) -> float:
     return total / 1024 + sum(_rss_mib(int(c)) for c in children)
 
 
+def _session(base: str, email: str) -> str:
+    """Signs in and returns the `session=...` cookie."""
+    req = urllib.request.Request(base + "/api/users/signin", data=json.dumps({"email": email, "password": "password"}).encode(),
+                                 method="POST", headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return res.headers["set-cookie"].split(";")[0]
+
+
+def _post_json(base: str, path: str, body: dict, cookie: str) -> dict:
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json", "cookie": cookie})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            return {"status": res.status, **json.loads(res.read() or b"{}")}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code}
+
+
+def event_latency(base: str, cookie: str, samples: int = 30) -> list[float]:
+    """Seconds from `POST /api/tickets` returning to the ticket being orderable in orders
+    (ticket:created through JetStream into the orders replica)."""
+    latencies = []
+    for _ in range(samples):
+        ticket = _post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
+        created = time.perf_counter()
+        while _post_json(base, "/api/orders", {"ticketId": ticket["id"]}, cookie)["status"] == 404:
+            time.sleep(0.002)
+        latencies.append(time.perf_counter() - created)
+    return latencies
+
+
 def bench(profile: Profile, seconds: float, levels: list[int]) -> None:
     base = profile.http_url
     email = f"bench-{uuid.uuid4().hex[:8]}@test.com"
     _request(base + "/api/users/signup", "POST", {"email": email, "password": "password"})
+    cookie = _session(base, email)
+    ticket = _post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
     endpoints = {
+        "GET / (web page: 2 API calls through the lattice)": lambda: _request(base + "/", cookie=cookie),
+        "GET /api/tickets/:id": lambda: _request(base + f"/api/tickets/{ticket['id']}"),
+        "POST /api/tickets (store + JetStream publish)": lambda: _request(
+            base + "/api/tickets", "POST", {"title": "bench", "price": 10}, cookie=cookie),
         "GET /api/users/currentuser": lambda: _request(base + "/api/users/currentuser"),
         "POST /api/users/signin (argon2id)": lambda: _request(base + "/api/users/signin", "POST",
                                                               {"email": email, "password": "password"}),
@@ -93,6 +130,10 @@ def bench(profile: Profile, seconds: float, levels: list[int]) -> None:
             ok, err, latencies = _run(seconds, concurrency, call)
             print(f"{name:<54} {concurrency:>4} {ok / seconds:>8.1f} {_percentile(latencies, 50) * 1000:>8.1f} "
                   f"{_percentile(latencies, 99) * 1000:>8.1f} {err:>6}")
+    latencies = event_latency(base, cookie)
+    print(f"\nticket:created → orderable in orders, {len(latencies)} samples: "
+          f"p50 {_percentile(latencies, 50) * 1000:.1f} ms, p99 {_percentile(latencies, 99) * 1000:.1f} ms, "
+          f"max {max(latencies) * 1000:.1f} ms")
     print(f"\n{'process':<14} {'RSS MiB (with children)':>24}")
     for name in process_names(profile):
         pid = procs.running(profile, name)

@@ -5,7 +5,9 @@ host(s) → wadm → `wash app deploy` → wait until wadm says Deployed and HTT
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import os
 import secrets
 import shutil
@@ -106,13 +108,32 @@ def wait_for_hosts(profile: Profile, timeout: float = 90) -> None:
 
 
 def manifest_for(profile: Profile) -> Path:
-    """wadm.yaml as deployers use it for dev; a copy on the profile's ports otherwise."""
-    if profile.name == "dev":
-        return profile.manifest
+    """wadm.yaml as this profile deploys it (`.ticketing/<profile>/wadm.yaml`).
+
+    Each `file://./build/<artifact>` becomes a copy named by its content
+    (`.ticketing/<profile>/artifacts/<name>-<sha>.<ext>`): after a rebuild wadm sees a new
+    image and replaces the component or provider in the running lattice, while an
+    unchanged one is left alone. Non-dev profiles also get their own ports.
+    """
     text = profile.manifest.read_text()
-    text = text.replace("file://./", f"file://{ROOT}/")
-    for key, port in dev_ports().items():
-        text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{profile.ports[key]}")
+    artifacts = profile.state_dir / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+
+    def versioned(match: re.Match) -> str:
+        source = ROOT / "build" / match.group(1)
+        if not source.exists():
+            raise SystemExit(f"{source} is missing: run ./ticketing build")
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+        name, ext = source.name.split(".", 1)
+        target = artifacts / f"{name}-{digest}.{ext}"
+        if not target.exists():
+            shutil.copy2(source, target)
+        return f"file://{target}"
+
+    text = re.sub(r"file://\./build/([\w-]+\.[\w.]+)", versioned, text)
+    if profile.name != "dev":
+        for key, port in dev_ports().items():
+            text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{profile.ports[key]}")
     rendered = profile.state_dir / "wadm.yaml"
     rendered.write_text(text)
     return rendered

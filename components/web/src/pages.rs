@@ -25,6 +25,8 @@ const JS: &str = include_str!("../static/app.js");
 pub fn handle<A: Api>(site: &Site<A>, request: &Request) -> Response {
     let segments = request.segments();
     match (request.method.as_str(), segments.as_slice()) {
+        // An API path no service serves reaches us as the catch-all: answer as the API does.
+        (_, ["api", ..]) => Response::from(ticketing_common::ApiError::not_found()),
         ("GET", ["static", "app.css"]) => asset(CSS, "text/css; charset=utf-8"),
         ("GET", ["static", "app.js"]) => asset(JS, "text/javascript; charset=utf-8"),
         _ => match page(site, request, &segments) {

@@ -176,6 +176,8 @@ fn signing_out_clears_the_cookie() {
 #[test]
 fn unknown_pages_are_404_and_a_silent_api_is_503() {
     assert_eq!(get(&Scripted::anonymous(), "/nowhere").0, 404);
+    let (status, body, response) = get(&Scripted::anonymous(), "/api/nothing-here");
+    assert_eq!((status, body.as_str(), response.header("content-type")), (404, r#"{"errors":[{"message":"Not Found"}]}"#, Some("application/json")));
     assert_eq!(get(&Scripted::anonymous(), "/tickets/not-an-id").0, 404);
     let down = Scripted { down: true, ..Scripted::default() };
     let (status, html, _) = get(&down, "/");

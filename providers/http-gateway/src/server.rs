@@ -5,7 +5,7 @@
 //! error instead of a response cut off half way.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use axum::body::Body;
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::Uri;
 use http_body_util::{BodyExt as _, Full};
+use ticketing_common::wrpc::is_no_responders;
 use ticketing_common::ApiError;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -76,12 +77,15 @@ async fn forward(state: &AppState, request: Request) -> Result<Response, ApiErro
         .path_and_query(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .build()
         .map_err(|_| ApiError::bad_request("Invalid request URI"))?;
-    let mut outgoing = http::Request::new(Full::new(body));
-    *outgoing.method_mut() = parts.method;
-    *outgoing.uri_mut() = uri;
-    *outgoing.headers_mut() = parts.headers;
+    let request = || {
+        let mut outgoing = http::Request::new(Full::new(body.clone()));
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.uri_mut() = uri.clone();
+        *outgoing.headers_mut() = parts.headers.clone();
+        outgoing
+    };
 
-    match tokio::time::timeout(state.settings.timeout, call(&target, outgoing)).await {
+    match tokio::time::timeout(state.settings.timeout, call_until_taken(&target, request)).await {
         Err(_) => {
             warn!(component = %target.component, "component did not answer in time");
             Err(ApiError::new(504, "The service did not answer in time"))
@@ -91,6 +95,23 @@ async fn forward(state: &AppState, request: Request) -> Result<Response, ApiErro
             Err(ApiError::new(503, "Service unavailable"))
         }
         Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// Calls the component, again while no instance is there to take the call (it is starting
+/// or being replaced): such a call never reached it, so repeating it is safe for any
+/// method. The caller's timeout bounds the wait.
+async fn call_until_taken(target: &Target, request: impl Fn() -> http::Request<Full<Bytes>>) -> Result<Response> {
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match call(target, request()).await {
+            Err(e) if is_no_responders(e.as_ref()) => {
+                debug!(component = %target.component, ?pause, "no instance took the call; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use tokio::sync::{watch, Mutex, OnceCell};
+use ticketing_common::wrpc::is_no_responders;
 use tracing::{info, warn};
 use wasmcloud_provider_sdk::{
     get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
@@ -129,7 +130,7 @@ async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient,
                 match handler::handle_message(&client, None, &message).await {
                     Ok(Ok(())) => Delivery::Handled,
                     Ok(Err(reason)) => Delivery::Failed(reason),
-                    Err(e) if is_no_responders(&e) => Delivery::Unreachable(format!("{e:#}")),
+                    Err(e) if is_no_responders(e.as_ref()) => Delivery::Unreachable(format!("{e:#}")),
                     Err(e) => Delivery::Failed(format!("{e:#}")),
                 }
             }
@@ -145,13 +146,6 @@ async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient,
     }
 }
 
-/// NATS answers "no responders" when no host runs the component right now; the wRPC
-/// transport reports it as `NotConnected`.
-fn is_no_responders(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::NotConnected)
-    })
-}
 
 impl consumer::Handler<Option<Context>> for MessagingJetstream {
     async fn publish(&self, cx: Option<Context>, message: BrokerMessage) -> Result<Result<(), String>> {

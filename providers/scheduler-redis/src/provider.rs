@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use tokio::sync::{watch, Mutex, OnceCell};
+use ticketing_common::wrpc::is_no_responders;
 use tracing::{info, warn};
 use wasmcloud_provider_sdk::provider::WrpcClient;
 use wasmcloud_provider_sdk::{
@@ -81,7 +82,7 @@ impl SchedulerRedis {
                     match runner::run(&client, None, &job.id, &Bytes::from(job.payload)).await {
                         Ok(Ok(())) => Outcome::Done,
                         Ok(Err(reason)) => Outcome::Failed(reason),
-                        Err(e) if is_no_responders(&e) => Outcome::Unreachable(format!("{e:#}")),
+                        Err(e) if is_no_responders(e.as_ref()) => Outcome::Unreachable(format!("{e:#}")),
                         Err(e) => Outcome::Failed(format!("{e:#}")),
                     }
                 }
@@ -95,10 +96,6 @@ impl SchedulerRedis {
     }
 }
 
-/// NATS answers "no responders" when no host runs the component right now.
-fn is_no_responders(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::NotConnected))
-}
 
 impl Provider for SchedulerRedis {
     async fn init(&self, init: impl ProviderInitConfig) -> Result<()> {
