@@ -215,10 +215,9 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
 
 
 def wait_for_http(profile: Profile, timeout: float = 120) -> None:
-    """Waits until the API (the health path) and the web client (`/`, which calls the API
-    through the http-client capability) both answer 200."""
+    """Waits until the API's health path answers 200."""
     deadline = time.time() + timeout
-    for path in (profile.health_path, "/"):
+    for path in (profile.health_path,):
         url = profile.http_url + path
         while True:
             try:
@@ -232,6 +231,59 @@ def wait_for_http(profile: Profile, timeout: float = 120) -> None:
             time.sleep(0.5)
 
 
+# What each route answers once its link reached the gateway (an unrouted /api path would
+# fall through to the web component's JSON 404).
+GATEWAY_ID = "ticketing-http_gateway"
+ROUTE_CHECKS = [("/", 200), ("/api/users/currentuser", 200), ("/api/tickets", 200), ("/api/orders", 401),
+                ("/api/payments/orders/000000000000000000000000", 401)]
+
+
+def _routes_ok(profile: Profile) -> list[str]:
+    wrong = []
+    for path, expected in ROUTE_CHECKS:
+        try:
+            status, _ = http_get(profile.http_url + path)
+        except OSError:
+            status = 0
+        if status != expected:
+            wrong.append(f"{path} answered {status}, not {expected}")
+    return wrong
+
+
+def ensure_routes(profile: Profile, timeout: float = 20) -> None:
+    """Checks that every route reached the gateway; puts the gateway's links again if not.
+
+    A link put while a provider process is starting (after the host captured the links it
+    hands the provider, before the provider subscribed to link updates) never reaches it:
+    a race in wasmCloud 1.x's provider start. wadm sees the link stored and does not put
+    it again, so the route stays missing. Deleting and putting the link again sends it
+    to the provider, which is listening by now."""
+    deadline = time.time() + timeout
+    while (wrong := _routes_ok(profile)) and time.time() < deadline:
+        time.sleep(0.5)
+    if not wrong:
+        return
+    log(f"the gateway missed a link ({'; '.join(wrong)}): putting its links again")
+    links = (wash_json(profile, "get", "links") or {}).get("links", [])
+    for link in links:
+        if link.get("source_id") != GATEWAY_ID:
+            continue
+        args = ["link", "put", GATEWAY_ID, link["target"], link["wit_namespace"], link["wit_package"],
+                "--link-name", link["name"]]
+        args += [a for i in link.get("interfaces", []) for a in ("--interface", i)]
+        args += [a for c in link.get("source_config", []) for a in ("--source-config", c)]
+        args += [a for c in link.get("target_config", []) for a in ("--target-config", c)]
+        # The same link put again is not sent on; deleted and put, it is.
+        wash(profile, "link", "del", GATEWAY_ID, link["wit_namespace"], link["wit_package"],
+             "--link-name", link["name"], check=False)
+        wash(profile, *args, check=False)
+    deadline = time.time() + 30
+    while (wrong := _routes_ok(profile)) and time.time() < deadline:
+        time.sleep(0.5)
+    if wrong:
+        raise SystemExit(f"routes missing after putting the gateway's links again: {'; '.join(wrong)}; logs: {profile.log_dir}")
+
+
 def up(profile: Profile) -> None:
     started = time.time()
     log(f"starting lattice {profile.lattice!r} ({profile.name} profile); state and logs in {profile.state_dir}")
@@ -242,6 +294,7 @@ def up(profile: Profile) -> None:
     deploy(profile)
     wait_until_deployed(profile)
     wait_for_http(profile)
+    ensure_routes(profile)
     log(f"lattice up in {time.time() - started:.0f}s")
 
 
