@@ -20,6 +20,7 @@ from pathlib import Path
 from . import procs
 from .build import binary
 from .install import wash_path
+from .nats import Nats
 from .procs import log
 from .settings import ROOT, TOOLS_BIN, Profile, dev_ports
 
@@ -183,6 +184,42 @@ def ensure_stripe_config(profile: Profile) -> None:
          f"api_base={base}")
 
 
+def without_links(manifest: str) -> str:
+    """The manifest with every `- type: link` trait removed (line-based: our manifest's
+    traits are plain block YAML)."""
+    kept, skip_deeper_than = [], None
+    for line in manifest.splitlines(keepends=True):
+        indent = len(line) - len(line.lstrip())
+        if skip_deeper_than is not None:
+            if not line.strip() or indent > skip_deeper_than:
+                continue
+            skip_deeper_than = None
+        if line.strip() == "- type: link":
+            skip_deeper_than = indent
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
+def deploy_in_two_steps(profile: Profile) -> None:
+    """A first deployment starts everything without links, then the links are put.
+
+    A link put while a provider process is starting can miss it (the host hands the
+    provider the links it has at start; the provider subscribes to new ones a moment
+    later), and wadm never puts a stored link again. With the providers running first,
+    no link arrives in that moment."""
+    ensure_session_config(profile)
+    ensure_stripe_config(profile)
+    manifest = manifest_for(profile)
+    first = profile.state_dir / "wadm-without-links.yaml"
+    first.write_text(without_links(manifest.read_text()))
+    log("deploying without links first, so every provider is listening before its links come")
+    wash(profile, "app", "deploy", str(first))
+    wait_until_deployed(profile)
+    time.sleep(2)
+    deploy(profile)
+
+
 def deploy(profile: Profile) -> None:
     ensure_session_config(profile)
     ensure_stripe_config(profile)
@@ -234,6 +271,7 @@ def wait_for_http(profile: Profile, timeout: float = 120) -> None:
 # What each route answers once its link reached the gateway (an unrouted /api path would
 # fall through to the web component's JSON 404).
 GATEWAY_ID = "ticketing-http_gateway"
+MESSAGING_ID = "ticketing-messaging_jetstream"
 ROUTE_CHECKS = [("/", 200), ("/api/users/currentuser", 200), ("/api/tickets", 200), ("/api/orders", 401),
                 ("/api/payments/orders/000000000000000000000000", 401)]
 
@@ -250,38 +288,65 @@ def _routes_ok(profile: Profile) -> list[str]:
     return wrong
 
 
-def ensure_routes(profile: Profile, timeout: float = 20) -> None:
-    """Checks that every route reached the gateway; puts the gateway's links again if not.
-
-    A link put while a provider process is starting (after the host captured the links it
-    hands the provider, before the provider subscribed to link updates) never reaches it:
-    a race in wasmCloud 1.x's provider start. wadm sees the link stored and does not put
-    it again, so the route stays missing. Deleting and putting the link again sends it
-    to the provider, which is listening by now."""
-    deadline = time.time() + timeout
-    while (wrong := _routes_ok(profile)) and time.time() < deadline:
-        time.sleep(0.5)
-    if not wrong:
-        return
-    log(f"the gateway missed a link ({'; '.join(wrong)}): putting its links again")
+def _consumers_missing(profile: Profile) -> list[str]:
+    """Durable consumers the messaging provider should have made for its links, and has not."""
     links = (wash_json(profile, "get", "links") or {}).get("links", [])
-    for link in links:
-        if link.get("source_id") != GATEWAY_ID:
+    clean = lambda text: re.sub(r"[^A-Za-z0-9-]", "_", text)  # noqa: E731 (as the provider names them)
+    missing = []
+    bus = Nats(profile.ports["nats"])
+    try:
+        for link in links:
+            if link.get("source_id") != MESSAGING_ID:
+                continue
+            for config in link.get("source_config", []):
+                subjects = (wash_json(profile, "config", "get", config) or {}).get("subscriptions", "")
+                for subject in filter(None, (s.strip() for s in subjects.split(","))):
+                    name = f"{clean(link['target'])}__{clean(subject)}"
+                    if "error" in bus.jetstream(f"CONSUMER.INFO.TICKETING_EVENTS.{name}"):
+                        missing.append(name)
+    finally:
+        bus.close()
+    return missing
+
+
+def _resend_links(profile: Profile, provider_id: str) -> None:
+    """Deletes and puts again every link from `provider_id` (the same link put again is
+    not sent on; deleted and put, it is)."""
+    for link in (wash_json(profile, "get", "links") or {}).get("links", []):
+        if link.get("source_id") != provider_id:
             continue
-        args = ["link", "put", GATEWAY_ID, link["target"], link["wit_namespace"], link["wit_package"],
+        args = ["link", "put", provider_id, link["target"], link["wit_namespace"], link["wit_package"],
                 "--link-name", link["name"]]
         args += [a for i in link.get("interfaces", []) for a in ("--interface", i)]
         args += [a for c in link.get("source_config", []) for a in ("--source-config", c)]
         args += [a for c in link.get("target_config", []) for a in ("--target-config", c)]
-        # The same link put again is not sent on; deleted and put, it is.
-        wash(profile, "link", "del", GATEWAY_ID, link["wit_namespace"], link["wit_package"],
+        wash(profile, "link", "del", provider_id, link["wit_namespace"], link["wit_package"],
              "--link-name", link["name"], check=False)
         wash(profile, *args, check=False)
-    deadline = time.time() + 30
-    while (wrong := _routes_ok(profile)) and time.time() < deadline:
-        time.sleep(0.5)
-    if wrong:
-        raise SystemExit(f"routes missing after putting the gateway's links again: {'; '.join(wrong)}; logs: {profile.log_dir}")
+
+
+def ensure_links(profile: Profile, timeout: float = 20) -> None:
+    """Checks that the gateway has every route and the messaging provider every consumer;
+    re-sends a provider's links if not.
+
+    A link put while a provider process is starting (after the host captured the links it
+    hands the provider, before the provider subscribed to link updates) never reaches it:
+    a race in wasmCloud 1.x's provider start. wadm sees the link stored and does not put
+    it again, so it stays missing."""
+    for what, provider_id, check in (("route", GATEWAY_ID, _routes_ok), ("event consumer", MESSAGING_ID, _consumers_missing)):
+        deadline = time.time() + timeout
+        while (wrong := check(profile)) and time.time() < deadline:
+            time.sleep(0.5)
+        if not wrong:
+            continue
+        log(f"{provider_id} missed a link ({what}: {'; '.join(wrong)}): sending its links again")
+        _resend_links(profile, provider_id)
+        deadline = time.time() + 30
+        while (wrong := check(profile)) and time.time() < deadline:
+            time.sleep(0.5)
+        if wrong:
+            raise SystemExit(f"{what} still missing after sending {provider_id}'s links again: "
+                             f"{'; '.join(wrong)}; logs: {profile.log_dir}")
 
 
 def up(profile: Profile) -> None:
@@ -291,10 +356,13 @@ def up(profile: Profile) -> None:
     start_hosts(profile)
     start_wadm(profile)
     wait_for_hosts(profile)
-    deploy(profile)
+    if app_status(profile) is None:
+        deploy_in_two_steps(profile)
+    else:
+        deploy(profile)  # already running: links stay, changed pieces are replaced
     wait_until_deployed(profile)
     wait_for_http(profile)
-    ensure_routes(profile)
+    ensure_links(profile)
     log(f"lattice up in {time.time() - started:.0f}s")
 
 
