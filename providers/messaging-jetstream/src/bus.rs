@@ -62,6 +62,7 @@ pub fn consumer_name(subscriber: &str, subject: &str) -> String {
 
 #[derive(Clone)]
 pub struct Bus {
+    client: async_nats::Client,
     js: jetstream::Context,
     settings: BusSettings,
 }
@@ -89,7 +90,7 @@ const MAX_UNREACHABLE_PAUSE: Duration = Duration::from_secs(2);
 impl Bus {
     /// Connects and makes sure both streams exist with the configured retention.
     pub async fn connect(client: async_nats::Client, settings: BusSettings) -> Result<Bus> {
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         js.get_or_create_stream(stream::Config {
             name: settings.stream.clone(),
             subjects: vec![format!("{}.>", settings.prefix)],
@@ -107,7 +108,7 @@ impl Bus {
         })
         .await
         .context("failed to create the dead-letter stream")?;
-        Ok(Bus { js, settings })
+        Ok(Bus { client, js, settings })
     }
 
     /// Publishes an event and waits until the stream has stored it.
@@ -115,6 +116,15 @@ impl Bus {
         let ack = self.js.publish(format!("{}.{subject}", self.settings.prefix), payload).await?;
         ack.await.context("the stream did not acknowledge the event")?;
         Ok(())
+    }
+
+    /// Plain NATS request/reply on `subject` as given (not an event: not stored, no prefix),
+    /// for services that answer requests.
+    pub async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<async_nats::Message> {
+        match tokio::time::timeout(timeout, self.client.request(subject.to_string(), payload)).await {
+            Ok(reply) => reply.with_context(|| format!("request to {subject} failed")),
+            Err(_) => anyhow::bail!("request to {subject} timed out after {} ms", timeout.as_millis()),
+        }
     }
 
     /// Delivers every event of `subject` to `handler` until `shutdown` resolves. Events

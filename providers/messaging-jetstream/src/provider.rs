@@ -48,7 +48,6 @@ pub struct MessagingJetstream {
 
 #[derive(Clone)]
 struct Connected {
-    nats: async_nats::Client,
     bus: Bus,
     ack_wait: Duration,
 }
@@ -75,9 +74,9 @@ impl Provider for MessagingJetstream {
             .connect(&settings.nats_url)
             .await
             .with_context(|| format!("failed to connect to NATS at {}", redacted(&settings.nats_url)))?;
-        let bus = Bus::connect(nats.clone(), settings.bus.clone()).await?;
+        let bus = Bus::connect(nats, settings.bus.clone()).await?;
         info!(nats = redacted(&settings.nats_url), stream = settings.bus.stream, "event streams ready");
-        let _ = self.connected.set(Connected { nats, bus, ack_wait: settings.bus.ack_wait });
+        let _ = self.connected.set(Connected { bus, ack_wait: settings.bus.ack_wait });
         Ok(())
     }
 
@@ -159,11 +158,12 @@ impl consumer::Handler<Option<Context>> for MessagingJetstream {
 
     async fn request(&self, _cx: Option<Context>, subject: String, body: Bytes, timeout_ms: u32) -> Result<Result<BrokerMessage, String>> {
         let connected = match self.connected() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
-        let asked = connected.nats.request(subject.clone(), body);
-        Ok(match tokio::time::timeout(Duration::from_millis(timeout_ms.into()), asked).await {
-            Ok(Ok(reply)) => Ok(BrokerMessage { subject: reply.subject.to_string(), body: reply.payload, reply_to: None }),
-            Ok(Err(e)) => Err(format!("request to {subject} failed: {e}")),
-            Err(_) => Err(format!("request to {subject} timed out after {timeout_ms} ms")),
-        })
+        Ok(connected
+            .bus
+            .request(&subject, body, Duration::from_millis(timeout_ms.into()))
+            .await
+            .map(|reply| BrokerMessage { subject: reply.subject.to_string(), body: reply.payload, reply_to: None })
+            .map_err(|e| format!("{e:#}")))
     }
+
 }

@@ -210,3 +210,23 @@ async fn a_steady_flow_of_bursts_keeps_flowing() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn request_reply_reaches_a_responder_and_times_out_without_one() {
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    let responder = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.unwrap();
+    let mut requests = responder.subscribe("prices.quote").await.unwrap();
+    tokio::spawn(async move {
+        if let Some(request) = futures::StreamExt::next(&mut requests).await {
+            let reply = format!("quote for {}", String::from_utf8_lossy(&request.payload));
+            responder.publish(request.reply.unwrap(), reply.into()).await.unwrap();
+            responder.flush().await.unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reply = bus.request("prices.quote", Bytes::from("t1"), Duration::from_secs(2)).await.unwrap();
+    assert_eq!(&reply.payload[..], b"quote for t1");
+    let error = bus.request("nobody.listens", Bytes::new(), Duration::from_millis(300)).await.unwrap_err();
+    assert!(format!("{error:#}").contains("nobody.listens"), "{error:#}");
+}
