@@ -73,7 +73,9 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
 
 /// `GET /api/tickets` → the tickets that are not reserved.
 fn list<S: KeyValue>(ctx: &Ctx<S>) -> HandlerResult {
-    let available: Vec<Ticket> = store::all(ctx.store)?.into_iter().filter(|t| t.order_id.is_none()).collect();
+    let mut available: Vec<Ticket> = store::all(ctx.store)?.into_iter().filter(|t| t.order_id.is_none()).collect();
+    // Newest first: ids begin with their creation second.
+    available.sort_by(|a, b| b.id.cmp(&a.id));
     Ok(Response::json(200, &available))
 }
 
@@ -199,6 +201,18 @@ mod tests {
         reserved.order_id = Some("o1".into());
         store::insert(&w.store, &reserved).unwrap();
         assert_eq!(w.call("GET", "/api/tickets", None, None).1.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_list_is_newest_first() {
+        let w = World::new();
+        for (second, title) in [(1_795_000_001u64, "old"), (1_795_000_300, "new"), (1_795_000_100, "middle")] {
+            let id = ticketing_common::ids::id_from_parts(second, [7; 8]);
+            store::insert(&w.store, &Ticket { id, title: title.into(), price: Cents(100), user_id: ALICE.into(), version: 0, order_id: None }).unwrap();
+        }
+        let (_, list) = w.call("GET", "/api/tickets", None, None);
+        let titles: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
+        assert_eq!(titles, ["new", "middle", "old"]);
     }
 
     #[test]
