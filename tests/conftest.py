@@ -15,6 +15,7 @@ from lattice import lattice  # noqa: E402
 from lattice.settings import profile  # noqa: E402
 
 from client import Client  # noqa: E402
+from helpers import user  # noqa: E402
 from stripe_front import StripeFront  # noqa: E402
 
 
@@ -54,3 +55,15 @@ def running_lattice(test_profile, stripe):
 def client(running_lattice) -> Client:
     """A fresh browser-like client (own cookie jar) against the test lattice."""
     return Client(running_lattice.http_url)
+
+
+@pytest.fixture
+def seller(running_lattice) -> Client:
+    """A signed-in user with a fresh identity (one who sells)."""
+    return user(running_lattice)
+
+
+@pytest.fixture
+def buyer(running_lattice) -> Client:
+    """Another signed-in user with a fresh identity (one who buys)."""
+    return user(running_lattice)

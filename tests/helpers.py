@@ -58,6 +58,10 @@ def order_when_replicated(buyer: Client, ticket_id: str, timeout: float = 20):
     return eventually(attempt, timeout=timeout, what=f"ticket {ticket_id} to reach orders")
 
 
+def order_status(client: Client, order_id: str) -> str:
+    return client.get(f"/api/orders/{order_id}").json()["status"]
+
+
 def ticket(client: Client, ticket_id: str) -> dict:
     reply = client.get(f"/api/tickets/{ticket_id}")
     assert reply.status == 200, reply.body

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from helpers import create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user
+from helpers import order_status, create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user
 from manifests import deployed, set_config
 
 WINDOW_SECONDS = 3
@@ -34,9 +34,6 @@ def short_window(running_lattice):
         yield running_lattice
 
 
-def status(client, order_id):
-    return client.get(f"/api/orders/{order_id}").json()["status"]
-
 
 def test_an_unpaid_order_expires_and_its_ticket_sells_again(short_window):
     seller, buyer, next_buyer = user(short_window), user(short_window), user(short_window)
@@ -44,8 +41,8 @@ def test_an_unpaid_order_expires_and_its_ticket_sells_again(short_window):
     order = order_when_replicated(buyer, created["id"]).json()
     assert expires_at(order) - time.time() <= WINDOW_SECONDS + 1
     eventually(lambda: ticket(seller, created["id"]).get("orderId") == order["id"], what="the reservation")
-    assert status(buyer, order["id"]) == "created"
-    eventually(lambda: status(buyer, order["id"]) == "cancelled", timeout=WINDOW_SECONDS + 20, what="the expiry")
+    assert order_status(buyer, order["id"]) == "created"
+    eventually(lambda: order_status(buyer, order["id"]) == "cancelled", timeout=WINDOW_SECONDS + 20, what="the expiry")
     eventually(lambda: "orderId" not in ticket(seller, created["id"]), what="the ticket to be released")
     again = eventually(lambda: (r := next_buyer.post("/api/orders", {"ticketId": created["id"]})).status == 201 and r,
                        what="the ticket to sell again")
@@ -61,9 +58,9 @@ def test_a_paid_order_never_expires(short_window):
         bus.publish_event("payment:created", {"id": new_id(), "orderId": order["id"], "stripeId": "ch_test"})
     finally:
         bus.close()
-    eventually(lambda: status(buyer, order["id"]) == "complete", what="the payment")
+    eventually(lambda: order_status(buyer, order["id"]) == "complete", what="the payment")
     time.sleep(max(0.0, expires_at(order) - time.time()) + 2)  # past the expiry, and then some
-    assert status(buyer, order["id"]) == "complete"
+    assert order_status(buyer, order["id"]) == "complete"
     assert ticket(seller, created["id"]).get("orderId") == order["id"], "sold: still reserved"
 
 
@@ -90,7 +87,7 @@ def test_100_unpaid_orders_expire_and_their_lateness_is_reported(short_window):
         with lock:
             due = [o for o in orders if o["id"] not in lateness and expires_at(o) <= time.time()]
         for o in due:
-            if status(buyer, o["id"]) == "cancelled":
+            if order_status(buyer, o["id"]) == "cancelled":
                 lateness[o["id"]] = time.time() - expires_at(o)
         time.sleep(0.01)
     placer.join()

@@ -7,27 +7,11 @@ import concurrent.futures
 import time
 from datetime import datetime, timezone
 
-import pytest
-
-from helpers import create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user, user_id
-
-
-@pytest.fixture
-def seller(running_lattice):
-    return user(running_lattice)
-
-
-@pytest.fixture
-def buyer(running_lattice):
-    return user(running_lattice)
+from helpers import order_status, create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user, user_id
 
 
 def listed_ticket(client, ticket_id):
     return next((t for t in client.get("/api/tickets").json() if t["id"] == ticket_id), None)
-
-
-def order_status(client, order_id):
-    return client.get(f"/api/orders/{order_id}").json()["status"]
 
 
 # --- create (36-39) ---------------------------------------------------------------------

@@ -7,19 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
-import pytest
-
-from helpers import create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user
-
-
-@pytest.fixture
-def seller(running_lattice):
-    return user(running_lattice)
-
-
-@pytest.fixture
-def buyer(running_lattice):
-    return user(running_lattice)
+from helpers import order_status, create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user
 
 
 def order_for(seller, buyer, price=20):
@@ -33,10 +21,6 @@ def pay_when_replicated(buyer, order_id, token="tok_visa"):
         reply = buyer.post("/api/payments", {"orderId": order_id, "token": token})
         return None if reply.status == 404 else reply
     return eventually(attempt, what=f"order {order_id} to reach payments")
-
-
-def status(client, order_id):
-    return client.get(f"/api/orders/{order_id}").json()["status"]
 
 
 def wait_until_payments_knows(order_id, running_lattice):
@@ -93,7 +77,7 @@ def test_56_pays_the_price_in_cents_and_completes_the_order(seller, buyer, strip
     assert len(charges) == 1
     assert (charges[0]["form"]["amount"], charges[0]["form"]["currency"], charges[0]["form"]["source"]) == ("2050", "usd", "tok_visa")
     assert charges[0]["key"], "an idempotency key"
-    eventually(lambda: status(buyer, order["id"]) == "complete", what="payment:created to complete the order")
+    eventually(lambda: order_status(buyer, order["id"]) == "complete", what="payment:created to complete the order")
     assert ticket(seller, created["id"]).get("orderId") == order["id"], "sold: stays reserved"
     payment = payments_view(buyer, order["id"])["payment"]
     assert (payment["id"], payment["status"], payment["amount"], payment["refunded"]) == (reply.json()["id"], "completed", 20.5, False)
@@ -102,14 +86,14 @@ def test_56_pays_the_price_in_cents_and_completes_the_order(seller, buyer, strip
 def test_a_paid_order_never_expires(seller, buyer, running_lattice):
     _, order = order_for(seller, buyer)
     assert pay_when_replicated(buyer, order["id"]).status == 201
-    eventually(lambda: status(buyer, order["id"]) == "complete", what="the payment")
+    eventually(lambda: order_status(buyer, order["id"]) == "complete", what="the payment")
     bus = nats(running_lattice)
     try:
         bus.publish_event("expiration:complete", {"orderId": order["id"]})
     finally:
         bus.close()
     time.sleep(1.5)
-    assert status(buyer, order["id"]) == "complete"
+    assert order_status(buyer, order["id"]) == "complete"
 
 
 def test_a_declined_card_cancels_the_order_and_releases_the_ticket(seller, buyer, running_lattice):
@@ -117,7 +101,7 @@ def test_a_declined_card_cancels_the_order_and_releases_the_ticket(seller, buyer
     eventually(lambda: ticket(seller, created["id"]).get("orderId") == order["id"], what="the reservation")
     reply = pay_when_replicated(buyer, order["id"], token="tok_chargeDeclined")
     assert (reply.status, reply.error_messages) == (400, ["Your card was declined."])
-    eventually(lambda: status(buyer, order["id"]) == "cancelled", what="payment:failed to cancel the order")
+    eventually(lambda: order_status(buyer, order["id"]) == "cancelled", what="payment:failed to cancel the order")
     eventually(lambda: "orderId" not in ticket(seller, created["id"]), what="the ticket to be released")
     again = user(running_lattice).post("/api/orders", {"ticketId": created["id"]})
     assert again.status == 201

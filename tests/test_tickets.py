@@ -2,19 +2,7 @@
 events (§7), plus the reserved-ticket rules seen through real orders."""
 from __future__ import annotations
 
-import pytest
-
-from helpers import create_ticket, eventually, new_id, order_when_replicated, ticket, user
-
-
-@pytest.fixture
-def seller(running_lattice):
-    return user(running_lattice)
-
-
-@pytest.fixture
-def buyer(running_lattice):
-    return user(running_lattice)
+from helpers import create_ticket, eventually, new_id, order_when_replicated, ticket
 
 
 # --- create (13-19) --------------------------------------------------------------------

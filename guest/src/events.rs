@@ -28,9 +28,20 @@ pub fn handle<E: Event>(body: &[u8], handler: impl FnOnce(&E, &Outbox) -> Result
     publish(&outbox)
 }
 
+/// Serves an HTTP request whose handler may announce events: they are published after
+/// the handler returns (see [`publish_after`]).
+pub fn serve_http(
+    request: crate::wasi::http::types::IncomingRequest,
+    out: crate::wasi::http::types::ResponseOutparam,
+    handler: impl FnOnce(&ticketing_common::http::Request, &Outbox) -> Response,
+) {
+    let outbox = Outbox::default();
+    crate::http::serve(request, out, |request| publish_after(handler(&request, &outbox), &outbox));
+}
+
 /// The answer to an HTTP request whose handler filled `outbox`: the handler's response
 /// when every event went out, a 503 when the change was stored but not announced.
-pub fn publish_after(response: Response, outbox: &Outbox) -> Response {
+fn publish_after(response: Response, outbox: &Outbox) -> Response {
     match publish(outbox) {
         Ok(()) => response,
         Err(reason) => {

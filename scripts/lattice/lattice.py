@@ -208,24 +208,28 @@ def deploy_in_two_steps(profile: Profile) -> None:
     provider the links it has at start; the provider subscribes to new ones a moment
     later), and wadm never puts a stored link again. With the providers running first,
     no link arrives in that moment."""
-    ensure_session_config(profile)
-    ensure_stripe_config(profile)
-    manifest = manifest_for(profile)
-    first = profile.state_dir / "wadm-without-links.yaml"
-    first.write_text(without_links(manifest.read_text()))
-    log("deploying without links first, so every provider is listening before its links come")
-    wash(profile, "app", "deploy", str(first))
+    manifest = deploy(profile, links=False)
     wait_until_deployed(profile)
     time.sleep(2)
-    deploy(profile)
+    log("deploying the links")
+    wash(profile, "app", "deploy", str(manifest))
 
 
-def deploy(profile: Profile) -> None:
+def deploy(profile: Profile, links: bool = True) -> Path:
+    """Deploys the manifest (without its link traits when `links` is false); returns the
+    full rendered manifest."""
     ensure_session_config(profile)
     ensure_stripe_config(profile)
     manifest = manifest_for(profile)
+    if not links:
+        first = profile.state_dir / "wadm-without-links.yaml"
+        first.write_text(without_links(manifest.read_text()))
+        log("deploying without links first, so every provider is listening before its links come")
+        wash(profile, "app", "deploy", str(first))
+        return manifest
     log(f"deploying {manifest.relative_to(ROOT)} with wash app deploy")
     wash(profile, "app", "deploy", str(manifest))
+    return manifest
 
 
 def wait_until_deployed(profile: Profile, timeout: float = 300) -> None:
@@ -253,19 +257,18 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
 
 def wait_for_http(profile: Profile, timeout: float = 120) -> None:
     """Waits until the API's health path answers 200."""
+    url = profile.http_url + profile.health_path
     deadline = time.time() + timeout
-    for path in (profile.health_path,):
-        url = profile.http_url + path
-        while True:
-            try:
-                status, _ = http_get(url)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise SystemExit(f"{url} did not answer 200 within {timeout:.0f}s; logs: {profile.log_dir}")
-            time.sleep(0.5)
+    while True:
+        try:
+            status, _ = http_get(url)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise SystemExit(f"{url} did not answer 200 within {timeout:.0f}s; logs: {profile.log_dir}")
+        time.sleep(0.5)
 
 
 # What each route answers once its link reached the gateway (an unrouted /api path would

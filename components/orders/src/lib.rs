@@ -15,7 +15,7 @@ mod component {
 
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
-    use ticketing_common::events::{Event, ExpirationComplete, Outbox, PaymentCreated, PaymentFailed, TicketCreated, TicketUpdated};
+    use ticketing_common::events::{Event, ExpirationComplete, PaymentCreated, PaymentFailed, TicketCreated, TicketUpdated};
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
     use ticketing_guest::{config, events, kv::LatticeStore, session_keys};
@@ -32,15 +32,16 @@ mod component {
     impl HttpHandler for Orders {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
-            let outbox = Outbox::default();
-            let ctx = routes::Ctx {
-                store: &LatticeStore,
-                keys: keys.as_ref(),
-                now_millis: ticketing_common::time::now_millis(),
-                window_seconds: window_seconds(),
-                outbox: &outbox,
-            };
-            ticketing_guest::http::serve(request, out, |request| events::publish_after(routes::handle(&ctx, &request), &outbox));
+            events::serve_http(request, out, |request, outbox| {
+                let ctx = routes::Ctx {
+                    store: &LatticeStore,
+                    keys: keys.as_ref(),
+                    now_millis: ticketing_common::time::now_millis(),
+                    window_seconds: window_seconds(),
+                outbox,
+                };
+                routes::handle(&ctx, request)
+            });
         }
     }
 

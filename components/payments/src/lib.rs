@@ -21,7 +21,7 @@ mod component {
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
     use bindings::ticketing::stripe::charges::{self, ChargeRequest, Error};
-    use ticketing_common::events::{Event, OrderCancelled, OrderCreated, Outbox};
+    use ticketing_common::events::{Event, OrderCancelled, OrderCreated};
     use ticketing_common::money::Cents;
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
@@ -64,15 +64,16 @@ mod component {
     impl HttpHandler for Payments {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
-            let outbox = Outbox::default();
-            let ctx = routes::Ctx {
-                store: &LatticeStore,
-                keys: keys.as_ref(),
-                now_millis: ticketing_common::time::now_millis(),
-                gateway: &Stripe,
-                outbox: &outbox,
-            };
-            ticketing_guest::http::serve(request, out, |request| events::publish_after(routes::handle(&ctx, &request), &outbox));
+            events::serve_http(request, out, |request, outbox| {
+                let ctx = routes::Ctx {
+                    store: &LatticeStore,
+                    keys: keys.as_ref(),
+                    now_millis: ticketing_common::time::now_millis(),
+                    gateway: &Stripe,
+                outbox,
+                };
+                routes::handle(&ctx, request)
+            });
         }
     }
 

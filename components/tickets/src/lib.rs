@@ -16,7 +16,7 @@ mod component {
 
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
-    use ticketing_common::events::{Event, OrderCancelled, OrderCreated, Outbox};
+    use ticketing_common::events::{Event, OrderCancelled, OrderCreated};
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
     use ticketing_guest::{events, kv::LatticeStore, session_keys};
@@ -28,9 +28,10 @@ mod component {
     impl HttpHandler for Tickets {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
-            let outbox = Outbox::default();
-            let ctx = routes::Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds(), outbox: &outbox };
-            ticketing_guest::http::serve(request, out, |request| events::publish_after(routes::handle(&ctx, &request), &outbox));
+            events::serve_http(request, out, |request, outbox| {
+                let ctx = routes::Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds(), outbox };
+                routes::handle(&ctx, request)
+            });
         }
     }
 

@@ -111,6 +111,10 @@ impl Bus {
         Ok(Bus { client, js, settings })
     }
 
+    pub fn settings(&self) -> &BusSettings {
+        &self.settings
+    }
+
     /// Publishes an event and waits until the stream has stored it.
     pub async fn publish(&self, subject: &str, payload: Bytes) -> Result<()> {
         let ack = self.js.publish(format!("{}.{subject}", self.settings.prefix), payload).await?;

@@ -41,15 +41,9 @@ type LinkKey = (String, String);
 
 #[derive(Clone, Default)]
 pub struct MessagingJetstream {
-    connected: Arc<OnceCell<Connected>>,
+    bus: Arc<OnceCell<Bus>>,
     /// Stop switches of the consuming tasks, per link.
     links: Arc<Mutex<HashMap<LinkKey, watch::Sender<bool>>>>,
-}
-
-#[derive(Clone)]
-struct Connected {
-    bus: Bus,
-    ack_wait: Duration,
 }
 
 pub async fn run() -> Result<()> {
@@ -61,8 +55,8 @@ pub async fn run() -> Result<()> {
 }
 
 impl MessagingJetstream {
-    fn connected(&self) -> Result<&Connected, String> {
-        self.connected.get().ok_or_else(|| "the messaging provider is not connected to NATS".to_string())
+    fn bus(&self) -> Result<&Bus, String> {
+        self.bus.get().ok_or_else(|| "the messaging provider is not connected to NATS".to_string())
     }
 }
 
@@ -76,19 +70,19 @@ impl Provider for MessagingJetstream {
             .with_context(|| format!("failed to connect to NATS at {}", redacted(&settings.nats_url)))?;
         let bus = Bus::connect(nats, settings.bus.clone()).await?;
         info!(nats = redacted(&settings.nats_url), stream = settings.bus.stream, "event streams ready");
-        let _ = self.connected.set(Connected { bus, ack_wait: settings.bus.ack_wait });
+        let _ = self.bus.set(bus);
         Ok(())
     }
 
     async fn receive_link_config_as_source(&self, link: LinkConfig<'_>) -> Result<()> {
         let subjects = subscriptions(link.config)?;
-        let connected = self.connected().map_err(anyhow::Error::msg)?.clone();
+        let bus = self.bus().map_err(anyhow::Error::msg)?.clone();
         let component = link.target_id.to_string();
         // The handler may take up to ack_wait; the bus decides when it timed out.
-        let client = get_connection().get_wrpc_client_custom(&component, Some(connected.ack_wait * 2)).await?;
+        let client = get_connection().get_wrpc_client_custom(&component, Some(bus.settings().ack_wait * 2)).await?;
         let (stop, stopped) = watch::channel(false);
         for subject in &subjects {
-            tokio::spawn(deliver(connected.bus.clone(), client.clone(), component.clone(), subject.clone(), stopped.clone()));
+            tokio::spawn(deliver(bus.clone(), client.clone(), component.clone(), subject.clone(), stopped.clone()));
         }
         info!(component, link = link.link_name, ?subjects, "delivering events");
         if let Some(old) = self.links.lock().await.insert((component, link.link_name.to_string()), stop) {
@@ -148,8 +142,8 @@ async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient,
 
 impl consumer::Handler<Option<Context>> for MessagingJetstream {
     async fn publish(&self, cx: Option<Context>, message: BrokerMessage) -> Result<Result<(), String>> {
-        let connected = match self.connected() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
-        Ok(connected.bus.publish(&message.subject, message.body).await.map_err(|e| {
+        let bus = match self.bus() { Ok(b) => b, Err(e) => return Ok(Err(e)) };
+        Ok(bus.publish(&message.subject, message.body).await.map_err(|e| {
             let component = cx.and_then(|cx| cx.component).unwrap_or_default();
             warn!(component, subject = message.subject, error = format!("{e:#}"), "publish failed");
             format!("publish to {} failed: {e:#}", message.subject)
@@ -157,9 +151,8 @@ impl consumer::Handler<Option<Context>> for MessagingJetstream {
     }
 
     async fn request(&self, _cx: Option<Context>, subject: String, body: Bytes, timeout_ms: u32) -> Result<Result<BrokerMessage, String>> {
-        let connected = match self.connected() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
-        Ok(connected
-            .bus
+        let bus = match self.bus() { Ok(b) => b, Err(e) => return Ok(Err(e)) };
+        Ok(bus
             .request(&subject, body, Duration::from_millis(timeout_ms.into()))
             .await
             .map(|reply| BrokerMessage { subject: reply.subject.to_string(), body: reply.payload, reply_to: None })

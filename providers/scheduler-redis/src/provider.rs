@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
@@ -37,7 +38,8 @@ use bindings::ticketing::jobs::types::Job;
 
 #[derive(Clone, Default)]
 pub struct SchedulerRedis {
-    settings: Arc<OnceCell<(ProviderSettings, JobStore)>>,
+    /// How often due jobs are looked for, and the job store of components without their own Redis.
+    defaults: Arc<OnceCell<(Duration, JobStore)>>,
     state: Arc<Mutex<State>>,
 }
 
@@ -58,8 +60,8 @@ pub async fn run() -> Result<()> {
 }
 
 impl SchedulerRedis {
-    fn defaults(&self) -> Result<&(ProviderSettings, JobStore), String> {
-        self.settings.get().ok_or_else(|| "the scheduler is not connected to Redis".to_string())
+    fn defaults(&self) -> Result<&(Duration, JobStore), String> {
+        self.defaults.get().ok_or_else(|| "the scheduler is not connected to Redis".to_string())
     }
 
     async fn store_for(&self, component: &str) -> Result<JobStore, String> {
@@ -71,7 +73,7 @@ impl SchedulerRedis {
 
     /// (Re)starts the loop running `component`'s jobs.
     async fn start_runner(&self, state: &mut State, component: &str, client: WrpcClient) -> Result<(), String> {
-        let (settings, default_store) = self.defaults()?;
+        let (poll, default_store) = self.defaults()?;
         let store = state.own_stores.get(component).cloned().unwrap_or_else(|| default_store.clone());
         let (stop, stopped) = watch::channel(false);
         let run = {
@@ -88,7 +90,7 @@ impl SchedulerRedis {
                 }
             }
         };
-        tokio::spawn(deliver(store, component.to_string(), settings.poll, run, stopped));
+        tokio::spawn(deliver(store, component.to_string(), *poll, run, stopped));
         if let Some((_, old)) = state.runners.insert(component.to_string(), (client, stop)) {
             let _ = old.send(true);
         }
@@ -102,15 +104,15 @@ impl Provider for SchedulerRedis {
         let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets())?;
         let store = JobStore::connect(&settings.redis_url, settings.jobs.clone()).await?;
         info!(redis = redacted(&settings.redis_url), "job store ready");
-        let _ = self.settings.set((settings, store));
+        let _ = self.defaults.set((settings.poll, store));
         Ok(())
     }
 
     /// A component that schedules jobs; its link may name a Redis of its own.
     async fn receive_link_config_as_target(&self, link: LinkConfig<'_>) -> Result<()> {
         let Some(url) = redis_url(link.config, link.secrets) else { return Ok(()) };
-        let (settings, _) = self.defaults().map_err(anyhow::Error::msg)?;
-        let store = JobStore::connect(&url, settings.jobs.clone()).await?;
+        let (_, default_store) = self.defaults().map_err(anyhow::Error::msg)?;
+        let store = JobStore::connect(&url, default_store.settings().clone()).await?;
         info!(component = link.source_id, redis = redacted(&url), "jobs of this component kept in their own Redis");
         let mut state = self.state.lock().await;
         state.own_stores.insert(link.source_id.to_string(), store);
