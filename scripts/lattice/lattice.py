@@ -359,7 +359,7 @@ def up(profile: Profile) -> None:
     start_hosts(profile)
     start_wadm(profile)
     wait_for_hosts(profile)
-    if app_status(profile) is None:
+    if app_status(profile) in (None, "undeployed"):
         deploy_in_two_steps(profile)
     else:
         deploy(profile)  # already running: links stay, changed pieces are replaced

@@ -38,7 +38,7 @@ mod component {
                     keys: keys.as_ref(),
                     now_millis: ticketing_common::time::now_millis(),
                     window_seconds: window_seconds(),
-                outbox,
+                    outbox,
                 };
                 routes::handle(&ctx, request)
             });

@@ -70,7 +70,7 @@ mod component {
                     keys: keys.as_ref(),
                     now_millis: ticketing_common::time::now_millis(),
                     gateway: &Stripe,
-                outbox,
+                    outbox,
                 };
                 routes::handle(&ctx, request)
             });
