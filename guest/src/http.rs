@@ -10,6 +10,13 @@ use crate::wasi::io::streams::StreamError;
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// `blocking-write-and-flush` accepts at most 4096 bytes per call.
 const WRITE_CHUNK: usize = 4096;
+/// Which build answered, sent as `x-ticketing-build` on every response: the version, or
+/// the `TICKETING_BUILD_TAG` the build was made with (a git revision, say). Operators see
+/// which code serves; the redeploy test sees the new code arrive on every host.
+const BUILD: &str = match option_env!("TICKETING_BUILD_TAG") {
+    Some(tag) => tag,
+    None => env!("CARGO_PKG_VERSION"),
+};
 
 /// Reads the request, runs `handler`, writes its response.
 pub fn serve(request: IncomingRequest, out: ResponseOutparam, handler: impl FnOnce(Request) -> Response) {
@@ -69,6 +76,7 @@ fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, ApiError> {
 
 fn send(response: Response, out: ResponseOutparam) {
     let headers = Fields::new();
+    let _ = headers.append("x-ticketing-build", BUILD.as_bytes());
     for (name, value) in &response.headers {
         // A header the runtime refuses (e.g. forbidden) is dropped rather than failing the reply.
         let _ = headers.append(name, value.as_bytes());

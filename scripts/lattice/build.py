@@ -28,9 +28,9 @@ def providers() -> list[str]:
     return sorted(p.name for p in (ROOT / "providers").iterdir() if (p / "src" / "main.rs").exists())
 
 
-def cargo(args: list[str]) -> None:
-    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR))
-    subprocess.run(["cargo", *args], cwd=ROOT, env=env, check=True)
+def cargo(args: list[str], env: dict[str, str] | None = None) -> None:
+    full_env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR), **(env or {}))
+    subprocess.run(["cargo", *args], cwd=ROOT, env=full_env, check=True)
 
 
 def native_dir(release: bool) -> Path:
@@ -55,11 +55,13 @@ def build_native(release: bool) -> None:
     log(f"native build done in {time.time() - started:.0f}s")
 
 
-def build_components() -> None:
-    names = components()
+def build_components(names: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+    """Builds components (all by default) into ./build; `env` reaches the compiler, e.g.
+    `TICKETING_BUILD_TAG` (see guest/src/http.rs)."""
+    names = names or components()
     log(f"building components {', '.join(names)} (wasm32-wasip2)")
     started = time.time()
-    cargo(["build", "--release", "--target", "wasm32-wasip2", *(a for n in names for a in ("-p", n))])
+    cargo(["build", "--release", "--target", "wasm32-wasip2", *(a for n in names for a in ("-p", n))], env=env)
     BUILD_DIR.mkdir(exist_ok=True)
     for name in names:
         built = TARGET_DIR / "wasm32-wasip2" / "release" / f"{name.replace('-', '_')}.wasm"

@@ -90,6 +90,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_supervise(args) -> int:
+    from .supervise import supervise
+
+    supervise(profile(args.profile))
+    return 0
+
+
 def cmd_clean(args) -> int:
     prof = profile(args.profile)
     lattice.down(prof)
@@ -125,6 +132,7 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--seconds", type=float, default=10.0)
     bench.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
     add("clean", cmd_clean, "stop and delete a profile's state (databases, logs)")
+    add("supervise", cmd_supervise, "restart the lattice's processes when they die (`up` runs it)")
 
     args = parser.parse_args(argv)
     try:

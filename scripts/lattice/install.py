@@ -105,7 +105,10 @@ def ensure_wash() -> None:
 
 
 # crate, version, patch file: see patches/README.md
-PATCHED_CRATES = [("wrpc-transport-nats", "0.29.0", "wrpc-transport-nats-0.29.0-biased-demux.patch")]
+PATCHED_CRATES = [
+    ("wrpc-transport-nats", "0.29.0", "wrpc-transport-nats-0.29.0-biased-demux.patch"),
+    ("wasmcloud-host", "0.27.1", "wasmcloud-host-0.27.1-links-on-start.patch"),
+]
 
 
 def ensure_patched_crates() -> None:

@@ -6,93 +6,21 @@ host(s) → wadm → `wash app deploy` → wait until wadm says Deployed and HTT
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import os
+import re
 import secrets
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import procs
-from .build import binary
-from .install import wash_path
+from . import images, procs
+from .processes import SUPERVISOR, host_names, process_names, start_hosts, start_servers, start_supervisor, start_wadm
 from .nats import Nats
 from .procs import log
+from .washcli import wash, wash_json
 from .settings import ROOT, TOOLS_BIN, Profile, dev_ports
-
-
-def host_names(profile: Profile) -> list[str]:
-    return [f"host-{i}" for i in range(1, profile.hosts + 1)]
-
-
-def process_names(profile: Profile) -> list[str]:
-    """Everything a profile runs, in start order."""
-    return ["nats", "ferretdb", "redis", "stripe-mock", *host_names(profile), "wadm"]
-
-
-def start_servers(profile: Profile) -> None:
-    p = profile.ports
-    data = profile.data_dir
-    for sub in ("nats", "ferretdb", "redis"):
-        (data / sub).mkdir(parents=True, exist_ok=True)
-    procs.start(profile, "nats", [str(TOOLS_BIN / "nats-server"), "-js", "-a", "127.0.0.1", "-p", str(p["nats"]),
-                                  "-sd", str(data / "nats"), "-n", f"ticketing-{profile.name}"])
-    procs.start(profile, "ferretdb", [str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"127.0.0.1:{p['ferretdb']}",
-                                      "--data-dir", str(data / "ferretdb")])
-    # Append-only file on, so scheduled jobs survive a Redis restart.
-    procs.start(profile, "redis", [shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
-                                   "--port", str(p["redis"]), "--dir", str(data / "redis"),
-                                   "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                                   "--daemonize", "no"])
-    # stripe-mock serves HTTPS too; on the next port, so two profiles never collide.
-    procs.start(profile, "stripe-mock", [str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}",
-                                         "-https-addr", f"127.0.0.1:{p['stripe_mock'] + 1}"])
-    for name, port in (("nats", p["nats"]), ("ferretdb", p["ferretdb"]), ("redis", p["redis"]),
-                       ("stripe-mock", p["stripe_mock"])):
-        procs.wait_for_port(profile, name, port)
-
-
-def start_hosts(profile: Profile) -> None:
-    for i, name in enumerate(host_names(profile), start=1):
-        env = dict(os.environ)
-        env.update(
-            WASMCLOUD_LATTICE=profile.lattice,
-            WASMCLOUD_NATS_HOST="127.0.0.1",
-            WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
-            WASMCLOUD_ALLOW_FILE_LOAD="true",
-            WASMCLOUD_RPC_TIMEOUT_MS=str(profile.rpc_timeout_ms),
-            # The web component's outgoing HTTP (wadm.yaml: wasmcloud+builtin://http-client).
-            WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-client",
-            WASMCLOUD_LABEL_ticketing_host=str(i),
-        )
-        procs.start(profile, name, [str(binary("wasmcloud-host", profile.release))], env=env, cwd=ROOT)
-
-
-def start_wadm(profile: Profile) -> None:
-    procs.start(profile, "wadm", [str(binary("wadm", profile.release)), "--nats-server",
-                                  f"127.0.0.1:{profile.ports['nats']}"])
-
-
-def wash(profile: Profile, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    result = subprocess.run([wash_path(), *args], env=profile.wash_env(), capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT)
-    if check and result.returncode != 0:
-        raise SystemExit(f"wash {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result
-
-
-def wash_json(profile: Profile, *args: str) -> dict | None:
-    result = wash(profile, *args, "--output", "json", check=False)
-    if result.returncode != 0:
-        return None
-    try:
-        return json.loads(result.stdout)
-    except json.JSONDecodeError:
-        return None
 
 
 def wait_for_hosts(profile: Profile, timeout: float = 90) -> None:
@@ -201,7 +129,7 @@ def without_links(manifest: str) -> str:
     return "".join(kept)
 
 
-def deploy_in_two_steps(profile: Profile) -> None:
+def deploy_in_two_steps(profile: Profile) -> Path:
     """A first deployment starts everything without links, then the links are put.
 
     A link put while a provider process is starting can miss it (the host hands the
@@ -213,13 +141,18 @@ def deploy_in_two_steps(profile: Profile) -> None:
     time.sleep(2)
     log("deploying the links")
     wash(profile, "app", "deploy", str(manifest))
+    return manifest
+
+
+def put_configs(profile: Profile) -> None:
+    """The named configs that live outside the manifest (a host must be running)."""
+    ensure_session_config(profile)
+    ensure_stripe_config(profile)
 
 
 def deploy(profile: Profile, links: bool = True) -> Path:
     """Deploys the manifest (without its link traits when `links` is false); returns the
     full rendered manifest."""
-    ensure_session_config(profile)
-    ensure_stripe_config(profile)
     manifest = manifest_for(profile)
     if not links:
         first = profile.state_dir / "wadm-without-links.yaml"
@@ -352,36 +285,66 @@ def ensure_links(profile: Profile, timeout: float = 20) -> None:
                              f"{'; '.join(wrong)}; logs: {profile.log_dir}")
 
 
+def wait_for_wadm(profile: Profile, timeout: float = 60) -> None:
+    """Waits until wadm answers (`wash app list`), so that what it holds can be read."""
+    deadline = time.time() + timeout
+    while wash_json(profile, "app", "list") is None:
+        if not procs.running(profile, "wadm"):
+            raise SystemExit(f"wadm exited; last lines of its log:\n{procs.log_tail(profile, 'wadm')}")
+        if time.time() > deadline:
+            raise SystemExit(f"wadm did not answer within {timeout:.0f}s; log: {profile.log_dir / 'wadm.log'}")
+        time.sleep(0.5)
+
+
 def up(profile: Profile) -> None:
+    """Brings the profile's lattice to exactly what the manifest says.
+
+    wadm keeps the last deployed manifest in NATS across `down`. Were hosts to start
+    first, wadm would start that version's images on them and could then never move
+    them to the new ones (a host refuses to replace a running component with
+    `allow_update=false`). So wadm starts before any host and, if it holds a deployment,
+    gets the new manifest before there is anything to reconcile; a fresh lattice is
+    deployed in two steps once the hosts run. Either way `up` ends by checking every
+    host's images against the manifest and replacing any stale one."""
     started = time.time()
     log(f"starting lattice {profile.lattice!r} ({profile.name} profile); state and logs in {profile.state_dir}")
     start_servers(profile)
-    start_hosts(profile)
     start_wadm(profile)
+    wait_for_wadm(profile)
+    known = app_status(profile) not in (None, "undeployed")
+    if known:
+        manifest = deploy(profile)  # changed pieces are replaced, links stay
+    start_hosts(profile)
     wait_for_hosts(profile)
-    if app_status(profile) in (None, "undeployed"):
-        deploy_in_two_steps(profile)
-    else:
-        deploy(profile)  # already running: links stay, changed pieces are replaced
+    put_configs(profile)
+    if not known:
+        manifest = deploy_in_two_steps(profile)
     wait_until_deployed(profile)
+    images.replace_stale(profile, manifest)
     wait_for_http(profile)
     ensure_links(profile)
+    start_supervisor(profile)
     log(f"lattice up in {time.time() - started:.0f}s")
 
 
 def down(profile: Profile) -> None:
-    stopped = [name for name in reversed(process_names(profile)) if procs.stop(profile, name)]
+    # The supervisor first, so that it does not start again what `down` stops.
+    stopped = [name for name in [SUPERVISOR, *reversed(process_names(profile))] if procs.stop(profile, name)]
     log(f"stopped {', '.join(stopped)}" if stopped else f"nothing was running for the {profile.name} profile")
 
 
 def status(profile: Profile) -> int:
     print(f"{profile.name} profile, lattice {profile.lattice!r}, state in {profile.state_dir}")
     any_running = False
-    for name in process_names(profile):
+    for name in [*process_names(profile), SUPERVISOR]:
         pid = procs.running(profile, name)
         any_running |= bool(pid)
         print(f"  {name:<12} {'running, pid ' + str(pid) if pid else 'stopped'}")
     if procs.running(profile, "nats") and (TOOLS_BIN / "wash").exists():
         print(f"  application {profile.app}: {app_status(profile) or 'not deployed'}")
+        rendered = profile.state_dir / "wadm.yaml"
+        if rendered.exists():
+            print(f"  images (wanted; per host: ok or STALE), from {rendered.relative_to(ROOT)}:")
+            print("\n".join(images.report(profile, rendered)))
         print(f"  serving {profile.http_url}")
     return 0 if any_running else 3

@@ -103,6 +103,14 @@ def stop(profile: Profile, name: str, timeout: float = 15.0) -> bool:
     return True
 
 
+def kill_group(pid: int) -> None:
+    """Kills whatever is left of process group `pid` (a dead host's provider processes)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def log_tail(profile: Profile, name: str, lines: int = 30) -> str:
     path = profile.log_dir / f"{name}.log"
     try:

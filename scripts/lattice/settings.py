@@ -25,6 +25,7 @@ class Profile:
     manifest: Path
     health_path: str
     rpc_timeout_ms: int
+    max_execution_ms: int
     release: bool = False
 
     @property
@@ -83,6 +84,7 @@ def profile(name: str = "dev", release: bool = False) -> Profile:
         manifest=ROOT / lattice["manifest"],
         health_path=lattice["health_url"],
         rpc_timeout_ms=int(lattice["rpc_timeout_ms"]),
+        max_execution_ms=int(lattice["max_execution_ms"]),
         release=release,
     )
 

@@ -5,9 +5,10 @@
 //! wRPC `wasi:http/incoming-handler`. The official http-server provider's "path" mode
 //! matches paths exactly, which cannot route `/api/tickets/<id>`; prefix routing can.
 //!
-//! Provider config: `address`, `timeout_ms`, `max_body_bytes` (see `config.rs`).
+//! Provider config: `address`, `timeout_ms`, `max_body_bytes`, `trusted_proxies` (see `config.rs`).
 //! Link (source) config: `path`, e.g. `/api/users`.
 
+mod client_addr;
 mod config;
 mod provider;
 mod routes;

@@ -3,16 +3,22 @@
 //! Request and response bodies are buffered (bounded by `max_body_bytes`): our APIs and
 //! pages are small, and buffering turns every failure of the call into one clean JSON
 //! error instead of a response cut off half way.
+//!
+//! Each call runs in a task of its own, so a client that hangs up mid-request does not
+//! abandon the call half way: it runs to its end and the component's instance is free
+//! again at once (an abandoned wRPC call holds its instance until the host's execution
+//! timeout, and enough of them freeze the component).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, CONTENT_TYPE, HOST};
 use http::Uri;
 use http_body_util::{BodyExt as _, Full};
 use ticketing_common::wrpc::is_no_responders;
@@ -21,6 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use wrpc_interface_http::InvokeIncomingHandler as _;
 
+use crate::client_addr::client_address;
 use crate::config::Settings;
 use crate::provider::{SharedRoutes, Target};
 
@@ -39,19 +46,26 @@ pub async fn spawn(settings: Settings, routes: SharedRoutes) -> Result<JoinHandl
         .fallback(handle)
         .with_state(AppState { settings: Arc::new(settings), routes });
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
             warn!(error = %e, "http server stopped");
         }
     }))
 }
 
-async fn handle(State(state): State<AppState>, request: Request) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let response = forward(&state, request).await.unwrap_or_else(error_response);
-    debug!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-    response
+async fn handle(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
+    // Spawned, so that the call finishes even when the client leaves and this future is dropped.
+    let call = tokio::spawn(async move {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let response = forward(&state, peer, request).await.unwrap_or_else(error_response);
+        debug!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+        response
+    });
+    call.await.unwrap_or_else(|e| {
+        warn!(error = %e, "request task failed");
+        error_response(ApiError::new(500, "Something went wrong"))
+    })
 }
 
 fn error_response(error: ApiError) -> Response {
@@ -62,9 +76,13 @@ fn error_response(error: ApiError) -> Response {
         .expect("a status and a static header always build")
 }
 
-async fn forward(state: &AppState, request: Request) -> Result<Response, ApiError> {
+async fn forward(state: &AppState, peer: SocketAddr, request: Request) -> Result<Response, ApiError> {
     let target = state.routes.read().await.lookup(request.uri().path()).ok_or_else(ApiError::not_found)?;
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let forwarded = parts.headers.get("x-forwarded-for").and_then(|h| h.to_str().ok());
+    let client = client_address(peer.ip(), forwarded, &state.settings.trusted_proxies);
+    let client = HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value");
+    parts.headers.insert("x-forwarded-for", client);
     let body = axum::body::to_bytes(body, state.settings.max_body_bytes)
         .await
         .map_err(|_| ApiError::new(413, "Request body is too large"))?;

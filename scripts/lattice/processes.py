@@ -1,0 +1,130 @@
+"""The processes of a profile's lattice: what each one runs, and starting them.
+
+One place says how each process is started (`command`), so that `up` and the
+supervisor that restarts a crashed one start it the same way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import procs
+from .build import binary
+from .install import wash_path
+from .settings import ROOT, TOOLS_BIN, Profile
+
+
+@dataclass
+class Command:
+    argv: list[str]
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    port: int | None = field(default=None)  # a server is up once this port accepts
+
+
+def host_names(profile: Profile) -> list[str]:
+    return [f"host-{i}" for i in range(1, profile.hosts + 1)]
+
+
+SERVERS = ["nats", "ferretdb", "redis", "stripe-mock"]
+
+
+def process_names(profile: Profile) -> list[str]:
+    """Everything a profile runs, in start order."""
+    return [*SERVERS, *host_names(profile), "wadm"]
+
+
+def command(profile: Profile, name: str) -> Command:
+    """How process `name` of the profile is started."""
+    p = profile.ports
+    data = profile.data_dir
+    if name == "nats":
+        return Command([str(TOOLS_BIN / "nats-server"), "-js", "-a", "127.0.0.1", "-p", str(p["nats"]),
+                        "-sd", str(data / "nats"), "-n", f"ticketing-{profile.name}"], port=p["nats"])
+    if name == "ferretdb":
+        return Command([str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"127.0.0.1:{p['ferretdb']}",
+                        "--data-dir", str(data / "ferretdb")], port=p["ferretdb"])
+    if name == "redis":
+        # Append-only file on, so scheduled jobs survive a Redis restart.
+        return Command([shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
+                        "--port", str(p["redis"]), "--dir", str(data / "redis"),
+                        "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                        "--daemonize", "no"], port=p["redis"])
+    if name == "stripe-mock":
+        # stripe-mock serves HTTPS too; on the next port, so two profiles never collide.
+        return Command([str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}",
+                        "-https-addr", f"127.0.0.1:{p['stripe_mock'] + 1}"], port=p["stripe_mock"])
+    if name == "wadm":
+        return Command([str(binary("wadm", profile.release)), "--nats-server", f"127.0.0.1:{p['nats']}"])
+    if name in host_names(profile):
+        return _host_command(profile, name)
+    raise ValueError(f"no process {name!r} in the {profile.name} profile")
+
+
+def host_seed(profile: Profile, name: str) -> str:
+    """The host's server key seed, made once per host and kept (mode 600) in the state
+    dir, so that a restarted host keeps its id."""
+    path = profile.state_dir / "keys" / f"{name}.seed"
+    if not path.exists():
+        made = subprocess.run([wash_path(), "keys", "gen", "server", "--output", "json"],
+                              capture_output=True, text=True, check=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.loads(made.stdout)["seed"])
+    return path.read_text().strip()
+
+
+def _host_command(profile: Profile, name: str) -> Command:
+    index = name.removeprefix("host-")
+    env = dict(os.environ)
+    env.update(
+        WASMCLOUD_HOST_SEED=host_seed(profile, name),
+        WASMCLOUD_LATTICE=profile.lattice,
+        WASMCLOUD_NATS_HOST="127.0.0.1",
+        WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
+        WASMCLOUD_ALLOW_FILE_LOAD="true",
+        WASMCLOUD_RPC_TIMEOUT_MS=str(profile.rpc_timeout_ms),
+        WASMCLOUD_MAX_EXECUTION_TIME_MS=str(profile.max_execution_ms),
+        # The web component's outgoing HTTP (wadm.yaml: wasmcloud+builtin://http-client).
+        WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-client",
+        WASMCLOUD_LABEL_ticketing_host=index,
+    )
+    return Command([str(binary("wasmcloud-host", profile.release))], env=env, cwd=ROOT)
+
+
+SUPERVISOR = "supervisor"
+
+
+def start_supervisor(profile: Profile) -> None:
+    """Starts the supervisor that restarts a crashed process (see supervise.py)."""
+    procs.start(profile, SUPERVISOR, [sys.executable, "-u", str(ROOT / "ticketing"), "supervise",
+                                      "--profile", profile.name], cwd=ROOT)
+
+
+def start(profile: Profile, name: str) -> int:
+    """Starts process `name` unless it runs; returns its pid."""
+    cmd = command(profile, name)
+    return procs.start(profile, name, cmd.argv, env=cmd.env, cwd=cmd.cwd)
+
+
+def start_servers(profile: Profile) -> None:
+    for sub in ("nats", "ferretdb", "redis"):
+        (profile.data_dir / sub).mkdir(parents=True, exist_ok=True)
+    for name in SERVERS:
+        start(profile, name)
+    for name in SERVERS:
+        procs.wait_for_port(profile, name, command(profile, name).port)
+
+
+def start_hosts(profile: Profile) -> None:
+    for name in host_names(profile):
+        start(profile, name)
+
+
+def start_wadm(profile: Profile) -> None:
+    start(profile, "wadm")

@@ -1,0 +1,27 @@
+"""Running wash against a profile's lattice."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from .install import wash_path
+from .settings import ROOT, Profile
+
+
+def wash(profile: Profile, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    result = subprocess.run([wash_path(), *args], env=profile.wash_env(), capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise SystemExit(f"wash {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def wash_json(profile: Profile, *args: str) -> dict | None:
+    """wash's JSON answer, or None when it failed or printed no JSON."""
+    result = wash(profile, *args, "--output", "json", check=False)
+    if result.returncode != 0:
+        return None
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return None
