@@ -34,3 +34,10 @@ def test_backoff_doubles_while_a_process_keeps_dying_and_resets_once_it_held():
     later = 20 + STABLE_AFTER + 1
     assert b.restarted("nats", later) == FIRST_DELAY
     assert b.may_restart("redis", later), "each process backs off on its own"
+
+
+def test_the_manifest_is_valid_for_wadm():
+    from lattice.washcli import wash
+
+    checked = wash(profile("dev"), "app", "validate", str(ROOT / "wadm.yaml"), check=False)
+    assert checked.returncode == 0 and "manifest is valid" in checked.stdout, checked.stdout + checked.stderr
