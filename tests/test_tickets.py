@@ -35,6 +35,32 @@ def test_17_invalid_price_is_400(seller):
         assert {"message": "Price must be greater than 0", "field": "price"} in reply.json()["errors"]
 
 
+def test_a_title_over_100_characters_is_400_naming_title(seller, client):
+    created = create_ticket(seller)
+    refused = {"errors": [{"message": "Title must be at most 100 characters", "field": "title"}]}
+    for title in ("x" * 101, "x" * 10_000):
+        reply = seller.post("/api/tickets", {"title": title, "price": 10})
+        assert (reply.status, reply.json()) == (400, refused)
+        reply = seller.put(f"/api/tickets/{created['id']}", {"title": title, "price": 10})
+        assert (reply.status, reply.json()) == (400, refused)
+    assert ticket(seller, created["id"]) == created, "nothing changed"
+    assert create_ticket(seller, "é" * 100)["title"] == "é" * 100
+
+
+def test_a_200000_character_title_is_refused_as_too_large_and_stored_nowhere(seller, client):
+    title = "x" * 200_000
+    reply = seller.post("/api/tickets", {"title": title, "price": 10})
+    assert reply.status == 413, "over the 16 KiB bound of a JSON body"
+    assert reply.json() == {"errors": [{"message": "Request body is too large"}]}
+    assert all(t["title"] != title for t in client.get("/api/tickets").json())
+
+
+def test_a_price_over_999999_99_is_400(seller):
+    reply = seller.post("/api/tickets", {"title": "concert", "price": 1_000_000})
+    assert reply.status == 400
+    assert reply.json() == {"errors": [{"message": "Price must be at most 999999.99", "field": "price"}]}
+
+
 def test_18_creates_a_ticket(seller):
     created = create_ticket(seller, "concert", 20)
     assert created["title"] == "concert" and created["price"] == 20 and created["version"] == 0

@@ -44,6 +44,11 @@ impl ApiError {
         Self::new(404, "Not Found")
     }
 
+    /// 413 `Request body is too large`.
+    pub fn too_large() -> Self {
+        Self::new(413, "Request body is too large")
+    }
+
     /// The JSON body, `{"errors":[...]}`.
     pub fn body(&self) -> String {
         serde_json::to_string(&ErrorBody { errors: self.errors.clone() })

@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
+/// Longest client address kept (an IPv6 address with a zone fits).
+pub const MAX_ADDRESS_CHARS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
@@ -39,6 +42,17 @@ impl Request {
     /// First value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The client's address as the gateway reports it in `x-forwarded-for` (the last entry,
+    /// the one the nearest proxy added), at most [`MAX_ADDRESS_CHARS`] characters;
+    /// `unknown` when absent. Keys rate limits, so it must be bounded.
+    pub fn client_address(&self) -> String {
+        let last = self.header("x-forwarded-for").and_then(|v| v.rsplit(',').next()).map(str::trim).unwrap_or("");
+        match last {
+            "" => "unknown".to_string(),
+            address => address.chars().take(MAX_ADDRESS_CHARS).collect(),
+        }
     }
 
     /// The path split into its non-empty segments: `/api/tickets/1` → `["api","tickets","1"]`.
@@ -113,6 +127,18 @@ mod tests {
         assert_eq!(r.header("cookie"), Some("a=b"));
         assert_eq!(r.header("COOKIE"), Some("a=b"));
         assert_eq!(r.header("x"), None);
+    }
+
+    #[test]
+    fn client_address_is_the_last_forwarded_entry_bounded() {
+        assert_eq!(Request::new("GET", "/").client_address(), "unknown");
+        assert_eq!(Request::new("GET", "/").with_header("x-forwarded-for", " ").client_address(), "unknown");
+        let one = Request::new("GET", "/").with_header("X-Forwarded-For", " 203.0.113.7 ");
+        assert_eq!(one.client_address(), "203.0.113.7");
+        let chain = Request::new("GET", "/").with_header("x-forwarded-for", "1.2.3.4, 198.51.100.2");
+        assert_eq!(chain.client_address(), "198.51.100.2", "the entry our own gateway added");
+        let long = Request::new("GET", "/").with_header("x-forwarded-for", &"é".repeat(1000));
+        assert_eq!(long.client_address(), "é".repeat(MAX_ADDRESS_CHARS));
     }
 
     #[test]

@@ -6,6 +6,13 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, ErrorItem};
 use crate::http::Request;
 
+/// Largest JSON body a route reads: every valid request of the API is far smaller, and
+/// parsing stays cheap. (The gateway and the wasm adapter cap all bodies at 1 MiB first.)
+pub const MAX_JSON_BODY_BYTES: usize = 16 * 1024;
+
+/// Longest e-mail address accepted (RFC 5321's limit on a forward path).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
 /// A request's JSON object body. An empty body counts as `{}` so that missing fields
 /// are reported by validation, like the reference app does.
 #[derive(Debug, Clone, Default)]
@@ -16,7 +23,11 @@ impl Body {
         Self::from_bytes(&request.body)
     }
 
+    /// Refuses bodies over [`MAX_JSON_BODY_BYTES`] with a 413 before parsing them.
     pub fn from_bytes(bytes: &[u8]) -> Result<Body, ApiError> {
+        if bytes.len() > MAX_JSON_BODY_BYTES {
+            return Err(ApiError::too_large());
+        }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body::default());
         }
@@ -59,6 +70,12 @@ impl Validation {
             self.errors.push(ErrorItem { message: message.to_string(), field: Some(field.to_string()) });
         }
         self
+    }
+
+    /// Records `<label> must be at most <max> characters` for `field` when `value` is longer.
+    pub fn max_chars(&mut self, value: &str, max: usize, field: &str, label: &str) -> &mut Self {
+        let ok = value.chars().count() <= max;
+        self.check(ok, field, &format!("{label} must be at most {max} characters"))
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
@@ -116,6 +133,27 @@ mod tests {
         assert_eq!((err.status, err.errors[0].message.as_str()), (400, "Request body must be valid JSON"));
         let err = Body::from_bytes(b"[1,2]").unwrap_err();
         assert_eq!((err.status, err.errors[0].message.as_str()), (400, "Request body must be a JSON object"));
+    }
+
+    #[test]
+    fn bodies_over_the_bound_are_413s_before_parsing() {
+        let padding = " ".repeat(MAX_JSON_BODY_BYTES - 2);
+        assert!(Body::from_bytes(format!("{{{padding}}}").as_bytes()).is_ok(), "exactly at the bound");
+        let err = Body::from_bytes(format!("{{{padding} }}").as_bytes()).unwrap_err();
+        assert_eq!(err.body(), r#"{"errors":[{"message":"Request body is too large"}]}"#);
+        assert_eq!(err.status, 413);
+        let err = Body::parse(&Request::new("POST", "/").with_body(vec![b'x'; 200_000])).unwrap_err();
+        assert_eq!(err.status, 413, "checked before the JSON is looked at");
+    }
+
+    #[test]
+    fn max_chars_counts_characters_not_bytes() {
+        let mut v = Validation::new();
+        v.max_chars(&"é".repeat(100), 100, "title", "Title");
+        assert!(v.finish().is_ok());
+        let mut v = Validation::new();
+        v.max_chars(&"a".repeat(101), 100, "title", "Title");
+        assert_eq!(v.finish().unwrap_err().body(), r#"{"errors":[{"message":"Title must be at most 100 characters","field":"title"}]}"#);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, ApiError> {
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
                     if bytes.len() > MAX_BODY_BYTES {
-                        return Err(ApiError::new(413, "Request body is too large"));
+                        return Err(ApiError::too_large());
                     }
                 }
                 Err(StreamError::Closed) => break,

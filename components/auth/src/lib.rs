@@ -3,9 +3,12 @@
 //! - HTTP routes: [`routes`]
 //! - storage (bucket `users`, keyed by e-mail): [`users`]
 //! - password hashing: [`password`]
+//! - rate limits on sign-in and sign-up: [`limits`]
 //!
-//! Config (wasi:config): `jwt_key` (required, shared by all services), `session_ttl_seconds`.
+//! Config (wasi:config): `jwt_key` (required, shared by all services), `session_ttl_seconds`,
+//! and the limits (see [`limits::Limits::from_config`]).
 
+pub mod limits;
 pub mod password;
 pub mod routes;
 pub mod users;
@@ -16,8 +19,9 @@ mod component {
 
     use bindings::exports::wasi::http::incoming_handler::Guest;
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
-    use ticketing_guest::{kv::LatticeStore, session_keys};
+    use ticketing_guest::{config, kv::LatticeStore, session_keys};
 
+    use super::limits::Limits;
     use super::routes::{handle, Ctx};
 
     struct Auth;
@@ -25,7 +29,12 @@ mod component {
     impl Guest for Auth {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
-            let ctx = Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds() };
+            let ctx = Ctx {
+                store: &LatticeStore,
+                keys: keys.as_ref(),
+                limits: Limits::from_config(config),
+                now: ticketing_common::time::now_seconds(),
+            };
             ticketing_guest::http::serve(request, out, |request| handle(&ctx, &request));
         }
     }

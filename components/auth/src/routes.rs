@@ -5,23 +5,32 @@ use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::ids::new_id;
 use ticketing_common::session::{clear_cookie, configured, SessionKeys};
 use ticketing_common::store::KeyValue;
-use ticketing_common::validate::{is_email, Body, Validation};
+use ticketing_common::validate::{is_email, Body, Validation, MAX_EMAIL_CHARS};
 use ticketing_common::ApiError;
 
+use crate::limits::{Blocked, Limiter, Limits};
 use crate::password;
-use crate::users::{self, Created, User};
+use crate::users::{self, normalise, Created, User};
+
+/// Longest password sign-in hashes; sign-up allows 4 to 20 characters anyway.
+pub const MAX_SIGNIN_PASSWORD_CHARS: usize = 100;
 
 /// What a request needs besides itself.
 pub struct Ctx<'a, S: KeyValue> {
     pub store: &'a S,
     /// `None` when the deployment has no usable `jwt_key`: a server fault, reported as such.
     pub keys: Option<&'a SessionKeys>,
+    pub limits: Limits,
     pub now: u64,
 }
 
 impl<S: KeyValue> Ctx<'_, S> {
     fn keys(&self) -> Result<&SessionKeys, ApiError> {
         configured(self.keys)
+    }
+
+    fn limiter(&self) -> Limiter<'_, S> {
+        Limiter { store: self.store, limits: &self.limits, now: self.now }
     }
 }
 
@@ -39,42 +48,71 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
 }
 
+/// 429 with `Retry-After`: the client may try again when the window ends.
+fn too_many_attempts(blocked: Blocked) -> Response {
+    Response::from(ApiError::new(429, "Too many attempts, try again later"))
+        .with_header("retry-after", &blocked.retry_after.to_string())
+}
+
+/// An e-mail (normalised) is bounded first, then must look like an address.
+fn check_email(v: &mut Validation, email: &str) {
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        v.max_chars(email, MAX_EMAIL_CHARS, "email", "Email");
+    } else {
+        v.check(is_email(email), "email", "Email must be valid");
+    }
+}
+
 /// `POST /api/users/signup {email, password}` → 201 `{id, email}` and a session.
+/// Every attempt counts towards the client address's sign-up limit.
 fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+    if let Some(blocked) = ctx.limiter().signup_attempt(&request.client_address())? {
+        return Ok(too_many_attempts(blocked));
+    }
     let body = Body::parse(request)?;
-    let email = body.str("email").unwrap_or_default().to_string();
+    let typed = body.str("email").unwrap_or_default();
+    let email = normalise(typed);
     let password = body.trimmed("password");
     let mut v = Validation::new();
-    v.check(is_email(&email), "email", "Email must be valid");
+    check_email(&mut v, &email);
     v.check((4..=20).contains(&password.chars().count()), "password", "Password must be between 4 and 20 characters");
     v.finish()?;
     let keys = ctx.keys()?;
 
     let user = User { id: new_id(), email, password_hash: password::hash(&password), created_at: ctx.now };
-    match users::create(ctx.store, &user)? {
+    match users::create(ctx.store, &user, typed)? {
         Created::EmailInUse => Err(ApiError::bad_request("Email in use")),
         Created::Yes => Ok(signed_in(keys, ctx.now, request, &user, 201)),
     }
 }
 
 /// `POST /api/users/signin {email, password}` → 200 `{id, email}` and a session.
+/// Refused with 429 while the account or the client address has too many failures.
 fn sign_in<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     let body = Body::parse(request)?;
-    let email = body.str("email").unwrap_or_default();
+    let typed = body.str("email").unwrap_or_default();
+    let email = normalise(typed);
     let password = body.trimmed("password");
     let mut v = Validation::new();
-    v.check(is_email(email), "email", "Email must be valid");
+    check_email(&mut v, &email);
     v.check(!password.is_empty(), "password", "You must supply a password");
+    v.max_chars(&password, MAX_SIGNIN_PASSWORD_CHARS, "password", "Password");
     v.finish()?;
     let keys = ctx.keys()?;
 
-    // One message for both failures, so sign-in does not reveal which e-mails exist.
-    let invalid = || ApiError::bad_request("Invalid credentials");
-    let user = users::find_by_email(ctx.store, email)?.ok_or_else(invalid)?;
-    if !password::verify(&password, &user.password_hash) {
-        return Err(invalid());
+    let limiter = ctx.limiter();
+    let address = request.client_address();
+    if let Some(blocked) = limiter.check_signin(&email, &address)? {
+        return Ok(too_many_attempts(blocked));
     }
-    Ok(signed_in(keys, ctx.now, request, &user, 200))
+    match users::find_by_email(ctx.store, typed)? {
+        Some(user) if password::verify(&password, &user.password_hash) => Ok(signed_in(keys, ctx.now, request, &user, 200)),
+        // One message for both failures, so sign-in does not reveal which e-mails exist.
+        _ => {
+            limiter.signin_failed(&email, &address)?;
+            Err(ApiError::bad_request("Invalid credentials"))
+        }
+    }
 }
 
 fn signed_in(keys: &SessionKeys, now: u64, request: &Request, user: &User, status: u16) -> Response {
@@ -104,21 +142,31 @@ mod tests {
     struct World {
         store: MemoryStore,
         keys: SessionKeys,
+        limits: Limits,
         now: u64,
     }
 
     impl World {
         fn new() -> Self {
-            Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap(), now: 1_700_000_000 }
+            Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap(), limits: Limits::default(), now: 1_800_000_000 }
         }
 
         fn call(&self, request: Request) -> Response {
-            handle(&Ctx { store: &self.store, keys: Some(&self.keys), now: self.now }, &request)
+            handle(&Ctx { store: &self.store, keys: Some(&self.keys), limits: self.limits, now: self.now }, &request)
         }
 
         fn post(&self, path: &str, body: Value) -> Response {
             self.call(Request::new("POST", path).with_body(body.to_string()))
         }
+
+        /// A POST from the client at `address`, as the gateway reports it.
+        fn post_from(&self, address: &str, path: &str, body: Value) -> Response {
+            self.call(Request::new("POST", path).with_header("x-forwarded-for", address).with_body(body.to_string()))
+        }
+    }
+
+    fn message(res: &Response) -> (u16, String) {
+        (res.status, json_of(res)["errors"][0]["message"].as_str().unwrap_or_default().to_string())
     }
 
     fn json_of(res: &Response) -> Value {
@@ -234,7 +282,120 @@ mod tests {
     #[test]
     fn missing_jwt_key_is_a_server_error() {
         let w = World::new();
-        let res = handle(&Ctx { store: &w.store, keys: None, now: w.now }, &Request::new("GET", "/api/users/currentuser"));
+        let res = handle(&Ctx { store: &w.store, keys: None, limits: w.limits, now: w.now }, &Request::new("GET", "/api/users/currentuser"));
         assert_eq!(res.status, 500);
+    }
+
+    #[test]
+    fn emails_are_one_account_in_any_case() {
+        let w = World::new();
+        let res = signup(&w, "  UPPER@Test.com ");
+        assert_eq!((res.status, json_of(&res)["email"].clone()), (201, serde_json::json!("upper@test.com")));
+        assert_eq!(message(&signup(&w, "upper@test.com")), (400, "Email in use".into()));
+        for typed in ["upper@test.com", "UPPER@Test.com", "Upper@TEST.COM"] {
+            let res = w.post("/api/users/signin", serde_json::json!({"email": typed, "password": "password"}));
+            assert_eq!((res.status, json_of(&res)["email"].clone()), (200, serde_json::json!("upper@test.com")), "{typed}");
+        }
+    }
+
+    #[test]
+    fn a_user_stored_before_normalising_signs_in_and_keeps_the_address() {
+        let w = World::new();
+        let legacy = User { id: new_id(), email: "Old@Test.com".into(), password_hash: password::hash("password"), created_at: 1 };
+        w.store.set(users::USERS, "Old@Test.com", &serde_json::to_vec(&legacy).unwrap()).unwrap();
+        let res = w.post("/api/users/signin", serde_json::json!({"email": "Old@Test.com", "password": "password"}));
+        assert_eq!((res.status, json_of(&res)["id"].clone()), (200, serde_json::json!(legacy.id)));
+        assert_eq!(message(&signup(&w, "Old@Test.com")), (400, "Email in use".into()));
+    }
+
+    #[test]
+    fn emails_and_sign_in_passwords_are_bounded() {
+        let w = World::new();
+        let long_email = format!("{}@test.com", "a".repeat(250));
+        let too_long = serde_json::json!({"errors": [{"message": "Email must be at most 254 characters", "field": "email"}]});
+        for path in ["/api/users/signup", "/api/users/signin"] {
+            let res = w.post(path, serde_json::json!({"email": long_email, "password": "password"}));
+            assert_eq!((res.status, json_of(&res)), (400, too_long.clone()), "{path}");
+        }
+        let longest = format!("{}@{}.{}.{}.com", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(57));
+        assert_eq!(longest.len(), MAX_EMAIL_CHARS);
+        assert_eq!(signup(&w, &longest).status, 201, "the longest address is fine");
+
+        let res = w.post("/api/users/signin", serde_json::json!({"email": longest, "password": "p".repeat(101)}));
+        assert_eq!(
+            (res.status, json_of(&res)),
+            (400, serde_json::json!({"errors": [{"message": "Password must be at most 100 characters", "field": "password"}]}))
+        );
+        let res = w.post("/api/users/signin", serde_json::json!({"email": longest, "password": "p".repeat(100)}));
+        assert_eq!(message(&res), (400, "Invalid credentials".into()), "100 characters are checked as usual");
+    }
+
+    #[test]
+    fn a_huge_body_is_a_413_and_stores_nothing() {
+        let w = World::new();
+        let res = w.post("/api/users/signup", serde_json::json!({"email": "a@test.com", "password": "password", "pad": "x".repeat(20_000)}));
+        assert_eq!((res.status, json_of(&res)), (413, serde_json::json!({"errors": [{"message": "Request body is too large"}]})));
+        assert!(w.store.list_keys(users::USERS).unwrap().is_empty());
+    }
+
+    #[test]
+    fn repeated_failures_lock_the_account_until_the_window_passes() {
+        let mut w = World::new();
+        signup(&w, "owner@test.com");
+        let wrong = serde_json::json!({"email": "owner@test.com", "password": "wrong"});
+        let right = serde_json::json!({"email": "Owner@test.com", "password": "password"});
+        for _ in 0..5 {
+            assert_eq!(message(&w.post_from("1.1.1.1", "/api/users/signin", wrong.clone())), (400, "Invalid credentials".into()));
+        }
+        w.now += 60;
+        let res = w.post_from("2.2.2.2", "/api/users/signin", right.clone());
+        assert_eq!(
+            (res.status, json_of(&res)),
+            (429, serde_json::json!({"errors": [{"message": "Too many attempts, try again later"}]})),
+            "even the right password, from anywhere, during the window"
+        );
+        assert_eq!(res.header("retry-after"), Some("840"));
+        assert!(res.header("set-cookie").is_none());
+
+        w.now += 840;
+        let res = w.post_from("2.2.2.2", "/api/users/signin", right);
+        assert_eq!(res.status, 200, "the owner gets in once the window has passed");
+    }
+
+    #[test]
+    fn repeated_failures_from_one_address_lock_that_address() {
+        let w = World::new();
+        signup(&w, "owner@test.com");
+        for i in 0..50 {
+            let res = w.post_from("6.6.6.6", "/api/users/signin", serde_json::json!({"email": format!("u{i}@test.com"), "password": "x"}));
+            assert_eq!(res.status, 400);
+        }
+        let right = serde_json::json!({"email": "owner@test.com", "password": "password"});
+        assert_eq!(w.post_from("6.6.6.6", "/api/users/signin", right.clone()).status, 429);
+        assert_eq!(w.post_from("7.7.7.7", "/api/users/signin", right).status, 200, "other addresses are not affected");
+    }
+
+    #[test]
+    fn invalid_sign_ins_and_successes_do_not_count_as_failures() {
+        let w = World::new();
+        signup(&w, "owner@test.com");
+        for _ in 0..10 {
+            assert_eq!(w.post("/api/users/signin", serde_json::json!({"email": "owner@test.com"})).status, 400);
+            assert_eq!(w.post("/api/users/signin", serde_json::json!({"email": "owner@test.com", "password": "password"})).status, 200);
+        }
+    }
+
+    #[test]
+    fn a_sign_up_flood_from_one_address_is_refused() {
+        let mut w = World::new();
+        w.limits.signups_per_address = crate::limits::Rule { max: 3, window_seconds: 600 };
+        for i in 0..3 {
+            assert_eq!(w.post_from("6.6.6.6", "/api/users/signup", serde_json::json!({"email": format!("u{i}@test.com"), "password": "password"})).status, 201);
+        }
+        let res = w.post_from("6.6.6.6", "/api/users/signup", serde_json::json!({"email": "late@test.com", "password": "password"}));
+        assert_eq!((res.status, res.header("retry-after")), (429, Some("600")));
+        assert_eq!(json_of(&res), serde_json::json!({"errors": [{"message": "Too many attempts, try again later"}]}));
+        assert!(!w.store.exists(users::USERS, "late@test.com").unwrap(), "a refused sign-up stores nothing");
+        assert_eq!(w.post_from("7.7.7.7", "/api/users/signup", serde_json::json!({"email": "late@test.com", "password": "password"})).status, 201);
     }
 }

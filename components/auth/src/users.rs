@@ -3,6 +3,10 @@
 //! Bucket `users` holds one document per user, keyed by e-mail (sign-in looks users up
 //! by e-mail). Bucket `email_claims` makes sign-up of one e-mail race-free: keyvalue has
 //! no compare-and-swap, but an atomic increment returns 1 to exactly one caller.
+//!
+//! One address is one account whatever its case: e-mails are stored and looked up in
+//! their [`normalise`]d form. Users stored before that (under the form they typed, in
+//! any case) are still found under that form, and nobody can sign up again with it.
 
 use serde::{Deserialize, Serialize};
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
@@ -32,8 +36,31 @@ impl User {
     }
 }
 
+/// The one form of an e-mail that identifies its account: trimmed and lower-case.
+pub fn normalise(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// The keys a user typing `email` may be stored under: the normalised form, then the
+/// form as typed, which is how users were stored before e-mails were normalised.
+fn stored_forms(email: &str) -> Vec<String> {
+    let normalised = normalise(email);
+    let typed = email.trim();
+    if typed == normalised {
+        vec![normalised]
+    } else {
+        vec![normalised, typed.to_string()]
+    }
+}
+
+/// The user who signed up with `email`, in any case.
 pub fn find_by_email(store: &impl KeyValue, email: &str) -> StoreResult<Option<User>> {
-    store.get_json(USERS, email)
+    for key in stored_forms(email) {
+        if let Some(user) = store.get_json(USERS, &key)? {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
 }
 
 /// Outcome of trying to register a new user.
@@ -43,10 +70,15 @@ pub enum Created {
     EmailInUse,
 }
 
-/// Stores `user` unless its e-mail is taken, also against concurrent sign-ups.
-pub fn create(store: &impl KeyValue, user: &User) -> StoreResult<Created> {
-    if store.exists(USERS, &user.email)? {
-        return Ok(Created::EmailInUse);
+/// Stores `user` for a client who typed the e-mail `typed` (`user.email` is its
+/// [`normalise`]d form) unless the address is taken, in either form, also against
+/// concurrent sign-ups.
+pub fn create(store: &impl KeyValue, user: &User, typed: &str) -> StoreResult<Created> {
+    debug_assert_eq!(user.email, normalise(typed));
+    for key in stored_forms(typed) {
+        if store.exists(USERS, &key)? {
+            return Ok(Created::EmailInUse);
+        }
     }
     if !store.claim(EMAIL_CLAIMS, &user.email)? {
         return Ok(Created::EmailInUse);
@@ -68,11 +100,23 @@ mod tests {
         User { id: "5ec00000abababababababab".into(), email: email.into(), password_hash: "h".into(), created_at: 1 }
     }
 
+    /// Signs up as a client typing `typed` would.
+    fn sign_up(store: &MemoryStore, typed: &str) -> Created {
+        create(store, &user(&normalise(typed)), typed).unwrap()
+    }
+
+    #[test]
+    fn normalising_trims_and_lowercases() {
+        assert_eq!(normalise("  UPPER@Test.COM "), "upper@test.com");
+        assert_eq!(normalise("Ünïcode@Exämple.DE"), "ünïcode@exämple.de");
+        assert_eq!(normalise("a@b.com"), "a@b.com");
+    }
+
     #[test]
     fn an_email_registers_once() {
         let store = MemoryStore::default();
-        assert_eq!(create(&store, &user("a@b.com")).unwrap(), Created::Yes);
-        assert_eq!(create(&store, &user("a@b.com")).unwrap(), Created::EmailInUse);
+        assert_eq!(sign_up(&store, "a@b.com"), Created::Yes);
+        assert_eq!(sign_up(&store, "a@b.com"), Created::EmailInUse);
         assert_eq!(find_by_email(&store, "a@b.com").unwrap(), Some(user("a@b.com")));
     }
 
@@ -80,14 +124,32 @@ mod tests {
     fn a_lost_claim_race_is_email_in_use_even_before_the_winner_stored_the_user() {
         let store = MemoryStore::default();
         store.increment(EMAIL_CLAIMS, "a@b.com", 1).unwrap(); // a concurrent winner, mid-way
-        assert_eq!(create(&store, &user("a@b.com")).unwrap(), Created::EmailInUse);
+        assert_eq!(sign_up(&store, "A@B.com"), Created::EmailInUse, "claims are on the normalised form");
         assert_eq!(find_by_email(&store, "a@b.com").unwrap(), None);
     }
 
     #[test]
-    fn emails_are_case_sensitive_like_the_reference() {
+    fn one_address_is_one_account_in_any_case() {
         let store = MemoryStore::default();
-        assert_eq!(create(&store, &user("a@b.com")).unwrap(), Created::Yes);
-        assert_eq!(create(&store, &user("A@b.com")).unwrap(), Created::Yes);
+        assert_eq!(sign_up(&store, "UPPER@Test.com"), Created::Yes);
+        assert_eq!(store.list_keys(USERS).unwrap(), vec!["upper@test.com"]);
+        assert_eq!(sign_up(&store, "upper@test.com"), Created::EmailInUse);
+        assert_eq!(sign_up(&store, " Upper@TEST.com "), Created::EmailInUse);
+        for typed in ["upper@test.com", "UPPER@Test.com", " uPPer@test.COM"] {
+            assert_eq!(find_by_email(&store, typed).unwrap().map(|u| u.email), Some("upper@test.com".into()), "{typed}");
+        }
+    }
+
+    #[test]
+    fn users_stored_before_normalising_keep_working() {
+        let store = MemoryStore::default();
+        let legacy = user("Old@Test.com");
+        store.set_json(USERS, "Old@Test.com", &legacy).unwrap();
+        store.increment(EMAIL_CLAIMS, "Old@Test.com", 1).unwrap();
+
+        assert_eq!(find_by_email(&store, "Old@Test.com").unwrap(), Some(legacy.clone()), "the form as stored");
+        assert_eq!(find_by_email(&store, " Old@Test.com ").unwrap(), Some(legacy));
+        assert_eq!(sign_up(&store, "Old@Test.com"), Created::EmailInUse, "its exact form is taken");
+        assert_eq!(store.list_keys(USERS).unwrap(), vec!["Old@Test.com"], "nothing stored");
     }
 }

@@ -11,6 +11,9 @@ use ticketing_common::ApiError;
 
 use crate::store::{self, Ticket};
 
+/// Longest title accepted: titles are shown in every list and page.
+pub const MAX_TITLE_CHARS: usize = 100;
+
 pub struct Ctx<'a, S: KeyValue> {
     pub store: &'a S,
     pub keys: Option<&'a SessionKeys>,
@@ -45,6 +48,7 @@ fn validate(body: &Body, price_message: &str) -> Result<(String, Cents), ApiErro
     let price = Cents::parse_price(body.value("price"));
     let mut v = Validation::new();
     v.check(!title.is_empty(), "title", "Title is required");
+    v.max_chars(&title, MAX_TITLE_CHARS, "title", "Title");
     match price {
         Ok(_) => {}
         Err(PriceError::NotPositive) => {
@@ -162,8 +166,37 @@ mod tests {
         }
         let (_, res) = w.call("POST", "/api/tickets", Some(ALICE), Some(json!({"title": "t", "price": 1.234})));
         assert_eq!(res["errors"][0]["message"], "Price must have at most 2 decimal places");
+        let (status, res) = w.call("POST", "/api/tickets", Some(ALICE), Some(json!({"title": "t", "price": 1_000_000})));
+        assert_eq!((status, &res["errors"][0]), (400, &json!({"message": "Price must be at most 999999.99", "field": "price"})));
+        assert_eq!(w.call("POST", "/api/tickets", Some(ALICE), Some(json!({"title": "t", "price": "1e300"}))).0, 400);
         assert!(store::all(&w.store).unwrap().is_empty());
         assert!(w.published().is_empty());
+    }
+
+    #[test]
+    fn titles_are_bounded_on_create_and_update_and_change_nothing() {
+        let w = World::new();
+        let id = w.create(ALICE, "concert", json!(20))["id"].as_str().unwrap().to_string();
+        w.published();
+        let longest = "é".repeat(MAX_TITLE_CHARS);
+        let too_long = json!({"title": format!("{longest}x"), "price": 10});
+        let refused = json!({"errors": [{"message": "Title must be at most 100 characters", "field": "title"}]});
+        assert_eq!(w.call("POST", "/api/tickets", Some(ALICE), Some(too_long.clone())), (400, refused.clone()));
+        assert_eq!(w.call("PUT", &format!("/api/tickets/{id}"), Some(ALICE), Some(too_long)), (400, refused));
+        assert_eq!(store::all(&w.store).unwrap().len(), 1);
+        assert_eq!(store::find(&w.store, &id).unwrap().unwrap().title, "concert");
+        assert!(w.published().is_empty());
+
+        let padded = format!("  {longest}  ");
+        assert_eq!(w.create(ALICE, &padded, json!(10))["title"], json!(longest), "counted after trimming");
+    }
+
+    #[test]
+    fn a_body_over_16_kib_is_a_413() {
+        let w = World::new();
+        let (status, res) = w.call("POST", "/api/tickets", Some(ALICE), Some(json!({"title": "x".repeat(200_000), "price": 10})));
+        assert_eq!((status, res), (413, json!({"errors": [{"message": "Request body is too large"}]})));
+        assert!(store::all(&w.store).unwrap().is_empty());
     }
 
     #[test]
