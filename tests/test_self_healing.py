@@ -23,7 +23,7 @@ def gateway_pids(profile) -> list[int]:
         host = procs.running(profile, name)
         if not host:
             continue
-        children = subprocess.run(["pgrep", "-P", str(host), "-f", "http-gateway"], capture_output=True, text=True)
+        children = subprocess.run(["pgrep", "-P", str(host), "-f", "http.gateway"], capture_output=True, text=True)
         pids += [int(p) for p in children.stdout.split()]
     return pids
 
