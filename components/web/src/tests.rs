@@ -158,6 +158,14 @@ fn paying_goes_to_my_orders_or_shows_the_decline() {
     let (status, html, _) = post(&api, &format!("/orders/{ORDER}/pay"), "token=tok_chargeDeclined");
     assert_eq!(status, 400);
     assert!(html.contains("Your card was declined."));
+    // The decline has cancelled the order by the time the page asks for it.
+    let cancelled = json!({"id": ORDER, "status": "cancelled", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let api = Scripted::signed_in()
+        .on("POST", "/api/payments", 400, json!({"errors": [{"message": "Your card was declined."}]}))
+        .on("GET", &format!("/api/orders/{ORDER}"), 200, cancelled);
+    let (status, html, _) = post(&api, &format!("/orders/{ORDER}/pay"), "token=tok_chargeDeclined");
+    assert_eq!(status, 400);
+    assert!(html.contains("Order Expired") && html.contains("role=\"alert\"") && html.contains("Your card was declined."), "{html}");
 }
 
 #[test]
