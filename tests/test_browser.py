@@ -1,6 +1,8 @@
 """The product in a real browser: Playwright driving Debian's Chromium against the web
 component of the test lattice. Screenshots of each page go to
-`.ticketing/test/screenshots/` (test artifacts)."""
+`.ticketing/test/screenshots/` (test artifacts). The pages run under the web component's
+real Content-Security-Policy; any violation, as an event or a console message, fails the
+test that caused it."""
 from __future__ import annotations
 
 import re
@@ -29,9 +31,43 @@ def shots(running_lattice):
     return folder
 
 
+# What the Content-Security-Policy refused in any page of the running test (the pages
+# run under the real policy, so a violation means a page needs something it forbids).
+policy_problems: list[str] = []
+
+# Reports `securitypolicyviolation` events to the test; added by the browser (DevTools),
+# so the page's own policy does not apply to it.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.reportPolicyViolation(e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " in " + e.documentURI);
+});
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_policy_violations():
+    policy_problems.clear()
+    yield
+    problems = list(policy_problems)
+    policy_problems.clear()
+    assert problems == [], f"the pages broke their own security policy: {problems}"
+
+
+def watch_policy(context) -> None:
+    """Collects CSP (and Permissions-Policy) complaints: violation events and console messages."""
+    context.expose_function("reportPolicyViolation", lambda text: policy_problems.append(f"event: {text}"))
+    context.add_init_script(REPORT_VIOLATIONS)
+
+    def console(message):
+        if re.search(r"Content.Security.Policy|Refused to|Permissions.Policy", message.text, re.IGNORECASE):
+            policy_problems.append(f"console {message.type}: {message.text}")
+    context.on("console", console)
+
+
 def new_page(browser, running_lattice, **options) -> Page:
     context = browser.new_context(base_url=running_lattice.http_url, **options)
     context.set_default_timeout(15_000)
+    watch_policy(context)
     return context.new_page()
 
 
@@ -43,7 +79,7 @@ def sign_up(page: Page) -> str:
     page.get_by_label("Email Address").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign Up").click()
-    expect(page.get_by_role("link", name="Sign Out")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign Out")).to_be_visible()
     return email
 
 
@@ -119,7 +155,7 @@ def test_sell_buy_pay_and_see_it_complete(browser, running_lattice, shots):
     expect(buyer.get_by_text(f"{title} - complete")).to_be_visible()
     buyer.screenshot(path=shots / "my-orders.png", full_page=True)
 
-    buyer.get_by_role("link", name="Sign Out").click()
+    buyer.get_by_role("button", name="Sign Out").click()
     expect(buyer.get_by_role("link", name="Sign In")).to_be_visible()
     expect(buyer.get_by_role("link", name="My Orders")).to_have_count(0)
 
@@ -142,7 +178,7 @@ def test_bad_input_shows_the_api_messages_next_to_the_form(browser, running_latt
     expect(page.get_by_role("alert")).to_contain_text("Price must be greater than 0")
     page.screenshot(path=shots / "sell-errors.png", full_page=True)
 
-    page.get_by_role("link", name="Sign Out").click()
+    page.get_by_role("button", name="Sign Out").click()
     page.get_by_role("link", name="Sign In").click()
     page.get_by_label("Email Address").fill(email)
     page.get_by_label("Password").fill("wrong password")
@@ -196,7 +232,7 @@ def test_pages_work_without_javascript_and_on_a_phone(browser, running_lattice, 
 def test_keyboard_alone_can_sign_in(browser, running_lattice):
     page = new_page(browser, running_lattice)
     email = sign_up(page)
-    page.get_by_role("link", name="Sign Out").click()
+    page.get_by_role("button", name="Sign Out").click()
     page.goto("/auth/signin")
     page.keyboard.press("Tab")  # skip link
     for _ in range(10):  # to the e-mail field
@@ -207,4 +243,40 @@ def test_keyboard_alone_can_sign_in(browser, running_lattice):
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    expect(page.get_by_role("link", name="Sign Out")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign Out")).to_be_visible()
+
+
+def test_the_policy_is_enforced_and_lets_only_our_script_and_stripe_js_run(browser, running_lattice):
+    """The check above can fail: an inline script and a script from elsewhere are refused
+    (and reported), Stripe.js is allowed (served here by a stand-in, as tests are offline)."""
+    page = new_page(browser, running_lattice)
+    page.route("https://js.stripe.com/**", lambda route: route.fulfill(
+        content_type="text/javascript", body="window.stripeStandIn = true;"))
+    page.route("https://evil.example/**", lambda route: route.fulfill(
+        content_type="text/javascript", body="window.evil = true;"))
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Tickets")).to_be_visible()
+    page.evaluate("""() => {
+        const inline = document.createElement("script");
+        inline.textContent = "window.inline = true;";
+        document.head.appendChild(inline);
+        for (const src of ["https://js.stripe.com/v3/", "https://evil.example/x.js"]) {
+            const script = document.createElement("script");
+            script.src = src;
+            document.head.appendChild(script);
+        }
+    }""")
+    # Polled from here: Playwright's own wait_for_function evaluates a string, which the
+    # policy (rightly) forbids.
+    for _ in range(50):
+        if page.evaluate("window.stripeStandIn") and len(policy_problems) >= 2:
+            break
+        page.wait_for_timeout(100)
+    problems = list(policy_problems)
+    policy_problems.clear()  # expected here; every other test must have none
+    assert page.evaluate("window.stripeStandIn") is True, "Stripe.js may load"
+    assert page.evaluate("[window.inline, window.evil]") == [None, None]
+    assert "event: script-src-elem blocked inline in " + page.url in problems, problems
+    assert "event: script-src-elem blocked https://evil.example/x.js in " + page.url in problems, problems
+    assert any(p.startswith("console error: Executing inline script violates") for p in problems), problems
+    assert not any("blocked https://js.stripe.com" in p or "script 'https://js.stripe.com" in p for p in problems), problems

@@ -2,6 +2,7 @@
 //!
 //! - pages and their routes: [`pages`]; templates in `templates/`, CSS and the small
 //!   script in `static/`
+//! - the security headers and the cross-site form post check: [`security`]
 //! - the API the pages call: [`api`] (the services' own HTTP routes, through the
 //!   gateway, with the browser's session cookie)
 //!
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod form;
 pub mod pages;
+pub mod security;
 pub mod views;
 
 /// The wasm adapter: the browser's request in, API calls over `wasi:http` out.
@@ -62,7 +64,12 @@ mod component {
     impl HttpHandler for Web {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let stripe_key = config("stripe_publishable_key").unwrap_or_default();
-            ticketing_guest::http::serve(request, out, |request| {
+            // The origin check needs the host; wasi:http may carry it as the authority alone.
+            let authority = request.authority();
+            ticketing_guest::http::serve(request, out, |mut request| {
+                if request.header("host").is_none() {
+                    request.headers.extend(authority.map(|authority| ("host".to_string(), authority)));
+                }
                 let api = GatewayApi {
                     base: config("api_base").unwrap_or_else(|| "http://127.0.0.1:8000".into()),
                     cookie: request.header("cookie").map(str::to_string),

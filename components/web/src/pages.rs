@@ -10,6 +10,7 @@ use ticketing_common::time::parse_iso8601;
 
 use crate::api::{Api, ApiReply};
 use crate::form::Form;
+use crate::security;
 use crate::views::*;
 
 pub struct Site<'a, A: Api> {
@@ -22,19 +23,28 @@ pub struct Site<'a, A: Api> {
 const CSS: &str = include_str!("../static/app.css");
 const JS: &str = include_str!("../static/app.js");
 
+/// Every response of the web component comes from here, with the security headers; a
+/// form post from another site's page is refused before any page sees it.
 pub fn handle<A: Api>(site: &Site<A>, request: &Request) -> Response {
+    security::with_security_headers(route(site, request))
+}
+
+fn route<A: Api>(site: &Site<A>, request: &Request) -> Response {
     let segments = request.segments();
+    let anonymous = Header { email: String::new(), signed_in: false };
     match (request.method.as_str(), segments.as_slice()) {
         // An API path no service serves reaches us as the catch-all: answer as the API does.
         (_, ["api", ..]) => Response::from(ticketing_common::ApiError::not_found()),
         ("GET", ["static", "app.css"]) => asset(CSS, "text/css; charset=utf-8"),
         ("GET", ["static", "app.js"]) => asset(JS, "text/javascript; charset=utf-8"),
+        _ if security::is_cross_origin_write(request) => html(403, &MessagePage {
+            header: &anonymous,
+            heading: "Form refused",
+            text: "This form was sent from another website, so nothing was done. If you meant to do this, go to GitTix yourself and try again there.",
+        }),
         _ => match page(site, request, &segments) {
             Ok(response) => response,
-            Err(Unavailable) => {
-                let header = Header { email: String::new(), signed_in: false };
-                html(503, &MessagePage { header: &header, heading: "Temporarily unavailable", text: "The service could not answer. Please try again in a moment." })
-            }
+            Err(Unavailable) => html(503, &MessagePage { header: &anonymous, heading: "Temporarily unavailable", text: "The service could not answer. Please try again in a moment." }),
         },
     }
 }
@@ -53,7 +63,10 @@ fn page<A: Api>(site: &Site<A>, request: &Request, segments: &[&str]) -> PageRes
         ("POST", ["auth", "signup"]) => authenticate(site, &header, AuthKind::SignUp, form()),
         ("GET", ["auth", "signin"]) => Ok(html(200, &auth_form(&header, AuthKind::SignIn, String::new(), Vec::new()))),
         ("POST", ["auth", "signin"]) => authenticate(site, &header, AuthKind::SignIn, form()),
-        ("GET", ["auth", "signout"]) => sign_out(site),
+        // Signing out changes state, so it is a form post (checked like every post); the
+        // address alone shows the form.
+        ("GET", ["auth", "signout"]) => Ok(html(200, &SignOutPage { header: &header })),
+        ("POST", ["auth", "signout"]) => sign_out(site),
         ("GET", ["tickets", "new"]) if !header.signed_in => Ok(redirect("/auth/signin", Vec::new())),
         ("GET", ["tickets", "new"]) => Ok(html(200, &NewTicket { header: &header, title: String::new(), price: String::new(), errors: Vec::new() })),
         ("POST", ["tickets", "new"]) => sell(site, &header, form()),

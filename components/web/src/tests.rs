@@ -7,6 +7,7 @@ use ticketing_common::http::{Request, Response};
 
 use crate::api::{Api, ApiReply};
 use crate::pages::{handle, Site};
+use crate::security::HEADERS;
 
 /// Answers by (method, path); records what was asked.
 #[derive(Default)]
@@ -157,6 +158,14 @@ fn paying_goes_to_my_orders_or_shows_the_decline() {
     let (status, html, _) = post(&api, &format!("/orders/{ORDER}/pay"), "token=tok_chargeDeclined");
     assert_eq!(status, 400);
     assert!(html.contains("Your card was declined."));
+    // The decline has cancelled the order by the time the page asks for it.
+    let cancelled = json!({"id": ORDER, "status": "cancelled", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let api = Scripted::signed_in()
+        .on("POST", "/api/payments", 400, json!({"errors": [{"message": "Your card was declined."}]}))
+        .on("GET", &format!("/api/orders/{ORDER}"), 200, cancelled);
+    let (status, html, _) = post(&api, &format!("/orders/{ORDER}/pay"), "token=tok_chargeDeclined");
+    assert_eq!(status, 400);
+    assert!(html.contains("Order Expired") && html.contains("role=\"alert\"") && html.contains("Your card was declined."), "{html}");
 }
 
 #[test]
@@ -167,10 +176,18 @@ fn my_orders_lists_title_and_status() {
 }
 
 #[test]
-fn signing_out_clears_the_cookie() {
+fn signing_out_is_a_form_post_that_clears_the_cookie() {
     let api = Scripted::signed_in().on("POST", "/api/users/signout", 200, json!({})).with_cookie("session=; Max-Age=0; Path=/");
-    let (status, _, response) = get(&api, "/auth/signout");
+    let (status, _, response) = post(&api, "/auth/signout", "");
     assert_eq!((status, response.header("set-cookie")), (303, Some("session=; Max-Age=0; Path=/")));
+    let (_, html, _) = get(&Scripted::signed_in(), "/nowhere");
+    assert!(html.contains(r#"<form method="post" action="/auth/signout"><button type="submit" class="link">Sign Out</button></form>"#), "{html}");
+    // The address alone (a link from anywhere) only offers the form.
+    let api = Scripted::signed_in();
+    let (status, html, response) = get(&api, "/auth/signout");
+    assert_eq!((status, response.header("set-cookie")), (200, None));
+    assert!(html.contains("Signed in as a@b.com.") && html.matches("action=\"/auth/signout\"").count() == 2);
+    assert_eq!(api.calls.borrow().len(), 1, "only the current user was asked");
 }
 
 #[test]
@@ -184,4 +201,79 @@ fn unknown_pages_are_404_and_a_silent_api_is_503() {
     assert_eq!(status, 503);
     assert!(html.contains("Temporarily unavailable"));
     assert_eq!(get(&down, "/static/app.css").0, 200, "assets need no API");
+}
+
+/// A signed-in user's API with an answer for every page, so any page can be rendered.
+fn every_page_api() -> Scripted {
+    let order = json!({"id": ORDER, "status": "created", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    Scripted::signed_in()
+        .on("GET", "/api/tickets", 200, json!([{"id": TICKET, "title": "Concert", "price": 20}]))
+        .on("GET", &format!("/api/tickets/{TICKET}"), 200, json!({"id": TICKET, "title": "Concert", "price": 20}))
+        .on("GET", &format!("/api/orders/{ORDER}"), 200, order)
+        .on("GET", "/api/orders", 200, json!([{"id": ORDER, "status": "created", "ticket": {"title": "Concert"}}]))
+}
+
+const PAGES: [&str; 10] = ["/", "/auth/signup", "/auth/signin", "/auth/signout", "/tickets/new", "/tickets/5ec00000bbbbbbbbbbbbbbbb", "/orders/5ec00000aaaaaaaaaaaaaaaa", "/orders", "/nowhere", "/static/app.js"];
+
+#[test]
+fn every_response_carries_the_security_headers() {
+    let api = every_page_api();
+    let mut responses: Vec<(String, Response)> = PAGES.iter().map(|path| (path.to_string(), get(&api, path).2)).collect();
+    responses.push(("css".into(), get(&api, "/static/app.css").2));
+    responses.push(("redirect".into(), get(&Scripted::anonymous(), "/orders").2));
+    responses.push(("api 404".into(), get(&api, "/api/nothing").2));
+    responses.push(("503".into(), get(&Scripted { down: true, ..Scripted::default() }, "/").2));
+    responses.push(("refused".into(), send(&api, Request::new("POST", "/tickets/new").with_header("sec-fetch-site", "cross-site")).2));
+    for (what, response) in responses {
+        for (name, value) in HEADERS {
+            assert_eq!(response.header(name), Some(value), "{what}: {name}");
+        }
+    }
+}
+
+#[test]
+fn pages_have_no_inline_script_style_or_handlers() {
+    let api = every_page_api();
+    for path in PAGES.iter().filter(|p| !p.starts_with("/static")) {
+        let (_, html, _) = get(&api, path);
+        let lower = html.to_ascii_lowercase();
+        assert_eq!(lower.matches("<script").count(), 1, "{path}: one script");
+        assert!(lower.contains(r#"<script src="/static/app.js" defer></script>"#), "{path}");
+        assert!(!lower.contains("javascript:") && !lower.contains("style=") && !lower.contains("<style"), "{path}");
+        let handler = lower.split(|c: char| c.is_whitespace()).find(|word| word.starts_with("on") && word.contains('='));
+        assert_eq!(handler, None, "{path}: inline event handler");
+    }
+}
+
+#[test]
+fn a_form_post_from_another_site_is_refused_and_changes_nothing() {
+    let posts = [("/auth/signup", "email=a%40b.com&password=pw12"), ("/auth/signin", "email=a%40b.com&password=pw12"), ("/auth/signout", ""), ("/tickets/new", "title=T&price=1"), ("/tickets/5ec00000bbbbbbbbbbbbbbbb/purchase", ""), ("/orders/5ec00000aaaaaaaaaaaaaaaa/pay", "token=tok_visa")];
+    let cross_site = [("sec-fetch-site", "cross-site", None), ("sec-fetch-site", "same-site", None), ("origin", "http://evil.example", Some("127.0.0.1:8000"))];
+    for (path, form) in posts {
+        for (name, value, host) in cross_site {
+            // No API answer is scripted: any call at all would fail the test.
+            let api = Scripted::default();
+            let mut request = Request::new("POST", path).with_header(name, value).with_body(form.as_bytes().to_vec());
+            if let Some(host) = host {
+                request = request.with_header("host", host);
+            }
+            let (status, html, response) = send(&api, request);
+            assert_eq!(status, 403, "{path} {name}: {value}");
+            assert!(html.contains("Form refused") && html.contains("sent from another website"), "{path}");
+            assert_eq!((response.header("location"), response.header("set-cookie")), (None, None));
+            assert!(api.calls.borrow().is_empty(), "{path}: the API was called");
+        }
+    }
+}
+
+#[test]
+fn a_form_post_from_our_own_pages_goes_through() {
+    let api = Scripted::signed_in().on("POST", "/api/tickets", 201, json!({"id": TICKET}));
+    let own = Request::new("POST", "/tickets/new").with_header("sec-fetch-site", "same-origin").with_body(b"title=T&price=1".to_vec());
+    assert_eq!(send(&api, own).0, 303);
+    let old_browser = Request::new("POST", "/tickets/new").with_header("origin", "http://127.0.0.1:8000").with_header("host", "127.0.0.1:8000").with_body(b"title=T&price=1".to_vec());
+    assert_eq!(send(&api, old_browser).0, 303);
+    // A cross-site link (a GET) to a page still works.
+    let (status, _, _) = send(&every_page_api(), Request::new("GET", "/").with_header("sec-fetch-site", "cross-site"));
+    assert_eq!(status, 200);
 }

@@ -83,3 +83,9 @@ pub struct MessagePage<'a> {
     pub heading: &'a str,
     pub text: &'a str,
 }
+
+#[derive(Template)]
+#[template(path = "signout.html")]
+pub struct SignOutPage<'a> {
+    pub header: &'a Header,
+}
