@@ -30,11 +30,14 @@ mod component {
 
     const API_TIMEOUT_MS: u64 = 15_000;
 
-    /// The API on behalf of one browser request: its session cookie and scheme go along.
+    /// The API on behalf of one browser request: its session cookie, scheme and address
+    /// go along (the address so that auth's rate limits count the browser, not this
+    /// component; the gateway believes it from a front listed in its `trusted_proxies`).
     struct GatewayApi {
         base: String,
         cookie: Option<String>,
         forwarded_proto: Option<String>,
+        forwarded_for: Option<String>,
     }
 
     impl Api for GatewayApi {
@@ -48,6 +51,9 @@ mod component {
             }
             if let Some(proto) = &self.forwarded_proto {
                 headers.push(("x-forwarded-proto", proto));
+            }
+            if let Some(address) = &self.forwarded_for {
+                headers.push(("x-forwarded-for", address));
             }
             let bytes = body.map(|b| b.to_string().into_bytes());
             let reply = http_client::send(method, &self.base, path, &headers, bytes.as_deref(), API_TIMEOUT_MS)?;
@@ -74,6 +80,7 @@ mod component {
                     base: config("api_base").unwrap_or_else(|| "http://127.0.0.1:8000".into()),
                     cookie: request.header("cookie").map(str::to_string),
                     forwarded_proto: request.header("x-forwarded-proto").map(str::to_string),
+                    forwarded_for: request.header("x-forwarded-for").map(str::to_string),
                 };
                 let site = Site { api: &api, stripe_key: stripe_key.trim(), now_millis: ticketing_common::time::now_millis() };
                 handle(&site, &request)
