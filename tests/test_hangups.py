@@ -64,10 +64,20 @@ def test_hundreds_of_requests_reset_mid_flight_leave_every_service_answering(run
     client = Client(running_lattice.http_url, session=session)
     checks = [("/api/users/currentuser", 200), ("/api/tickets", 200), ("/api/orders", 200),
               (f"/api/payments/orders/{new_id()}", 404), ("/", 200)]
-    for path, expected in checks:
-        started = time.monotonic()
-        reply = client.get(path, timeout=2)
-        assert reply.status == expected, (path, reply.status, reply.body[:200])
-        assert time.monotonic() - started < 2, path
+    waited = {path: seconds_until_answered(client, path, expected) for path, expected in checks}
+    assert max(waited.values()) < 2, f"seconds until each service answered: {waited}"
     # And a write still goes through on each writing service.
     assert client.post("/api/tickets", {"title": "after the resets", "price": 5}, timeout=2).status == 201
+
+
+def seconds_until_answered(client: Client, path: str, expected: int, give_up: float = 60) -> float:
+    """How long `path` took to answer `expected` (trying again after a timeout, so that a
+    failure says how long the service was really gone)."""
+    started = time.monotonic()
+    while time.monotonic() - started < give_up:
+        try:
+            if client.get(path, timeout=2).status == expected:
+                return round(time.monotonic() - started, 2)
+        except OSError:
+            pass
+    return give_up

@@ -90,6 +90,17 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_drill(args) -> int:
+    from .drill import drill
+
+    prof = profile(args.profile)
+    if lattice.app_status(prof) != "deployed":
+        print(f"the {prof.name} lattice is not up: run ./ticketing up first", file=sys.stderr)
+        return 1
+    drill(prof, args.purchases)
+    return 0
+
+
 def cmd_supervise(args) -> int:
     from .supervise import supervise
 
@@ -132,6 +143,8 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--seconds", type=float, default=10.0)
     bench.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
     add("clean", cmd_clean, "stop and delete a profile's state (databases, logs)")
+    drill = add("drill", cmd_drill, "inject faults while purchases run; prints recovery and lost orders")
+    drill.add_argument("--purchases", type=int, default=20, help="purchases in flight per fault")
     add("supervise", cmd_supervise, "restart the lattice's processes when they die (`up` runs it)")
 
     args = parser.parse_args(argv)
