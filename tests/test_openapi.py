@@ -21,7 +21,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from helpers import create_ticket, eventually, order_when_replicated, user
+from client import Client
+from helpers import create_ticket, eventually, order_when_replicated, unique_email, user
+from manifests import deployed, set_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = json.loads((ROOT / "api" / "openapi.json").read_text())
@@ -32,6 +34,17 @@ UNKNOWN_ROUTE = {"errors": [{"message": "Not Found"}]}
 # phase, on top of the schema's examples and the coverage phase's boundary cases: enough
 # to reach every validation branch, small enough for the whole run to stay near a minute.
 MAX_EXAMPLES = 50
+# Auth's rate limits while fuzzing: windows of a few seconds, so that the run's many failed
+# sign-ins from 127.0.0.1 never count against the manifest's 15-minute windows that later
+# tests sign in under (the window length is part of a counter's key); one failure per
+# account, so the accounts the generator repeats meet 429 and its Retry-After.
+FUZZ_LIMITS = {
+    "signin_failures_per_account": "1",
+    "signin_failures_per_address": "1000000",
+    "signin_window_seconds": "3",
+    "signups_per_address": "1000000",
+    "signup_window_seconds": "3",
+}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -104,9 +117,26 @@ def test_no_undocumented_method_is_served_on_a_documented_path(running_lattice):
 
 # --- the fuzz run ------------------------------------------------------------------------
 
+def second_failed_signin(url: str) -> int:
+    """The status of a second wrong password for a fresh account: 429 under FUZZ_LIMITS,
+    400 under the manifest's."""
+    email = unique_email()
+    return [Client(url).post("/api/users/signin", {"email": email, "password": "wrong"}).status for _ in range(2)][1]
+
+
 @pytest.fixture(scope="module")
-def fuzzer(running_lattice):
-    """The signed-in user every generated request is sent as."""
+def fuzz_limits(running_lattice):
+    url = running_lattice.http_url
+    with deployed(running_lattice, "fuzz-auth-limits", lambda doc: set_config(doc, "auth", "auth-limits", **FUZZ_LIMITS)):
+        # The component reads its config per request, once the host has it.
+        eventually(lambda: second_failed_signin(url) == 429, timeout=60, interval=1, what="auth to use the fuzz run's limits")
+        yield
+    eventually(lambda: second_failed_signin(url) == 400, timeout=60, interval=1, what="auth to use the manifest's limits")
+
+
+@pytest.fixture(scope="module")
+def fuzzer(running_lattice, fuzz_limits):
+    """The signed-in user every generated request is sent as (under FUZZ_LIMITS)."""
     return user(running_lattice)
 
 
