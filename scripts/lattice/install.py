@@ -71,7 +71,8 @@ def ensure_test_tools() -> None:
         log("installing chromium (Debian package) for the browser tests")
         run(["apt-get", "update", "-qq"], env=env)
         run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
-    missing = [m for m in ("pytest", "yaml", "playwright") if importlib.util.find_spec(m) is None]
+    modules = ("pytest", "yaml", "playwright", "schemathesis", "openapi_spec_validator")
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         log(f"installing Python test packages ({', '.join(missing)} missing) from tests/requirements.txt")
         run([sys.executable, "-m", "pip", "install", "-q", "-r", str(ROOT / "tests" / "requirements.txt")])

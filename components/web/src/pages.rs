@@ -22,6 +22,9 @@ pub struct Site<'a, A: Api> {
 
 const CSS: &str = include_str!("../static/app.css");
 const JS: &str = include_str!("../static/app.js");
+/// The API's OpenAPI description, served at `/api/openapi.json` (web answers every path
+/// no service claims, so the description lives here, next to the API's catch-all 404).
+const OPENAPI: &str = include_str!("../../../api/openapi.json");
 
 /// Every response of the web component comes from here, with the security headers; a
 /// form post from another site's page is refused before any page sees it.
@@ -33,6 +36,7 @@ fn route<A: Api>(site: &Site<A>, request: &Request) -> Response {
     let segments = request.segments();
     let anonymous = Header { email: String::new(), signed_in: false };
     match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["api", "openapi.json"]) => asset(OPENAPI, "application/json"),
         // An API path no service serves reaches us as the catch-all: answer as the API does.
         (_, ["api", ..]) => Response::from(ticketing_common::ApiError::not_found()),
         ("GET", ["static", "app.css"]) => asset(CSS, "text/css; charset=utf-8"),
