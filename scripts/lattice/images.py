@@ -100,5 +100,5 @@ def report(profile: Profile, manifest: Path) -> list[str]:
         mine = [r for r in runs if r.id == entry_id]
         where = ", ".join(f"{r.host[:8]} {'ok' if same_image(r.image, image) else 'STALE ' + short(r.image)}"
                           for r in mine)
-        lines.append(f"    {entry_id:<34} wants {short(image):<34} {where or 'not running'}")
+        lines.append(f"    {entry_id:<30} wants {short(image):<40} {where or 'not running'}")
     return lines
