@@ -90,6 +90,24 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_events(args) -> int:
+    from . import events
+
+    prof = profile(args.profile)
+    if not procs.running(prof, "nats"):
+        print(f"the {prof.name} lattice is not up: run ./ticketing up first", file=sys.stderr)
+        return 1
+    if args.action == "replay":
+        if args.seq is None:
+            print("which dead letter? ./ticketing events replay SEQ (./ticketing events lists them)", file=sys.stderr)
+            return 2
+        letter = events.replay(prof, args.seq)
+        log(f"dead letter #{letter.seq} published again on {letter.subject}")
+    else:
+        print(events.report(prof))
+    return 0
+
+
 def cmd_drill(args) -> int:
     from .drill import drill
 
@@ -143,6 +161,9 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--seconds", type=float, default=10.0)
     bench.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
     add("clean", cmd_clean, "stop and delete a profile's state (databases, logs)")
+    events = add("events", cmd_events, "event consumers' lag and the dead letters; replay one")
+    events.add_argument("action", nargs="?", choices=["show", "replay"], default="show")
+    events.add_argument("seq", nargs="?", type=int, help="the dead letter to replay")
     drill = add("drill", cmd_drill, "inject faults while purchases run; prints recovery and lost orders")
     drill.add_argument("--purchases", type=int, default=20, help="purchases in flight per fault")
     add("supervise", cmd_supervise, "restart the lattice's processes when they die (`up` runs it)")
