@@ -8,6 +8,8 @@ import concurrent.futures
 import time
 
 from helpers import order_status, create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user
+from lattice import lattice
+from manifests import deployed
 
 
 def order_for(seller, buyer, price=20):
@@ -136,3 +138,34 @@ def test_59_60_a_payment_for_an_order_cancelled_meanwhile_is_refunded(seller, bu
     time.sleep(1)
     assert len([r for r in stripe.refunds() if r["key"] == f"refund-{payment}"]) == 1, "refunded once"
     assert refunds[0]["form"]["charge"].startswith("ch_")
+
+
+def payments_hears_only_order_created(doc: dict) -> None:
+    """A manifest version in which payments never hears `order:cancelled`: its replica of
+    a cancelled order stays `created`, as it does for a moment in any real race."""
+    bus = next(c for c in doc["spec"]["components"] if c["name"] == "messaging-jetstream")
+    link = next(t for t in bus["traits"] if t["type"] == "link" and t["properties"].get("name") == "payments-events")
+    link["properties"]["source"]["config"][0]["properties"]["subscriptions"] = "order:created"
+
+
+def test_an_order_cancelled_a_moment_ago_is_never_charged(running_lattice, stripe, seller, buyer):
+    # A link's changed config reaches its provider only when the link is put anew.
+    try:
+        with deployed(running_lattice, "payments-deaf-to-cancellations", payments_hears_only_order_created):
+            lattice.resend_links(running_lattice, lattice.MESSAGING_ID)
+            pay_right_after_cancelling(running_lattice, stripe, seller, buyer)
+    finally:
+        lattice.resend_links(running_lattice, lattice.MESSAGING_ID)
+        lattice.ensure_links(running_lattice)
+
+
+def pay_right_after_cancelling(running_lattice, stripe, seller, buyer):
+    _, order = order_for(seller, buyer)
+    wait_until_payments_knows(order["id"], running_lattice)
+    assert buyer.delete(f"/api/orders/{order['id']}").status == 204
+    reply = buyer.post("/api/payments", {"orderId": order["id"], "token": "tok_visa"})
+    assert (reply.status, reply.error_messages) == (400, ["Cannot pay for a cancelled order"])
+    assert stripe.charges_for(order["id"]) == [], "the card must not be charged at all"
+    # Payments' own record still says `created`: it was orders that said no.
+    shown = buyer.get(f"/api/payments/orders/{order['id']}").json()
+    assert (shown["orderStatus"], shown["payment"]) == ("created", None)

@@ -50,6 +50,25 @@ pub enum OrderStatus {
     Complete,
 }
 
+impl OrderStatus {
+    /// The wire form: `created`, `cancelled`, `awaiting:payment`, `complete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Created => "created",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::AwaitingPayment => "awaiting:payment",
+            OrderStatus::Complete => "complete",
+        }
+    }
+
+    /// The status written in its wire form, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        [OrderStatus::Created, OrderStatus::Cancelled, OrderStatus::AwaitingPayment, OrderStatus::Complete]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketCreated {
@@ -194,6 +213,11 @@ mod tests {
     #[test]
     fn statuses_use_the_wire_names() {
         assert_eq!(serde_json::to_string(&OrderStatus::AwaitingPayment).unwrap(), r#""awaiting:payment""#);
+        for status in [OrderStatus::Created, OrderStatus::Cancelled, OrderStatus::AwaitingPayment, OrderStatus::Complete] {
+            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{}\"", status.as_str()));
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(OrderStatus::parse("paid"), None);
         assert!(ExpirationComplete::from_bytes(b"{}").is_err());
         assert_eq!(ExpirationComplete::SUBJECT, "expiration:complete");
     }

@@ -245,7 +245,7 @@ def _consumers_missing(profile: Profile) -> list[str]:
     return missing
 
 
-def _resend_links(profile: Profile, provider_id: str) -> None:
+def resend_links(profile: Profile, provider_id: str) -> None:
     """Deletes and puts again every link from `provider_id` (the same link put again is
     not sent on; deleted and put, it is)."""
     for link in (wash_json(profile, "get", "links") or {}).get("links", []):
@@ -276,7 +276,7 @@ def ensure_links(profile: Profile, timeout: float = 20) -> None:
         if not wrong:
             continue
         log(f"{provider_id} missed a link ({what}: {'; '.join(wrong)}): sending its links again")
-        _resend_links(profile, provider_id)
+        resend_links(profile, provider_id)
         deadline = time.time() + 30
         while (wrong := check(profile)) and time.time() < deadline:
             time.sleep(0.5)

@@ -3,6 +3,8 @@
 //! - HTTP routes: [`routes`]
 //! - storage and the no-double-sale rule: [`store`]
 //! - event handlers (ticket replica, expiry, payment): [`listeners`]
+//! - other services ask an order's current status through the `ticketing:orders/status`
+//!   export (the wasm adapter below)
 
 pub mod listeners;
 pub mod routes;
@@ -14,13 +16,14 @@ mod component {
     ticketing_guest::component_bindings!("orders");
 
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
+    use bindings::exports::ticketing::orders::status::Guest as StatusQuery;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
     use ticketing_common::events::{Event, ExpirationComplete, PaymentCreated, PaymentFailed, TicketCreated, TicketUpdated};
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
     use ticketing_guest::{config, events, kv::LatticeStore, session_keys};
 
-    use super::{listeners, routes};
+    use super::{listeners, routes, store};
 
     struct Orders;
 
@@ -56,6 +59,13 @@ mod component {
                 PaymentFailed::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_payment_failed(store, outbox, e)),
                 other => events::unknown(other),
             }
+        }
+    }
+
+    impl StatusQuery for Orders {
+        fn current(order_id: String) -> Result<Option<String>, String> {
+            let order = store::order(&LatticeStore, &order_id).map_err(|e| format!("{e:?}"))?;
+            Ok(order.map(|o| o.status.as_str().to_string()))
         }
     }
 

@@ -3,10 +3,12 @@
 //! - HTTP routes: [`routes`]
 //! - storage (order replica, charges, one charge per order): [`store`]
 //! - the card gateway and refunds: [`gateway`]
+//! - an order's status asked of orders itself, before charging: [`orders`]
 //! - event handlers (order replica): [`listeners`]
 
 pub mod gateway;
 pub mod listeners;
+pub mod orders;
 pub mod routes;
 pub mod store;
 
@@ -20,14 +22,16 @@ mod component {
 
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
+    use bindings::ticketing::orders::status;
     use bindings::ticketing::stripe::charges::{self, ChargeRequest, Error};
-    use ticketing_common::events::{Event, OrderCancelled, OrderCreated};
+    use ticketing_common::events::{Event, OrderCancelled, OrderCreated, OrderStatus};
     use ticketing_common::money::Cents;
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
     use ticketing_guest::{events, kv::LatticeStore, session_keys};
 
     use super::gateway::{CardGateway, PayError};
+    use super::orders::OrderLookup;
     use super::{listeners, routes};
 
     /// Stripe through the payments-stripe provider.
@@ -59,6 +63,18 @@ mod component {
         }
     }
 
+    /// The orders component, through its `ticketing:orders/status` export.
+    struct Orders;
+
+    impl OrderLookup for Orders {
+        fn current_status(&self, order_id: &str) -> Result<Option<OrderStatus>, String> {
+            match status::current(order_id)? {
+                None => Ok(None),
+                Some(text) => OrderStatus::parse(&text).map(Some).ok_or_else(|| format!("orders answered `{text}`")),
+            }
+        }
+    }
+
     struct Payments;
 
     impl HttpHandler for Payments {
@@ -70,6 +86,7 @@ mod component {
                     keys: keys.as_ref(),
                     now_millis: ticketing_common::time::now_millis(),
                     gateway: &Stripe,
+                    orders: &Orders,
                     outbox,
                 };
                 routes::handle(&ctx, request)

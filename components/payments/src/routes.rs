@@ -10,6 +10,7 @@ use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
 
 use crate::gateway::{refund_if_cancelled, CardGateway, PayError};
+use crate::orders::OrderLookup;
 use crate::store::{self, Charge, ChargeStatus};
 
 /// A charge still `created` after this long lost its answer (Stripe unreachable, or the
@@ -23,6 +24,8 @@ pub struct Ctx<'a, S: KeyValue, G: CardGateway> {
     pub keys: Option<&'a SessionKeys>,
     pub now_millis: u64,
     pub gateway: &'a G,
+    /// Orders itself, asked for an order's status just before its card is charged.
+    pub orders: &'a dyn OrderLookup,
     pub outbox: &'a Outbox,
 }
 
@@ -71,6 +74,7 @@ fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Ha
     if order.status == OrderStatus::Cancelled {
         return Err(ApiError::bad_request("Cannot pay for a cancelled order"));
     }
+    confirm_with_orders(ctx.orders, &order.id)?;
     if !store::claim_attempt(ctx.store, &order.id)? {
         return answer_from_earlier_attempt(ctx, &order.id, &token);
     }
@@ -86,6 +90,18 @@ fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Ha
     };
     store::start_charge(ctx.store, &charge)?;
     charge_card(ctx, charge, &token)
+}
+
+/// Our replica may not have heard of a cancellation yet: orders is asked before any
+/// charge, and a card is never charged for an order it cannot confirm. (A cancellation
+/// in the moment between this and the charge is still refunded, see `charge_card`.)
+fn confirm_with_orders(orders: &dyn OrderLookup, order_id: &str) -> Result<(), ApiError> {
+    match orders.current_status(order_id) {
+        Ok(Some(OrderStatus::Cancelled)) => Err(ApiError::bad_request("Cannot pay for a cancelled order")),
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ApiError::not_found()),
+        Err(_) => Err(ApiError::new(503, "Payments are unavailable right now, please try again")),
+    }
 }
 
 /// Another request holds this attempt: answer with its outcome, never a second charge.
@@ -168,7 +184,7 @@ mod tests {
         }
 
         fn pay_at(&self, user: Option<&str>, body: Value, now: u64) -> (u16, Value) {
-            let ctx = Ctx { store: &*self.store, keys: Some(&self.keys), now_millis: now, gateway: &self.gateway, outbox: &self.outbox };
+            let ctx = Ctx { store: &*self.store, keys: Some(&self.keys), now_millis: now, gateway: &self.gateway, orders: &self.gateway, outbox: &self.outbox };
             let session = user.map(|id| (&self.keys, id, now / 1000));
             status_and_json(&handle(&ctx, &request("POST", "/api/payments", session, Some(&body))))
         }
@@ -214,6 +230,30 @@ mod tests {
     }
 
     #[test]
+    fn an_order_cancelled_at_orders_but_not_yet_here_is_never_charged() {
+        let w = World::new(OrderStatus::Created);
+        w.gateway.orders_answer(Ok(Some(OrderStatus::Cancelled)));
+        let (status, res) = w.pay(Some(ALICE), body("tok_visa"));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Cannot pay for a cancelled order")));
+        assert!(w.gateway.charges().is_empty());
+        assert!(store::charge_of(&*w.store, ORDER).unwrap().is_none(), "no attempt recorded");
+        w.gateway.orders_answer(Ok(Some(OrderStatus::Created)));
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 201, "nothing was left locked");
+    }
+
+    #[test]
+    fn no_charge_while_orders_cannot_confirm_the_order() {
+        let w = World::new(OrderStatus::Created);
+        w.gateway.orders_answer(Err("orders is not running".into()));
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 503);
+        w.gateway.orders_answer(Ok(None));
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 404);
+        assert!(w.gateway.charges().is_empty());
+        w.gateway.orders_answer(Ok(Some(OrderStatus::Created)));
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 201);
+    }
+
+    #[test]
     fn case_56_charges_the_price_in_cents_and_announces_it() {
         let w = World::new(OrderStatus::Created);
         let (status, res) = w.pay(Some(ALICE), body("tok_visa"));
@@ -231,7 +271,7 @@ mod tests {
     #[test]
     fn the_owner_can_see_the_payment_state_of_an_order() {
         let w = World::new(OrderStatus::Created);
-        let ctx = Ctx { store: &*w.store, keys: Some(&w.keys), now_millis: NOW, gateway: &w.gateway, outbox: &w.outbox };
+        let ctx = Ctx { store: &*w.store, keys: Some(&w.keys), now_millis: NOW, gateway: &w.gateway, orders: &w.gateway, outbox: &w.outbox };
         let path = format!("/api/payments/orders/{ORDER}");
         let show = |user: &str| status_and_json(&handle(&ctx, &request("GET", &path, Some((&w.keys, user, NOW / 1000)), None)));
         assert_eq!(show(ALICE), (200, serde_json::json!({"orderId": ORDER, "orderStatus": "created", "payment": null})));

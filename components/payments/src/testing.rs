@@ -4,7 +4,10 @@ use std::cell::RefCell;
 
 use ticketing_common::money::Cents;
 
+use ticketing_common::events::OrderStatus;
+
 use crate::gateway::{CardGateway, PayError};
+use crate::orders::OrderLookup;
 
 pub const ORDER: &str = "5ec00000aaaaaaaaaaaaaaaa";
 
@@ -17,6 +20,8 @@ pub struct Fake {
     next: RefCell<Option<Result<String, PayError>>>,
     /// Runs during the next charge (to change the world meanwhile).
     during: RefCell<Option<Box<dyn FnOnce()>>>,
+    /// What orders answers for an order's status (`created` when not told).
+    order_status: RefCell<Option<Result<Option<OrderStatus>, String>>>,
 }
 
 impl Fake {
@@ -26,6 +31,11 @@ impl Fake {
 
     pub fn on_charge(&self, action: Box<dyn FnOnce()>) {
         *self.during.borrow_mut() = Some(action);
+    }
+
+    /// Orders will answer `status` for the order from now on.
+    pub fn orders_answer(&self, status: Result<Option<OrderStatus>, String>) {
+        *self.order_status.borrow_mut() = Some(status);
     }
 
     pub fn charges(&self) -> Vec<(u64, String, String)> {
@@ -49,5 +59,11 @@ impl CardGateway for Fake {
     fn refund(&self, stripe_charge_id: &str, key: &str) -> Result<String, PayError> {
         self.refunds.borrow_mut().push((stripe_charge_id.to_string(), key.to_string()));
         Ok("re_1".into())
+    }
+}
+
+impl OrderLookup for Fake {
+    fn current_status(&self, _order_id: &str) -> Result<Option<OrderStatus>, String> {
+        self.order_status.borrow().clone().unwrap_or(Ok(Some(OrderStatus::Created)))
     }
 }
