@@ -33,9 +33,10 @@ pub fn status_and_json(response: &Response) -> (u16, serde_json::Value) {
     (response.status, body)
 }
 
-/// A [`MemoryStore`](crate::store::MemoryStore) with an outage that starts at a chosen
-/// write (`set`, `delete` or `increment`), to prove that a request cut short between two
-/// writes leaves nothing half-done. From that write on, every call fails until [`heal`].
+/// A [`MemoryStore`](crate::store::MemoryStore) that fails at a chosen write (`set`,
+/// `delete` or `increment`), to prove that a request cut short between two writes leaves
+/// nothing half-done: either an outage (that write and every call after it fail until
+/// [`heal`]) or a single failed write.
 ///
 /// [`heal`]: FlakyStore::heal
 #[derive(Default)]
@@ -44,14 +45,26 @@ pub struct FlakyStore {
     writes: std::sync::atomic::AtomicU64,
     /// The write (counted from 1 since the last `outage_from_write`) that fails first; 0: none.
     fail_at: std::sync::atomic::AtomicU64,
+    /// Only that write fails, not the calls after it.
+    once: std::sync::atomic::AtomicBool,
 }
 
 impl FlakyStore {
     /// The `n`-th write from now (1 = the next one) and every call after it fail.
     pub fn outage_from_write(&self, n: u64) {
+        self.fail_from(n, false);
+    }
+
+    /// Only the `n`-th write from now fails.
+    pub fn fail_write(&self, n: u64) {
+        self.fail_from(n, true);
+    }
+
+    fn fail_from(&self, n: u64, once: bool) {
         use std::sync::atomic::Ordering::SeqCst;
         self.writes.store(0, SeqCst);
         self.fail_at.store(n, SeqCst);
+        self.once.store(once, SeqCst);
         self.inner.failing.store(false, SeqCst);
     }
 
@@ -68,13 +81,17 @@ impl FlakyStore {
         self.writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn write(&self) {
+    fn write(&self) -> crate::store::StoreResult<()> {
         use std::sync::atomic::Ordering::SeqCst;
         let n = self.writes.fetch_add(1, SeqCst) + 1;
         let fail_at = self.fail_at.load(SeqCst);
-        if fail_at != 0 && n >= fail_at {
+        if fail_at == 0 || n < fail_at || (n > fail_at && self.once.load(SeqCst)) {
+            return Ok(());
+        }
+        if !self.once.load(SeqCst) {
             self.inner.failing.store(true, SeqCst);
         }
+        Err(crate::store::StoreError(format!("write {n} failed (test)")))
     }
 }
 
@@ -84,12 +101,12 @@ impl crate::store::KeyValue for FlakyStore {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> crate::store::StoreResult<()> {
-        self.write();
+        self.write()?;
         self.inner.set(bucket, key, value)
     }
 
     fn delete(&self, bucket: &str, key: &str) -> crate::store::StoreResult<()> {
-        self.write();
+        self.write()?;
         self.inner.delete(bucket, key)
     }
 
@@ -98,7 +115,7 @@ impl crate::store::KeyValue for FlakyStore {
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> crate::store::StoreResult<u64> {
-        self.write();
+        self.write()?;
         self.inner.increment(bucket, key, delta)
     }
 
