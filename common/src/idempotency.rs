@@ -62,8 +62,16 @@ enum State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Answer {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: Vec<Header>,
     body: String,
+}
+
+/// A header as a JSON object: the store keeps JSON as MongoDB documents, and FerretDB
+/// refuses nested arrays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Header {
+    name: String,
+    value: String,
 }
 
 /// Serves `request` (a POST of `owner`) with `handler`, at most once per `Idempotency-Key`;
@@ -148,9 +156,9 @@ fn earlier_answer(record: Option<&Record>, held: Lease, fingerprint: &str, now_m
 }
 
 fn replay(answer: &Answer) -> Response {
-    let mut response = Response { status: answer.status, headers: answer.headers.clone(), body: answer.body.clone().into_bytes() };
-    response.headers.push(("idempotent-replayed".into(), "true".into()));
-    response
+    let mut headers: Vec<(String, String)> = answer.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+    headers.push(("idempotent-replayed".into(), "true".into()));
+    Response { status: answer.status, headers, body: answer.body.clone().into_bytes() }
 }
 
 /// Runs the handler as the holder of generation key `key`, keeping what it answers; an
@@ -162,7 +170,8 @@ fn run(store: &impl KeyValue, key: &str, fingerprint: String, now_ms: u64, handl
     match String::from_utf8(response.body.clone()) {
         Ok(body) if !worth_retrying(response.status) => {
             record.state = State::Answered;
-            record.answer = Some(Answer { status: response.status, headers: response.headers.clone(), body });
+            let headers = response.headers.iter().map(|(name, value)| Header { name: name.clone(), value: value.clone() }).collect();
+            record.answer = Some(Answer { status: response.status, headers, body });
         }
         _ => record.state = State::Released,
     }
@@ -321,6 +330,25 @@ mod tests {
         assert_eq!(made(&store), 0, "a refused key runs nothing");
         assert_eq!(call(&store, "u1", &post(Some(&"k".repeat(MAX_KEY_CHARS)), "{}"), NOW).status, 201);
         assert_eq!(call(&store, "u1", &post(Some(" ~!x"), "{}"), NOW).status, 201);
+    }
+
+    /// FerretDB stores JSON objects as documents and refuses arrays inside arrays.
+    #[test]
+    fn records_hold_no_nested_arrays() {
+        fn nested(value: &serde_json::Value, in_array: bool) -> bool {
+            match value {
+                serde_json::Value::Array(items) => in_array || items.iter().any(|v| nested(v, true)),
+                serde_json::Value::Object(fields) => fields.values().any(|v| nested(v, false)),
+                _ => false,
+            }
+        }
+        let store = MemoryStore::default();
+        call(&store, "u1", &post(Some("k1"), "{}"), NOW);
+        let keys = store.list_keys(RECORDS).unwrap();
+        assert_eq!(keys.len(), 1);
+        let record: serde_json::Value = store.get_json(RECORDS, &keys[0]).unwrap().unwrap();
+        assert!(record["answer"]["headers"].as_array().is_some_and(|h| h.len() == 2), "{record}");
+        assert!(!nested(&record, false), "{record}");
     }
 
     #[test]
