@@ -18,6 +18,19 @@ pub fn new_id() -> String {
     id_from_parts(crate::time::now_seconds(), random)
 }
 
+/// The id of the `n`-th thing of kind `kind` made for the record `parent` (an id): the
+/// parent's timestamp, then 8 bytes of a SHA-256 of all three. The same inputs always give
+/// the same id, so two requests that do the same work name it alike (a charge taken over
+/// after a failure keeps its id, and with it its Stripe idempotency key).
+pub fn derived_id(parent: &str, kind: &str, n: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let seconds = u32::from_str_radix(parent.get(..8).unwrap_or(""), 16).unwrap_or(0);
+    let hash = Sha256::new().chain_update(parent).chain_update([0]).chain_update(kind).chain_update(n.to_be_bytes()).finalize();
+    let mut random = [0u8; 8];
+    random.copy_from_slice(&hash[..8]);
+    id_from_parts(u64::from(seconds), random)
+}
+
 pub fn is_valid_id(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
@@ -34,6 +47,19 @@ pub fn parse_id(s: &str) -> Result<&str, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_valid_and_distinct() {
+        let parent = "5ec00000aaaaaaaaaaaaaaaa";
+        let id = derived_id(parent, "charge", 0);
+        assert!(is_valid_id(&id), "{id}");
+        assert_eq!(&id[..8], "5ec00000", "the parent's creation time");
+        assert_eq!(id, derived_id(parent, "charge", 0));
+        assert_ne!(id, derived_id(parent, "charge", 1));
+        assert_ne!(id, derived_id(parent, "refund", 0));
+        assert_ne!(id, derived_id("5ec00000bbbbbbbbbbbbbbbb", "charge", 0));
+        assert!(is_valid_id(&derived_id("nope", "charge", 0)));
+    }
 
     #[test]
     fn ids_are_24_hex_and_start_with_the_timestamp() {

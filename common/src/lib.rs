@@ -5,7 +5,9 @@
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
+pub mod lease;
 pub mod money;
 pub mod session;
 pub mod settings;

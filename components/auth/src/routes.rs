@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
+use ticketing_common::idempotency;
 use ticketing_common::ids::new_id;
 use ticketing_common::session::{clear_cookie, configured, SessionKeys};
 use ticketing_common::store::KeyValue;
@@ -40,7 +41,11 @@ pub fn handle<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> Response {
 
 fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
-        ("POST", ["api", "users", "signup"]) => sign_up(ctx, request),
+        // Nobody is signed in yet: an Idempotency-Key belongs to the client address.
+        ("POST", ["api", "users", "signup"]) => {
+            let owner = request.client_address();
+            idempotency::once(ctx.store, ctx.keys()?, ctx.now * 1000, &owner, request, || sign_up(ctx, request))
+        }
         ("POST", ["api", "users", "signin"]) => sign_in(ctx, request),
         ("POST", ["api", "users", "signout"]) => Ok(sign_out(request)),
         ("GET", ["api", "users", "currentuser"]) => current_user(ctx, request),
@@ -80,7 +85,7 @@ fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     let keys = ctx.keys()?;
 
     let user = User { id: new_id(), email, password_hash: password::hash(&password), created_at: ctx.now };
-    match users::create(ctx.store, &user, typed)? {
+    match users::create(ctx.store, &user, typed, ctx.now * 1000)? {
         Created::EmailInUse => Err(ApiError::bad_request("Email in use")),
         Created::Yes => Ok(signed_in(keys, ctx.now, request, &user, 201)),
     }
@@ -397,5 +402,83 @@ mod tests {
         assert_eq!(json_of(&res), serde_json::json!({"errors": [{"message": "Too many attempts, try again later"}]}));
         assert!(!w.store.exists(users::USERS, "late@test.com").unwrap(), "a refused sign-up stores nothing");
         assert_eq!(w.post_from("7.7.7.7", "/api/users/signup", serde_json::json!({"email": "late@test.com", "password": "password"})).status, 201);
+    }
+
+    fn signup_with_key(world: &World, address: &str, key: &str, email: &str) -> Response {
+        let body = serde_json::json!({"email": email, "password": "password"}).to_string();
+        world.call(Request::new("POST", "/api/users/signup").with_header("x-forwarded-for", address).with_header("idempotency-key", key).with_body(body))
+    }
+
+    #[test]
+    fn a_sign_up_retried_with_its_idempotency_key_gets_the_same_user_and_session() {
+        let w = World::new();
+        let first = signup_with_key(&w, "1.1.1.1", "k1", "a@test.com");
+        let again = signup_with_key(&w, "1.1.1.1", "k1", "a@test.com");
+        assert_eq!(first.status, 201);
+        assert_eq!((again.status, json_of(&again)), (201, json_of(&first)), "not 'Email in use'");
+        assert_eq!(again.header("set-cookie"), first.header("set-cookie"));
+        assert_eq!(w.store.list_keys(users::USERS).unwrap(), vec!["a@test.com"]);
+
+        let other_body = signup_with_key(&w, "1.1.1.1", "k1", "b@test.com");
+        assert_eq!(message(&other_body), (422, "This Idempotency-Key was used with another request".into()));
+        let other_client = signup_with_key(&w, "2.2.2.2", "k1", "a@test.com");
+        assert_eq!(message(&other_client), (400, "Email in use".into()), "another address's key is its own");
+        assert!(other_client.header("set-cookie").is_none());
+        let bad_key = signup_with_key(&w, "1.1.1.1", &"k".repeat(256), "c@test.com");
+        assert_eq!(json_of(&bad_key)["errors"][0]["field"], "Idempotency-Key");
+    }
+
+    #[test]
+    fn an_address_claimed_without_its_user_is_no_account_and_can_sign_up_later() {
+        let w = World::new();
+        ticketing_common::lease::take(&w.store, users::EMAIL_CLAIMS, "a@test.com", w.now * 1000).unwrap(); // sign-up died here
+        let signin = w.post("/api/users/signin", serde_json::json!({"email": "a@test.com", "password": "password"}));
+        assert_eq!(message(&signin), (400, "Invalid credentials".into()));
+        assert_eq!(message(&signup(&w, "a@test.com")), (400, "Email in use".into()), "maybe still signing up");
+        let later = World { now: w.now + users::ABANDONED_AFTER_MS / 1000, ..w };
+        assert_eq!(signup(&later, "a@test.com").status, 201);
+        let signin = later.post("/api/users/signin", serde_json::json!({"email": "a@test.com", "password": "password"}));
+        assert_eq!(signin.status, 200);
+    }
+
+    /// A store outage from any write of a sign-up on (the rate limit's, the claim's, the
+    /// user's, the idempotency record's): once the store is back, the client's retry with
+    /// the same key signs up, and signing in works.
+    #[test]
+    fn a_sign_up_cut_short_at_any_write_succeeds_when_retried() {
+        use ticketing_common::testing::FlakyStore;
+        let keys = SessionKeys::new(KEY, 3600).unwrap();
+        let call = |store: &FlakyStore, now: u64, request: Request| handle(&Ctx { store, keys: Some(&keys), limits: Limits::default(), now }, &request);
+        let signup = |key: &str| {
+            let body = serde_json::json!({"email": "a@test.com", "password": "password"}).to_string();
+            Request::new("POST", "/api/users/signup").with_header("idempotency-key", key).with_body(body)
+        };
+        let now = 1_800_000_000;
+        let probe = FlakyStore::default();
+        assert_eq!(call(&probe, now, signup("k")).status, 201);
+        let writes = probe.writes();
+        assert!(writes >= 7, "{writes}");
+        for n in 1..=writes {
+            let store = FlakyStore::default();
+            store.outage_from_write(n);
+            let first = call(&store, now, signup("k"));
+            store.heal();
+            let mut retry = call(&store, now + 1, signup("k"));
+            if retry.status == 409 {
+                // The store could not mark the request finished: it expires.
+                retry = call(&store, now + 61, signup("k"));
+            }
+            let user = if first.status == 201 {
+                // Answered, but the answer may not have been kept (the last write): a
+                // late retry then runs again and finds the address taken, by itself.
+                assert!(json_of(&retry)["id"] == json_of(&first)["id"] || message(&retry) == (400, "Email in use".into()), "write {n}");
+                json_of(&first)["id"].clone()
+            } else {
+                assert_eq!(retry.status, 201, "write {n}: first {}, retry {:?}", first.status, String::from_utf8_lossy(&retry.body));
+                json_of(&retry)["id"].clone()
+            };
+            let signin = call(&store, now + 62, Request::new("POST", "/api/users/signin").with_body(r#"{"email":"a@test.com","password":"password"}"#));
+            assert_eq!((signin.status, json_of(&signin)["id"].clone()), (200, user), "write {n}");
+        }
     }
 }

@@ -2,17 +2,25 @@
 //!
 //! Bucket `users` holds one document per user, keyed by e-mail (sign-in looks users up
 //! by e-mail). Bucket `email_claims` makes sign-up of one e-mail race-free: keyvalue has
-//! no compare-and-swap, but an atomic increment returns 1 to exactly one caller.
+//! no compare-and-swap, but an atomic increment returns 1 to exactly one caller. The
+//! claim is a [`lease`]: a sign-up that claimed an address and then failed before
+//! storing its user (a store outage between the two writes) gives the address back, or,
+//! if even that fails, another sign-up takes it over after [`ABANDONED_AFTER_MS`]. Until
+//! then the address has no account: sign-in finds no user.
 //!
 //! One address is one account whatever its case: e-mails are stored and looked up in
 //! their [`normalise`]d form. Users stored before that (under the form they typed, in
 //! any case) are still found under that form, and nobody can sign up again with it.
 
 use serde::{Deserialize, Serialize};
+use ticketing_common::lease::{self, Lease};
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
 
 pub const USERS: &str = "users";
 pub const EMAIL_CLAIMS: &str = "email_claims";
+/// How long a claim without its user blocks the address: its holder stores the user
+/// right after claiming, so a claim this old without one was abandoned.
+pub const ABANDONED_AFTER_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,29 +80,50 @@ pub enum Created {
 
 /// Stores `user` for a client who typed the e-mail `typed` (`user.email` is its
 /// [`normalise`]d form) unless the address is taken, in either form, also against
-/// concurrent sign-ups.
-pub fn create(store: &impl KeyValue, user: &User, typed: &str) -> StoreResult<Created> {
+/// concurrent sign-ups; takes over a claim whose sign-up was abandoned half-way.
+pub fn create(store: &impl KeyValue, user: &User, typed: &str, now_ms: u64) -> StoreResult<Created> {
     debug_assert_eq!(user.email, normalise(typed));
-    for key in stored_forms(typed) {
-        if store.exists(USERS, &key)? {
-            return Ok(Created::EmailInUse);
-        }
-    }
-    if !store.claim(EMAIL_CLAIMS, &user.email)? {
+    if has_user(store, typed)? {
         return Ok(Created::EmailInUse);
     }
+    let generation = match lease::take(store, EMAIL_CLAIMS, &user.email, now_ms)? {
+        Lease::Won { generation } => generation,
+        held @ Lease::Held { generation, .. } => {
+            // Another sign-up is storing its user, or failed to: wait until it is abandoned.
+            if !held.held_longer_than(ABANDONED_AFTER_MS, now_ms) || has_user(store, typed)? {
+                return Ok(Created::EmailInUse);
+            }
+            match lease::take_over(store, EMAIL_CLAIMS, &user.email, generation, now_ms)? {
+                Lease::Won { generation } => generation,
+                Lease::Held { .. } => return Ok(Created::EmailInUse),
+            }
+        }
+    };
     if let Err(e) = store.set_json(USERS, &user.email, user) {
-        // Give the e-mail back so that a retry can succeed.
-        let _ = store.delete(EMAIL_CLAIMS, &user.email);
+        // Give the e-mail back so that a retry can succeed at once.
+        let _ = lease::release(store, EMAIL_CLAIMS, &user.email, generation);
         return Err(e);
     }
     Ok(Created::Yes)
+}
+
+/// Whether a user is stored under any form of `typed`.
+fn has_user(store: &impl KeyValue, typed: &str) -> StoreResult<bool> {
+    for key in stored_forms(typed) {
+        if store.exists(USERS, &key)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ticketing_common::store::MemoryStore;
+    use ticketing_common::testing::FlakyStore;
+
+    const NOW: u64 = 1_800_000_000_000;
 
     fn user(email: &str) -> User {
         User { id: "5ec00000abababababababab".into(), email: email.into(), password_hash: "h".into(), created_at: 1 }
@@ -102,7 +131,7 @@ mod tests {
 
     /// Signs up as a client typing `typed` would.
     fn sign_up(store: &MemoryStore, typed: &str) -> Created {
-        create(store, &user(&normalise(typed)), typed).unwrap()
+        create(store, &user(&normalise(typed)), typed, NOW).unwrap()
     }
 
     #[test]
@@ -123,9 +152,70 @@ mod tests {
     #[test]
     fn a_lost_claim_race_is_email_in_use_even_before_the_winner_stored_the_user() {
         let store = MemoryStore::default();
-        store.increment(EMAIL_CLAIMS, "a@b.com", 1).unwrap(); // a concurrent winner, mid-way
+        lease::take(&store, EMAIL_CLAIMS, "a@b.com", NOW - 1000).unwrap(); // a concurrent winner, mid-way
         assert_eq!(sign_up(&store, "A@B.com"), Created::EmailInUse, "claims are on the normalised form");
         assert_eq!(find_by_email(&store, "a@b.com").unwrap(), None);
+    }
+
+    #[test]
+    fn an_abandoned_claim_is_taken_over_by_one_sign_up() {
+        let store = MemoryStore::default();
+        lease::take(&store, EMAIL_CLAIMS, "a@b.com", NOW - ABANDONED_AFTER_MS).unwrap(); // failed before storing its user
+        let (first, second) = (user("a@b.com"), User { id: "5ec00000cdcdcdcdcdcdcdcd".into(), ..user("a@b.com") });
+        assert_eq!(create(&store, &first, "a@b.com", NOW).unwrap(), Created::Yes);
+        assert_eq!(create(&store, &second, "a@b.com", NOW).unwrap(), Created::EmailInUse);
+        assert_eq!(find_by_email(&store, "a@b.com").unwrap(), Some(first));
+    }
+
+    #[test]
+    fn a_claim_from_before_leases_without_its_user_is_taken_over() {
+        let store = MemoryStore::default();
+        store.increment(EMAIL_CLAIMS, "a@b.com", 1).unwrap(); // stuck since an old outage
+        assert_eq!(sign_up(&store, "a@b.com"), Created::Yes);
+        assert!(find_by_email(&store, "a@b.com").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_taken_over_claim_never_replaces_a_stored_user() {
+        let store = MemoryStore::default();
+        store.increment(EMAIL_CLAIMS, "a@b.com", 1).unwrap();
+        store.set_json(USERS, "a@b.com", &user("a@b.com")).unwrap();
+        let other = User { id: "5ec00000cdcdcdcdcdcdcdcd".into(), ..user("a@b.com") };
+        assert_eq!(create(&store, &other, "a@b.com", NOW + ABANDONED_AFTER_MS).unwrap(), Created::EmailInUse);
+        assert_eq!(find_by_email(&store, "a@b.com").unwrap(), Some(user("a@b.com")));
+    }
+
+    /// An outage from any write of a sign-up on never leaves the address claimed without
+    /// its user for good: once the store is back, signing up again succeeds (at once when
+    /// the claim could be given back, else once it is abandoned).
+    #[test]
+    fn an_outage_at_any_write_never_leaves_the_address_unusable() {
+        let probe = FlakyStore::default();
+        create(&probe, &user("a@b.com"), "a@b.com", NOW).unwrap();
+        let writes = probe.writes();
+        assert_eq!(writes, 3, "lease time, claim, user");
+        for n in 1..=writes {
+            let store = FlakyStore::default();
+            store.outage_from_write(n);
+            assert!(create(&store, &user("a@b.com"), "a@b.com", NOW).is_err(), "write {n}");
+            store.heal();
+            assert_eq!(find_by_email(&store, "a@b.com").unwrap(), None, "write {n}: no account meanwhile");
+            let at_once = create(&store, &user("a@b.com"), "a@b.com", NOW + 1000).unwrap();
+            let expected = if n == 3 { Created::EmailInUse } else { Created::Yes };
+            assert_eq!(at_once, expected, "write {n}: the claim could not be given back during the outage");
+            if at_once == Created::EmailInUse {
+                assert_eq!(create(&store, &user("a@b.com"), "a@b.com", NOW + 1000 + ABANDONED_AFTER_MS).unwrap(), Created::Yes);
+            }
+            assert_eq!(find_by_email(&store, "a@b.com").unwrap(), Some(user("a@b.com")), "write {n}");
+        }
+    }
+
+    #[test]
+    fn a_failed_user_write_gives_the_address_back_at_once() {
+        let store = FlakyStore::default();
+        store.fail_write(3);
+        assert!(create(&store, &user("a@b.com"), "a@b.com", NOW).is_err());
+        assert_eq!(create(&store, &user("a@b.com"), "a@b.com", NOW + 1).unwrap(), Created::Yes);
     }
 
     #[test]

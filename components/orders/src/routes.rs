@@ -3,6 +3,7 @@
 use serde::Serialize;
 use ticketing_common::events::{OrderCreated, OrderStatus, OrderTicket, Outbox};
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
+use ticketing_common::idempotency;
 use ticketing_common::ids::{is_valid_id, new_id, parse_id};
 use ticketing_common::money::Cents;
 use ticketing_common::session::{configured, SessionKeys};
@@ -68,7 +69,10 @@ pub fn handle<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> Response {
 
 fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
-        ("POST", ["api", "orders"]) => create(ctx, request),
+        ("POST", ["api", "orders"]) => {
+            let user_id = ctx.user_id(request)?;
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now_millis, &user_id, request, || create(ctx, request, user_id.clone()))
+        }
         ("GET", ["api", "orders"]) => list(ctx, request),
         ("GET", ["api", "orders", id]) => show(ctx, request, id),
         ("DELETE", ["api", "orders", id]) => cancel(ctx, request, id),
@@ -76,10 +80,9 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
 }
 
-/// `POST /api/orders {ticketId}` → 201 order holding the ticket until `expiresAt`;
-/// publishes `order:created`.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
-    let user_id = ctx.user_id(request)?;
+/// `POST /api/orders {ticketId}` by `user_id` → 201 order holding the ticket until
+/// `expiresAt`; publishes `order:created`.
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> HandlerResult {
     let body = Body::parse(request)?;
     let ticket_id = body.str("ticketId").unwrap_or_default().trim().to_string();
     let mut v = Validation::new();
@@ -282,5 +285,31 @@ mod tests {
         order.status = OrderStatus::Complete;
         store::insert_order(&w.store, &order).unwrap();
         assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None).0, 400);
+    }
+
+    /// An order of ticket `ticket` by `user` with an `Idempotency-Key`.
+    fn order_with_key(w: &World, user: &str, key: &str, ticket: usize) -> (u16, Value) {
+        let body = json!({"ticketId": World::ticket(ticket)});
+        let request = request("POST", "/api/orders", Some((&w.keys, user, NOW_MS / 1000)), Some(&body)).with_header("Idempotency-Key", key);
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900, outbox: &w.outbox };
+        status_and_json(&handle(&ctx, &request))
+    }
+
+    #[test]
+    fn an_order_retried_with_its_idempotency_key_is_the_same_order() {
+        let w = World::new();
+        let first = order_with_key(&w, ALICE, "o-1", 0);
+        let again = order_with_key(&w, ALICE, "o-1", 0);
+        assert_eq!(first.0, 201);
+        assert_eq!(again, first, "the same order, not 'Ticket is already reserved'");
+        assert_eq!(w.outbox.take().len(), 1, "order:created once");
+        let (status, mine) = w.call("GET", "/api/orders", Some(ALICE), None);
+        assert_eq!((status, mine.as_array().unwrap().len()), (200, 1));
+
+        let (status, res) = order_with_key(&w, ALICE, "o-1", 1);
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (422, Some("This Idempotency-Key was used with another request")));
+        let (status, res) = order_with_key(&w, BOB, "o-1", 0);
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Ticket is already reserved")), "Bob's key is his own");
+        assert_eq!(w.order(ALICE, 1).0, 201, "without a key as before");
     }
 }

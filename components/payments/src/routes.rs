@@ -3,7 +3,9 @@
 use serde_json::json;
 use ticketing_common::events::{OrderStatus, Outbox, PaymentCreated, PaymentFailed};
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
-use ticketing_common::ids::{new_id, parse_id};
+use ticketing_common::idempotency;
+use ticketing_common::ids::parse_id;
+use ticketing_common::lease::Lease;
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
 use ticketing_common::validate::{Body, Validation};
@@ -11,10 +13,11 @@ use ticketing_common::ApiError;
 
 use crate::gateway::{refund_if_cancelled, CardGateway, PayError};
 use crate::orders::OrderLookup;
-use crate::store::{self, Charge, ChargeStatus};
+use crate::store::{self, Charge, ChargeStatus, OrderReplica};
 
 /// A charge still `created` after this long lost its answer (Stripe unreachable, or the
-/// request died): a new request asks Stripe again with the same idempotency key.
+/// request died): a new request asks Stripe again with the same idempotency key. Also how
+/// long an attempt claimed without a charge (its request failed half-way) blocks others.
 pub const UNKNOWN_AFTER_MS: u64 = 30_000;
 
 const IN_PROGRESS: &str = "A payment for this order is in progress; try again in a moment";
@@ -35,7 +38,10 @@ pub fn handle<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -
 
 fn route<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
-        ("POST", ["api", "payments"]) => create(ctx, request),
+        ("POST", ["api", "payments"]) => {
+            let user_id = configured(ctx.keys)?.require_user(request, ctx.now_millis / 1000)?.id;
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now_millis, &user_id, request, || create(ctx, request, &user_id))
+        }
         ("GET", ["api", "payments", "orders", order_id]) => show(ctx, request, order_id),
         _ => Err(ApiError::not_found()),
     }
@@ -55,10 +61,9 @@ fn show<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request, order_i
     Ok(Response::json(200, &json!({ "orderId": order.id, "orderStatus": order.status, "payment": charge })))
 }
 
-/// `POST /api/payments {orderId, token}` → 201 `{id}` once the card is charged the
-/// order's price; publishes `payment:created`.
-fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> HandlerResult {
-    let user_id = configured(ctx.keys)?.require_user(request, ctx.now_millis / 1000)?.id;
+/// `POST /api/payments {orderId, token}` by `user_id` → 201 `{id}` once the card is
+/// charged the order's price; publishes `payment:created`.
+fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request, user_id: &str) -> HandlerResult {
     let body = Body::parse(request)?;
     let token = body.trimmed("token");
     let order_id = body.trimmed("orderId");
@@ -75,11 +80,16 @@ fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Ha
         return Err(ApiError::bad_request("Cannot pay for a cancelled order"));
     }
     confirm_with_orders(ctx.orders, &order.id)?;
-    if !store::claim_attempt(ctx.store, &order.id)? {
-        return answer_from_earlier_attempt(ctx, &order.id, &token);
+    match store::claim_attempt(ctx.store, &order.id, ctx.now_millis)? {
+        (attempt, Lease::Won { generation }) => start_charge(ctx, &order, attempt, generation, &token),
+        (attempt, held) => answer_from_earlier_attempt(ctx, &order, attempt, held, &token),
     }
+}
+
+/// Records the charge of the attempt this request holds, then charges the card.
+fn start_charge<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, order: &OrderReplica, attempt: u64, generation: u64, token: &str) -> HandlerResult {
     let charge = Charge {
-        id: new_id(),
+        id: store::charge_id(&order.id, attempt),
         order_id: order.id.clone(),
         status: ChargeStatus::Created,
         amount: order.price,
@@ -88,8 +98,12 @@ fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Ha
         failure: None,
         created_at_ms: ctx.now_millis,
     };
-    store::start_charge(ctx.store, &charge)?;
-    charge_card(ctx, charge, &token)
+    if let Err(e) = store::start_charge(ctx.store, &charge) {
+        // Nothing was charged: a retry may go ahead at once.
+        let _ = store::release_attempt(ctx.store, &order.id, attempt, generation);
+        return Err(e.into());
+    }
+    charge_card(ctx, charge, token)
 }
 
 /// Our replica may not have heard of a cancellation yet: orders is asked before any
@@ -105,17 +119,35 @@ fn confirm_with_orders(orders: &dyn OrderLookup, order_id: &str) -> Result<(), A
 }
 
 /// Another request holds this attempt: answer with its outcome, never a second charge.
-fn answer_from_earlier_attempt<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, order_id: &str, token: &str) -> HandlerResult {
-    let Some(charge) = store::charge_of(ctx.store, order_id)? else {
-        return Err(ApiError::new(409, IN_PROGRESS));
-    };
-    match charge.status {
-        ChargeStatus::Completed => Ok(Response::json(201, &json!({ "id": charge.id }))),
-        ChargeStatus::Failed => Err(ApiError::bad_request(charge.failure.as_deref().unwrap_or("The payment failed"))),
-        ChargeStatus::Created if ctx.now_millis.saturating_sub(charge.created_at_ms) < UNKNOWN_AFTER_MS => {
-            Err(ApiError::new(409, IN_PROGRESS))
+fn answer_from_earlier_attempt<S: KeyValue, G: CardGateway>(
+    ctx: &Ctx<S, G>,
+    order: &OrderReplica,
+    attempt: u64,
+    held: Lease,
+    token: &str,
+) -> HandlerResult {
+    let charge = store::charge_of(ctx.store, &order.id)?;
+    match charge {
+        Some(charge) if charge.status == ChargeStatus::Completed => Ok(Response::json(201, &json!({ "id": charge.id }))),
+        Some(charge) if charge.status == ChargeStatus::Failed && charge.id == store::charge_id(&order.id, attempt) => {
+            Err(ApiError::bad_request(charge.failure.as_deref().unwrap_or("The payment failed")))
         }
-        ChargeStatus::Created => charge_card(ctx, charge, token),
+        Some(charge) if charge.status == ChargeStatus::Created => {
+            if ctx.now_millis.saturating_sub(charge.created_at_ms) < UNKNOWN_AFTER_MS {
+                return Err(ApiError::new(409, IN_PROGRESS));
+            }
+            charge_card(ctx, charge, token)
+        }
+        // No charge of this attempt: its holder is recording it, or failed before it could.
+        _ => match held {
+            Lease::Held { generation, .. } if held.held_longer_than(UNKNOWN_AFTER_MS, ctx.now_millis) => {
+                match store::take_over_attempt(ctx.store, &order.id, attempt, generation, ctx.now_millis)? {
+                    Lease::Won { generation } => start_charge(ctx, order, attempt, generation, token),
+                    Lease::Held { .. } => Err(ApiError::new(409, IN_PROGRESS)),
+                }
+            }
+            _ => Err(ApiError::new(409, IN_PROGRESS)),
+        },
     }
 }
 
@@ -348,5 +380,98 @@ mod tests {
         let charge = store::charge_of(&*w.store, ORDER).unwrap().unwrap();
         assert_eq!((charge.status, charge.stripe_refund_id.as_deref()), (ChargeStatus::Completed, Some("re_1")));
         assert_eq!(w.gateway.refunds(), vec![("ch_1".to_string(), format!("refund-{}", charge.id))]);
+    }
+
+    /// Alice pays on `store` at `now`, with an `Idempotency-Key` if given.
+    fn pay_on(w: &World, store: &impl KeyValue, now: u64, key: Option<&str>, token: &str) -> (u16, Value) {
+        let ctx = Ctx { store, keys: Some(&w.keys), now_millis: now, gateway: &w.gateway, orders: &w.gateway, outbox: &w.outbox };
+        let mut request = request("POST", "/api/payments", Some((&w.keys, ALICE, now / 1000)), Some(&body(token)));
+        if let Some(key) = key {
+            request = request.with_header("Idempotency-Key", key);
+        }
+        status_and_json(&handle(&ctx, &request))
+    }
+
+    fn stripe_keys(w: &World) -> std::collections::BTreeSet<String> {
+        w.gateway.charges().into_iter().map(|(_, _, key)| key).collect()
+    }
+
+    #[test]
+    fn an_attempt_claimed_without_a_charge_is_taken_over_after_a_while_with_the_same_stripe_key() {
+        let w = World::new(OrderStatus::Created);
+        // A request claimed the attempt and then failed to record its charge.
+        ticketing_common::lease::take(&*w.store, store::CHARGE_CLAIMS, &format!("{ORDER}#0"), NOW).unwrap();
+        let (status, res) = w.pay(Some(ALICE), body("tok_visa"));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (409, Some(IN_PROGRESS)));
+        assert!(w.gateway.charges().is_empty());
+        let (status, res) = w.pay_at(Some(ALICE), body("tok_visa"), NOW + UNKNOWN_AFTER_MS);
+        assert_eq!(status, 201, "{res}");
+        assert_eq!(res["id"].as_str(), Some(store::charge_id(ORDER, 0).as_str()), "the id the first holder would have used");
+        assert_eq!(stripe_keys(&w), [format!("charge-{}", store::charge_id(ORDER, 0))].into(), "so Stripe charges once even if it was only slow");
+        assert_eq!(w.pay_at(Some(ALICE), body("tok_visa"), NOW + UNKNOWN_AFTER_MS).0, 201, "and later tries see it paid");
+        assert_eq!(w.gateway.charges().len(), 1);
+    }
+
+    #[test]
+    fn a_claim_from_before_leases_without_a_charge_no_longer_locks_the_order() {
+        let w = World::new(OrderStatus::Created);
+        w.store.increment(store::CHARGE_CLAIMS, &format!("{ORDER}#0"), 1).unwrap();
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 201);
+    }
+
+    #[test]
+    fn a_failed_charge_of_an_earlier_attempt_does_not_answer_for_the_current_one() {
+        let w = World::new(OrderStatus::Created);
+        w.gateway.answer(Err(PayError::Invalid("No such token".into())));
+        assert_eq!(w.pay(Some(ALICE), body("tok_nope")).0, 400);
+        // Attempt 1 is claimed, then the store fails before its charge is recorded.
+        ticketing_common::lease::take(&*w.store, store::CHARGE_CLAIMS, &format!("{ORDER}#1"), NOW).unwrap();
+        assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 409, "not attempt 0's 'No such token'");
+        assert_eq!(w.pay_at(Some(ALICE), body("tok_visa"), NOW + UNKNOWN_AFTER_MS).0, 201);
+    }
+
+    /// A store outage from any write of a payment on: once the store is back, retrying
+    /// (at once, or after [`UNKNOWN_AFTER_MS`] when the attempt could not be given back)
+    /// pays the order, every call to Stripe carries the same idempotency key, and the order
+    /// is never left locked.
+    #[test]
+    fn a_payment_cut_short_at_any_write_completes_when_retried_and_charges_once() {
+        use ticketing_common::testing::FlakyStore;
+        let order = OrderReplica { id: ORDER.into(), version: 0, user_id: ALICE.into(), price: Cents(2050), status: OrderStatus::Created };
+        let probe = FlakyStore::default();
+        store::put_order(&probe.inner, &order).unwrap();
+        let w = World::new(OrderStatus::Created);
+        assert_eq!(pay_on(&w, &probe, NOW, None, "tok_visa").0, 201);
+        let writes = probe.writes();
+        assert!(writes >= 5, "{writes}");
+        for n in 1..=writes {
+            let w = World::new(OrderStatus::Created);
+            let flaky = FlakyStore::default();
+            store::put_order(&flaky.inner, &order).unwrap();
+            flaky.outage_from_write(n);
+            let first = pay_on(&w, &flaky, NOW, None, "tok_visa");
+            flaky.heal();
+            let mut retry = pay_on(&w, &flaky, NOW + 1, None, "tok_visa");
+            if retry.0 == 409 {
+                retry = pay_on(&w, &flaky, NOW + 1 + UNKNOWN_AFTER_MS, None, "tok_visa");
+            }
+            assert_eq!(retry.0, 201, "write {n}: first {first:?}, retry {retry:?}");
+            let charge = store::charge_of(&flaky.inner, ORDER).unwrap().unwrap();
+            assert_eq!((charge.status, charge.id.as_str()), (ChargeStatus::Completed, retry.1["id"].as_str().unwrap()), "write {n}");
+            assert_eq!(stripe_keys(&w).len(), 1, "write {n}: {:?}", w.gateway.charges());
+        }
+    }
+
+    #[test]
+    fn a_payment_retried_with_its_idempotency_key_gets_the_first_answer() {
+        let w = World::new(OrderStatus::Created);
+        w.gateway.answer(Err(PayError::Declined("Your card was declined.".into())));
+        let first = pay_on(&w, &*w.store, NOW, Some("p-1"), "tok_chargeDeclined");
+        assert_eq!(first.0, 400);
+        assert_eq!(pay_on(&w, &*w.store, NOW + 5, Some("p-1"), "tok_chargeDeclined"), first);
+        let (status, res) = pay_on(&w, &*w.store, NOW + 5, Some("p-1"), "tok_visa");
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (422, Some("This Idempotency-Key was used with another request")));
+        assert_eq!(w.gateway.charges().len(), 1);
+        assert_eq!(w.outbox.take().len(), 1, "payment:failed once");
     }
 }

@@ -1,12 +1,18 @@
 //! Payments' replica of orders and its charges, in the keyvalue store.
 //!
 //! **One charge per order.** Attempts to pay an order are numbered by how many failed in a
-//! way the buyer can fix (a bad token); a request may charge only if its increment of
-//! `charge_claims/<order>#<attempt>` returns 1. Every other request for that attempt sees
-//! the winner's charge (`order_charges/<order>`), so a double submit charges once.
+//! way the buyer can fix (a bad token); a request may charge only if it holds the
+//! attempt's [`lease`] `charge_claims/<order>#<attempt>`. Every other request for that
+//! attempt sees the winner's charge (`order_charges/<order>`), so a double submit charges
+//! once. A winner that failed before recording its charge (a store outage) leaves the
+//! lease without a charge: once it is old, one later request takes it over. The charge id
+//! (and with it the Stripe idempotency key) is derived from order and attempt, so even a
+//! winner that was only slow and a request that took over would charge the card once.
 
 use serde::{Deserialize, Serialize};
 use ticketing_common::events::OrderStatus;
+use ticketing_common::ids::derived_id;
+use ticketing_common::lease::{self, Lease};
 use ticketing_common::money::Cents;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
 
@@ -69,10 +75,30 @@ pub fn charge_of(store: &impl KeyValue, order_id: &str) -> StoreResult<Option<Ch
     store.get_json(CHARGES, &String::from_utf8_lossy(&id))
 }
 
-/// Takes the order's current payment attempt; false when another request has it.
-pub fn claim_attempt(store: &impl KeyValue, order_id: &str) -> StoreResult<bool> {
+/// The order's current payment attempt, and whether this request holds it.
+pub fn claim_attempt(store: &impl KeyValue, order_id: &str, now_ms: u64) -> StoreResult<(u64, Lease)> {
     let attempt = store.counter(CHARGE_ATTEMPTS, order_id)?;
-    store.claim(CHARGE_CLAIMS, &format!("{order_id}#{attempt}"))
+    Ok((attempt, lease::take(store, CHARGE_CLAIMS, &attempt_key(order_id, attempt), now_ms)?))
+}
+
+/// Takes over an attempt whose holder never recorded its charge (see [`lease::take_over`]).
+pub fn take_over_attempt(store: &impl KeyValue, order_id: &str, attempt: u64, held: u64, now_ms: u64) -> StoreResult<Lease> {
+    lease::take_over(store, CHARGE_CLAIMS, &attempt_key(order_id, attempt), held, now_ms)
+}
+
+/// Gives back an attempt that could not record its charge (it charged nothing), so a
+/// retry need not wait (best effort).
+pub fn release_attempt(store: &impl KeyValue, order_id: &str, attempt: u64, generation: u64) -> StoreResult<()> {
+    lease::release(store, CHARGE_CLAIMS, &attempt_key(order_id, attempt), generation)
+}
+
+fn attempt_key(order_id: &str, attempt: u64) -> String {
+    format!("{order_id}#{attempt}")
+}
+
+/// The id of the charge of an order's attempt: the same for every request that makes it.
+pub fn charge_id(order_id: &str, attempt: u64) -> String {
+    derived_id(order_id, "charge", attempt)
 }
 
 /// Stores a new charge as the order's current one.

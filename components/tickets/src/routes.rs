@@ -2,6 +2,7 @@
 
 use ticketing_common::events::Outbox;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
+use ticketing_common::idempotency;
 use ticketing_common::ids::{new_id, parse_id};
 use ticketing_common::money::{Cents, PriceError};
 use ticketing_common::session::{configured, SessionKeys};
@@ -33,7 +34,10 @@ pub fn handle<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> Response {
 
 fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
-        ("POST", ["api", "tickets"]) => create(ctx, request),
+        ("POST", ["api", "tickets"]) => {
+            let user_id = ctx.user_id(request)?;
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now * 1000, &user_id, request, || create(ctx, request, user_id.clone()))
+        }
         ("GET", ["api", "tickets"]) => list(ctx),
         ("GET", ["api", "tickets", id]) => show(ctx, id),
         ("PUT", ["api", "tickets", id]) => update(ctx, request, id),
@@ -65,9 +69,8 @@ fn validate(body: &Body, price_message: &str) -> Result<(String, Cents), ApiErro
     Ok((title, price.expect("validated above")))
 }
 
-/// `POST /api/tickets {title, price}` → 201 ticket; publishes `ticket:created`.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
-    let user_id = ctx.user_id(request)?;
+/// `POST /api/tickets {title, price}` by `user_id` → 201 ticket; publishes `ticket:created`.
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> HandlerResult {
     let (title, price) = validate(&Body::parse(request)?, "Price must be greater than 0")?;
     let ticket = Ticket { id: new_id(), title, price, user_id, version: 0, order_id: None };
     store::insert(ctx.store, &ticket)?;
@@ -291,5 +294,45 @@ mod tests {
         let w = World::new();
         assert_eq!(w.call("DELETE", "/api/tickets", None, None).0, 404);
         assert_eq!(w.call("GET", "/api/tickets/a/b", None, None).0, 404);
+    }
+
+    /// A create by Alice with an `Idempotency-Key`.
+    fn create_with_key(w: &World, key: &str, body: Value) -> (u16, Value) {
+        let request = request("POST", "/api/tickets", Some((&w.keys, ALICE, 1000)), Some(&body)).with_header("Idempotency-Key", key);
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001, outbox: &w.outbox };
+        status_and_json(&handle(&ctx, &request))
+    }
+
+    #[test]
+    fn a_create_retried_with_its_idempotency_key_makes_one_ticket() {
+        let w = World::new();
+        let body = json!({"title": "concert", "price": 20});
+        let first = create_with_key(&w, "retry-1", body.clone());
+        let again = create_with_key(&w, "retry-1", body.clone());
+        assert_eq!(first.0, 201);
+        assert_eq!(again, first, "the same ticket");
+        assert_eq!(store::all(&w.store).unwrap().len(), 1);
+        assert_eq!(w.published(), vec!["ticket:created"], "announced once");
+
+        let (status, res) = create_with_key(&w, "retry-1", json!({"title": "other", "price": 20}));
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (422, Some("This Idempotency-Key was used with another request")));
+        let (status, res) = create_with_key(&w, "", body.clone());
+        assert_eq!((status, res["errors"][0]["field"].as_str()), (400, Some("Idempotency-Key")));
+        assert_eq!(create_with_key(&w, "retry-2", body.clone()).0, 201, "a new key is a new ticket");
+        w.create(ALICE, "concert", json!(20));
+        assert_eq!(store::all(&w.store).unwrap().len(), 3, "without a key, every create counts");
+    }
+
+    #[test]
+    fn idempotency_keys_are_per_user() {
+        let w = World::new();
+        let body = json!({"title": "concert", "price": 20});
+        let alice = create_with_key(&w, "k", body.clone());
+        let request = request("POST", "/api/tickets", Some((&w.keys, BOB, 1000)), Some(&body)).with_header("Idempotency-Key", "k");
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001, outbox: &w.outbox };
+        let bob = status_and_json(&handle(&ctx, &request));
+        assert_eq!((alice.0, bob.0), (201, 201));
+        assert_ne!(alice.1["id"], bob.1["id"]);
+        assert_eq!(bob.1["userId"], BOB);
     }
 }

@@ -75,8 +75,17 @@ impl MongoStore {
 
     pub async fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
         let document = encode(key, value);
-        self.collection(bucket)?.replace_one(doc! { "_id": key }, document).upsert(true).await?;
-        Ok(())
+        let collection = self.collection(bucket)?;
+        let mut attempt = 0;
+        loop {
+            match collection.replace_one(doc! { "_id": key }, document.clone()).upsert(true).await {
+                Ok(_) => return Ok(()),
+                // Two first sets of a new key can both try to insert it; the loser sees a
+                // duplicate key error and retries as a replacement.
+                Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {

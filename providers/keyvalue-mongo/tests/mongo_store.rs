@@ -204,3 +204,23 @@ async fn concurrent_writes_to_different_keys_finish_quickly() {
         assert!(started.elapsed() < Duration::from_secs(5), "round {round} took {:?}", started.elapsed());
     }
 }
+
+/// Twenty first sets of one new key at once (requests racing for a lease each stamp its
+/// time before claiming it): every one succeeds, the key holds one of the values.
+#[tokio::test]
+async fn concurrent_sets_of_one_new_key_all_succeed() {
+    let (_ferret, store) = setup("sets").await;
+    for round in 0..5 {
+        let key = format!("lease{round}");
+        let results = join_all((0..20).map(|i| {
+            let store = store.clone();
+            let key = key.clone();
+            async move { store.set("times", &key, i.to_string().as_bytes()).await }
+        }))
+        .await;
+        let failures: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+        assert!(failures.is_empty(), "round {round}: {failures:?}");
+        let value = String::from_utf8(store.get("times", &key).await.unwrap().unwrap()).unwrap();
+        assert!((0..20).any(|i| value == i.to_string()), "{value}");
+    }
+}
