@@ -61,6 +61,7 @@ mod component {
                 status: reply.status,
                 set_cookies: reply.header_values("set-cookie").map(str::to_string).collect(),
                 body: serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+                next_cursor: reply.header_values(ticketing_common::paging::NEXT_CURSOR_HEADER).next().map(str::to_string),
             })
         }
     }
