@@ -69,7 +69,8 @@ def test_38_39_reserves_a_ticket_for_15_minutes_and_announces_it(seller, buyer):
 
 # --- list and show (40-42) ---------------------------------------------------------------
 
-def test_40_lists_only_my_orders_in_creation_order_with_tickets(seller, running_lattice):
+def test_40_lists_only_my_orders_newest_first_with_tickets(seller, running_lattice):
+    # The reference lists in creation order; the list is paged now, newest first.
     one, two = user(running_lattice), user(running_lattice)
     tickets = [create_ticket(seller, f"t{i}") for i in range(3)]
     order_when_replicated(one, tickets[0]["id"])
@@ -77,8 +78,8 @@ def test_40_lists_only_my_orders_in_creation_order_with_tickets(seller, running_
     listed = two.get("/api/orders")
     assert listed.status == 200
     body = listed.json()
-    assert [o["id"] for o in body] == [o["id"] for o in mine]
-    assert [o["ticket"]["id"] for o in body] == [t["id"] for t in tickets[1:]]
+    assert [o["id"] for o in body] == [o["id"] for o in reversed(mine)]
+    assert [o["ticket"]["id"] for o in body] == [t["id"] for t in reversed(tickets[1:])]
 
 
 def test_41_shows_my_order(seller, buyer):

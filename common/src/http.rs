@@ -55,6 +55,12 @@ impl Request {
         }
     }
 
+    /// The first value of query parameter `name`, percent-decoded (`Some("")` for `?name=`).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+
     /// The path split into its non-empty segments: `/api/tickets/1` → `["api","tickets","1"]`.
     pub fn segments(&self) -> Vec<&str> {
         self.path.split('/').filter(|s| !s.is_empty()).collect()
@@ -119,6 +125,16 @@ mod tests {
         assert_eq!(r.path, "/api/tickets/abc");
         assert_eq!(r.query.as_deref(), Some("x=1"));
         assert_eq!(r.segments(), vec!["api", "tickets", "abc"]);
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_first_one_wins() {
+        let r = Request::new("GET", "/api/tickets?limit=5&cursor=a%2Eb&limit=7&empty=");
+        assert_eq!(r.query_param("limit").as_deref(), Some("5"));
+        assert_eq!(r.query_param("cursor").as_deref(), Some("a.b"));
+        assert_eq!(r.query_param("empty").as_deref(), Some(""));
+        assert_eq!(r.query_param("nope"), None);
+        assert_eq!(Request::new("GET", "/api/tickets").query_param("limit"), None);
     }
 
     #[test]

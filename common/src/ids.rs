@@ -1,5 +1,7 @@
 //! Entity ids: 24 lower-case hex characters, compatible with MongoDB ObjectIds
-//! (4 bytes of seconds since the epoch, then 8 random bytes).
+//! (4 bytes of seconds since the epoch, then 8 bytes). New ids spend the first two of
+//! those 8 bytes on the millisecond, so ids sort by creation time to the millisecond:
+//! lists ordered by id are newest first without storing a creation time.
 
 use crate::error::ApiError;
 
@@ -11,11 +13,19 @@ pub fn id_from_parts(unix_seconds: u64, random: [u8; 8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An id made at `unix_millis`: seconds, milliseconds, 6 random bytes.
+pub fn id_at(unix_millis: u64, random: [u8; 6]) -> String {
+    let mut rest = [0u8; 8];
+    rest[..2].copy_from_slice(&((unix_millis % 1000) as u16).to_be_bytes());
+    rest[2..].copy_from_slice(&random);
+    id_from_parts(unix_millis / 1000, rest)
+}
+
 /// A fresh id from the clock and the system's random source.
 pub fn new_id() -> String {
-    let mut random = [0u8; 8];
+    let mut random = [0u8; 6];
     getrandom::fill(&mut random).expect("the system random source is always available");
-    id_from_parts(crate::time::now_seconds(), random)
+    id_at(crate::time::now_millis(), random)
 }
 
 /// The id of the `n`-th thing of kind `kind` made for the record `parent` (an id): the
@@ -66,6 +76,15 @@ mod tests {
         let id = id_from_parts(0x5e_c0_00_00, [0xab; 8]);
         assert_eq!(id, "5ec00000abababababababab");
         assert!(is_valid_id(&id));
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time_to_the_millisecond() {
+        let (low, high) = ([0xff; 6], [0x00; 6]);
+        assert_eq!(id_at(1_795_428_900_123, [0; 6]), "6b041224007b000000000000");
+        assert!(id_at(1_795_428_900_001, low) < id_at(1_795_428_900_002, high), "random bytes never outweigh a millisecond");
+        assert!(id_at(1_795_428_900_999, low) < id_at(1_795_428_901_000, high));
+        assert!(is_valid_id(&id_at(1_795_428_900_999, low)));
     }
 
     #[test]

@@ -29,6 +29,18 @@ impl From<StoreError> for ApiError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Keys returned per `list-keys` call by our keyvalue-mongo provider (and [`MemoryStore`]).
+pub const KEY_PAGE_SIZE: u64 = 1000;
+
+/// One page of `list-keys`: keys in key order, and the cursor of the next page (`None`
+/// at the end). As our keyvalue-mongo provider does, a cursor is the offset of the next
+/// page's first key, so a caller may start from any offset (see [`crate::listing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    pub cursor: Option<u64>,
+}
+
 /// The operations of `wasi:keyvalue` store, atomics and batch that services use.
 pub trait KeyValue {
     fn get(&self, bucket: &str, key: &str) -> StoreResult<Option<Vec<u8>>>;
@@ -37,10 +49,30 @@ pub trait KeyValue {
     fn exists(&self, bucket: &str, key: &str) -> StoreResult<bool>;
     /// Atomically adds `delta` and returns the new value (a missing key counts as 0).
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> StoreResult<u64>;
-    /// Every key of the bucket, in key order.
-    fn list_keys(&self, bucket: &str) -> StoreResult<Vec<String>>;
+    /// One page of keys in key order, from the key at offset `cursor` (0 when `None`).
+    fn list_keys_page(&self, bucket: &str, cursor: Option<u64>) -> StoreResult<KeyPage>;
     /// Values of many keys at once, in the order asked (`None` where missing).
     fn get_many(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>>;
+
+    /// Every key of the bucket, in key order: reads the whole bucket, so only for small
+    /// buckets and one-off jobs.
+    fn list_keys(&self, bucket: &str) -> StoreResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_keys_page(bucket, cursor)?;
+            keys.extend(page.keys);
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    /// Sets many keys in one call where the store can (`wasi:keyvalue/batch`).
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> StoreResult<()> {
+        entries.iter().try_for_each(|(key, value)| self.set(bucket, key, value))
+    }
 }
 
 /// Another writer got there first (see [`JsonStore::save_version`]).
@@ -98,19 +130,40 @@ pub trait JsonStore: KeyValue {
 
 impl<S: KeyValue + ?Sized> JsonStore for S {}
 
-/// An in-memory store with the same semantics, for unit tests.
-#[derive(Default)]
+/// An in-memory store with the same semantics as our keyvalue-mongo provider, for unit
+/// tests: `list_keys_page` is sorted and paged by offset like the provider's.
 pub struct MemoryStore {
     buckets: Mutex<BTreeMap<String, BTreeMap<String, Vec<u8>>>>,
     /// When set, every call fails (to test how services react to an outage).
     pub failing: std::sync::atomic::AtomicBool,
+    /// Keys per `list_keys_page` (the provider's 1000 by default; small in paging tests).
+    pub page_size: u64,
+    /// How many calls reached the store, to test what a request costs.
+    pub calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { buckets: Mutex::default(), failing: Default::default(), page_size: KEY_PAGE_SIZE, calls: Default::default() }
+    }
 }
 
 impl MemoryStore {
+    /// A store whose `list_keys_page` returns `page_size` keys per call.
+    pub fn with_page_size(page_size: u64) -> Self {
+        Self { page_size: page_size.max(1), ..Self::default() }
+    }
+
+    /// The number of store calls so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> T) -> StoreResult<T> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError("store unavailable".into()));
         }
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(f(&mut self.buckets.lock().expect("no test panics while holding the lock")))
     }
 }
@@ -148,8 +201,26 @@ impl KeyValue for MemoryStore {
         })
     }
 
-    fn list_keys(&self, bucket: &str) -> StoreResult<Vec<String>> {
-        self.with(|b| b.get(bucket).map(|m| m.keys().cloned().collect()).unwrap_or_default())
+    fn list_keys_page(&self, bucket: &str, cursor: Option<u64>) -> StoreResult<KeyPage> {
+        let offset = cursor.unwrap_or(0);
+        let size = self.page_size;
+        self.with(|b| {
+            let all = b.get(bucket).map(|m| m.len() as u64).unwrap_or(0);
+            let keys = b
+                .get(bucket)
+                .map(|m| m.keys().skip(offset as usize).take(size as usize).cloned().collect())
+                .unwrap_or_default();
+            KeyPage { keys, cursor: (offset + size < all).then_some(offset + size) }
+        })
+    }
+
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> StoreResult<()> {
+        self.with(|b| {
+            let m = b.entry(bucket.to_string()).or_default();
+            for (key, value) in entries {
+                m.insert(key.clone(), value.clone());
+            }
+        })
     }
 
     fn get_many(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
@@ -189,6 +260,25 @@ mod tests {
         assert_eq!(store.save_version("b", "v", "id", 1, &1).unwrap(), Ok(()));
         assert_eq!(store.save_version("b", "v", "id", 1, &2).unwrap(), Err(Conflict));
         assert_eq!(store.get_json::<u32>("b", "id").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn keys_come_sorted_in_pages_like_the_mongo_provider() {
+        let store = MemoryStore::with_page_size(2);
+        for key in ["c", "a", "e", "b", "d"] {
+            store.set("b", key, b"1").unwrap();
+        }
+        let first = store.list_keys_page("b", None).unwrap();
+        assert_eq!(first, KeyPage { keys: vec!["a".into(), "b".into()], cursor: Some(2) });
+        let last = store.list_keys_page("b", Some(4)).unwrap();
+        assert_eq!(last, KeyPage { keys: vec!["e".into()], cursor: None });
+        assert_eq!(store.list_keys_page("b", Some(1)).unwrap().keys, ["b", "c"], "any offset is a cursor");
+        assert_eq!(store.list_keys_page("b", Some(9)).unwrap(), KeyPage::default());
+        assert_eq!(store.list_keys_page("none", None).unwrap(), KeyPage::default());
+        assert_eq!(store.list_keys("b").unwrap(), ["a", "b", "c", "d", "e"]);
+        store.set("full", "x", b"1").unwrap();
+        store.set("full", "y", b"1").unwrap();
+        assert_eq!(store.list_keys_page("full", None).unwrap().cursor, None, "no empty page after an exact fit");
     }
 
     #[test]

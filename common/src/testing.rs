@@ -119,8 +119,8 @@ impl crate::store::KeyValue for FlakyStore {
         self.inner.increment(bucket, key, delta)
     }
 
-    fn list_keys(&self, bucket: &str) -> crate::store::StoreResult<Vec<String>> {
-        self.inner.list_keys(bucket)
+    fn list_keys_page(&self, bucket: &str, cursor: Option<u64>) -> crate::store::StoreResult<crate::store::KeyPage> {
+        self.inner.list_keys_page(bucket, cursor)
     }
 
     fn get_many(&self, bucket: &str, keys: &[String]) -> crate::store::StoreResult<Vec<Option<Vec<u8>>>> {

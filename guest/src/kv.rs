@@ -1,6 +1,6 @@
 //! [`KeyValue`] over `wasi:keyvalue`: what the lattice's keyvalue provider stores.
 
-use ticketing_common::store::{KeyValue, StoreError, StoreResult};
+use ticketing_common::store::{KeyPage, KeyValue, StoreError, StoreResult};
 
 use crate::wasi::keyvalue::{atomics, batch, store};
 
@@ -41,18 +41,16 @@ impl KeyValue for LatticeStore {
         atomics::increment(&open(bucket)?, key, delta).map_err(to_store_error)
     }
 
-    fn list_keys(&self, bucket: &str) -> StoreResult<Vec<String>> {
-        let bucket = open(bucket)?;
-        let mut keys = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = bucket.list_keys(cursor).map_err(to_store_error)?;
-            keys.extend(page.keys);
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(keys),
-            }
+    fn list_keys_page(&self, bucket: &str, cursor: Option<u64>) -> StoreResult<KeyPage> {
+        let page = open(bucket)?.list_keys(cursor).map_err(to_store_error)?;
+        Ok(KeyPage { keys: page.keys, cursor: page.cursor })
+    }
+
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
         }
+        batch::set_many(&open(bucket)?, entries).map_err(to_store_error)
     }
 
     fn get_many(&self, bucket: &str, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {

@@ -6,6 +6,7 @@ use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
 use ticketing_common::ids::{is_valid_id, new_id, parse_id};
 use ticketing_common::money::Cents;
+use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
 use ticketing_common::time::iso8601;
@@ -117,10 +118,12 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> Hand
     Ok(Response::json(201, &view(&order, Some(&ticket))))
 }
 
-/// `GET /api/orders` → the signed-in user's orders, oldest first, any status.
+/// `GET /api/orders[?limit=&cursor=]` → a page of the signed-in user's orders, newest
+/// first, any status; the next page's cursor in headers.
 fn list<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     let user_id = ctx.user_id(request)?;
-    let orders = store::orders_of(ctx.store, &user_id)?;
+    let paging = Paging::from_request(request, store::parse_cursor)?;
+    let (orders, next) = store::orders_page(ctx.store, &user_id, paging.cursor, paging.limit)?;
     let ticket_ids: Vec<String> = orders.iter().map(|o| o.ticket_id.clone()).collect();
     let tickets: Vec<Option<TicketReplica>> = ctx
         .store
@@ -129,7 +132,7 @@ fn list<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
         .map(|bytes| bytes.and_then(|b| serde_json::from_slice(&b).ok()))
         .collect();
     let views: Vec<OrderView> = orders.iter().zip(&tickets).map(|(o, t)| view(o, t.as_ref())).collect();
-    Ok(Response::json(200, &views))
+    Ok(page_response(request, paging.limit, &views, next.map(|n| n.to_string()).as_deref()))
 }
 
 /// The caller's order `id`: 400 malformed, 404 unknown, 401 someone else's.
@@ -238,8 +241,9 @@ mod tests {
         assert_eq!(events.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec!["order:created"]);
     }
 
+    /// Case 40 (the reference lists in creation order; paged lists are newest first).
     #[test]
-    fn case_40_list_is_per_user_in_creation_order() {
+    fn case_40_list_is_per_user_newest_first() {
         let w = World::new();
         w.order(ALICE, 0);
         let first = w.order(BOB, 1).1["id"].clone();
@@ -247,8 +251,32 @@ mod tests {
         let (status, list) = w.call("GET", "/api/orders", Some(BOB), None);
         assert_eq!(status, 200);
         let list = list.as_array().unwrap();
-        assert_eq!(list.iter().map(|o| o["id"].clone()).collect::<Vec<_>>(), vec![first, second]);
-        assert_eq!(list[1]["ticket"]["id"], World::ticket(2));
+        assert_eq!(list.iter().map(|o| o["id"].clone()).collect::<Vec<_>>(), vec![second, first]);
+        assert_eq!(list[0]["ticket"]["id"], World::ticket(2));
+    }
+
+    #[test]
+    fn the_list_is_paged_and_bad_parameters_are_a_400() {
+        let w = World::new();
+        let first = w.order(BOB, 0).1["id"].clone();
+        let second = w.order(BOB, 1).1["id"].clone();
+        let page = |path: &str| {
+            let request = request("GET", path, Some((&w.keys, BOB, NOW_MS / 1000)), None);
+            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900, outbox: &w.outbox };
+            handle(&ctx, &request)
+        };
+        let one = page("/api/orders?limit=1");
+        assert_eq!(serde_json::from_slice::<Value>(&one.body).unwrap()[0]["id"], second);
+        let cursor = one.header("x-next-cursor").unwrap();
+        assert_eq!(one.header("link"), Some(format!("</api/orders?limit=1&cursor={cursor}>; rel=\"next\"").as_str()));
+        let two = page(&format!("/api/orders?limit=1&cursor={cursor}"));
+        assert_eq!(serde_json::from_slice::<Value>(&two.body).unwrap(), json!([{"id": first, "userId": BOB, "status": "created", "expiresAt": "2026-11-23T10:30:00.000Z", "ticket": {"id": World::ticket(0), "title": "concert", "price": 20, "version": 0}, "version": 0}]));
+        assert_eq!(two.header("x-next-cursor"), None);
+        for (query, field) in [("limit=500", "limit"), ("limit=", "limit"), ("cursor=0", "cursor"), ("cursor=abc", "cursor")] {
+            let (status, body) = w.call("GET", &format!("/api/orders?{query}"), Some(BOB), None);
+            assert_eq!((status, body["errors"][0]["field"].as_str()), (400, Some(field)), "{query}");
+        }
+        assert_eq!(w.call("GET", "/api/orders?limit=0", None, None).0, 401, "the session first");
     }
 
     #[test]

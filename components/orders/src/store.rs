@@ -69,16 +69,35 @@ pub fn release_claim(store: &impl KeyValue, ticket_id: &str) -> StoreResult<()> 
     store.increment(TICKET_RELEASES, ticket_id, 1).map(|_| ())
 }
 
-/// Adds an order to its user's list (`user_orders/<user>:<n>`, n from an atomic counter).
+/// Adds an order to its user's list (`user_orders/<user>:<n>`, n from an atomic counter,
+/// so the list of a user is numbered 1, 2, ... in creation order and read from the top).
 pub fn index_for_user(store: &impl KeyValue, order: &Order) -> StoreResult<()> {
     let n = store.increment(USER_ORDER_COUNT, &order.user_id, 1)?;
     store.set(USER_ORDERS, &format!("{}:{n:010}", order.user_id), order.id.as_bytes())
 }
 
-/// A user's orders, oldest first.
-pub fn orders_of(store: &impl KeyValue, user_id: &str) -> StoreResult<Vec<Order>> {
-    let count = store.counter(USER_ORDER_COUNT, user_id)?;
-    let keys: Vec<String> = (1..=count).map(|n| format!("{user_id}:{n:010}")).collect();
+/// Largest number a list cursor may name (the ten digits of the keys).
+pub const MAX_ORDER_NUMBER: u64 = 9_999_999_999;
+
+/// Parses a cursor of a user's list: the number of the next order to show.
+pub fn parse_cursor(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 10 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|n| (1..=MAX_ORDER_NUMBER).contains(n))
+}
+
+/// Up to `limit` of a user's orders, newest first, from number `from` down (the newest
+/// when `None`), and the number the next page starts from. Reads the entries of just
+/// this page: no scan, however many orders the user has. A number whose entry is
+/// missing (its order failed to store) is skipped, so a page can be short.
+pub fn orders_page(store: &impl KeyValue, user_id: &str, from: Option<u64>, limit: usize) -> StoreResult<(Vec<Order>, Option<u64>)> {
+    let top = match from {
+        Some(n) => n,
+        None => store.counter(USER_ORDER_COUNT, user_id)?,
+    };
+    let bottom = top.saturating_sub(limit as u64);
+    let keys: Vec<String> = (bottom + 1..=top).rev().map(|n| format!("{user_id}:{n:010}")).collect();
     let ids: Vec<String> = store
         .get_many(USER_ORDERS, &keys)?
         .into_iter()
@@ -89,7 +108,7 @@ pub fn orders_of(store: &impl KeyValue, user_id: &str) -> StoreResult<Vec<Order>
     for bytes in store.get_many(ORDERS, &ids)?.into_iter().flatten() {
         orders.push(serde_json::from_slice(&bytes).map_err(|e| ticketing_common::store::StoreError(e.to_string()))?);
     }
-    Ok(orders)
+    Ok((orders, (bottom > 0).then_some(bottom)))
 }
 
 /// Stores `next` (its version one above the stored one) unless another writer claimed
@@ -122,6 +141,52 @@ mod tests {
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
         assert!(claim_ticket(&store, "t1").unwrap(), "released once, claimable once");
         assert!(!claim_ticket(&store, "t1").unwrap());
+    }
+
+    fn ids(orders: &[Order]) -> Vec<String> {
+        orders.iter().map(|o| o.id.clone()).collect()
+    }
+
+    #[test]
+    fn a_users_orders_come_newest_first_a_page_at_a_time() {
+        let store = MemoryStore::default();
+        for i in 0..7 {
+            let o = order(&format!("o{i}"), OrderStatus::Created, 0);
+            insert_order(&store, &o).unwrap();
+            index_for_user(&store, &o).unwrap();
+            index_for_user(&store, &Order { user_id: "someone else".into(), ..o }).unwrap();
+        }
+        let (first, next) = orders_page(&store, "u", None, 3).unwrap();
+        assert_eq!((ids(&first), next), (vec!["o6".to_string(), "o5".into(), "o4".into()], Some(4)));
+        let (second, next) = orders_page(&store, "u", next, 3).unwrap();
+        assert_eq!((ids(&second), next), (vec!["o3".to_string(), "o2".into(), "o1".into()], Some(1)));
+        assert_eq!(orders_page(&store, "u", next, 3).unwrap(), (vec![order("o0", OrderStatus::Created, 0)], None));
+        assert_eq!(orders_page(&store, "nobody", None, 3).unwrap(), (vec![], None));
+        assert_eq!(ids(&orders_page(&store, "u", Some(99), 3).unwrap().0), Vec::<String>::new(), "beyond the top: nothing");
+    }
+
+    #[test]
+    fn a_page_reads_only_its_own_entries() {
+        let store = MemoryStore::default();
+        for i in 0..500 {
+            let o = order(&format!("o{i}"), OrderStatus::Created, 0);
+            insert_order(&store, &o).unwrap();
+            index_for_user(&store, &o).unwrap();
+        }
+        let before = store.calls();
+        assert_eq!(orders_page(&store, "u", None, 20).unwrap().0.len(), 20);
+        assert_eq!(store.calls() - before, 3, "the counter, the page's entries, its orders");
+        store.delete(USER_ORDERS, &format!("u:{:010}", 500)).unwrap(); // the newest failed to store
+        assert_eq!(ids(&orders_page(&store, "u", None, 2).unwrap().0), ["o498"], "a short page, not a wrong one");
+    }
+
+    #[test]
+    fn cursors_are_positive_numbers_of_at_most_ten_digits() {
+        assert_eq!(parse_cursor("42"), Some(42));
+        assert_eq!(parse_cursor("9999999999"), Some(MAX_ORDER_NUMBER));
+        for bad in ["", "0", "-1", "x", "1.5", "10000000000", "99999999999999999999999"] {
+            assert_eq!(parse_cursor(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - HTTP routes: [`routes`]
 //! - event handlers: [`listeners`]
 //! - storage (bucket `tickets`, version claims in `ticket_versions`): [`store`]
+//! - the index of tickets for sale, newest first (bucket `tickets_for_sale`): [`for_sale`]
 
+pub mod for_sale;
 pub mod listeners;
 pub mod routes;
 pub mod store;

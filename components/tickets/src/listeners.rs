@@ -4,6 +4,7 @@
 use ticketing_common::events::{OrderCancelled, OrderCreated, Outbox};
 use ticketing_common::store::KeyValue;
 
+use crate::for_sale;
 use crate::store::{self, Ticket};
 
 pub type Handled = Result<(), String>;
@@ -15,11 +16,16 @@ pub fn on_order_created(store: &impl KeyValue, outbox: &Outbox, event: &OrderCre
         // A redelivery after we saved but before the ack: publish again, listeners drop
         // versions they already have.
         Some(order) if order == event.id => {
+            for_sale::withdraw(store, &ticket.id).map_err(storage)?;
             outbox.push(&ticket.updated_event());
             Ok(())
         }
         Some(other) => Err(format!("ticket {} is already reserved by order {other}", ticket.id)),
-        None => save(store, outbox, Ticket { order_id: Some(event.id.clone()), version: ticket.version + 1, ..ticket }),
+        None => {
+            let id = ticket.id.clone();
+            save(store, outbox, Ticket { order_id: Some(event.id.clone()), version: ticket.version + 1, ..ticket })?;
+            for_sale::withdraw(store, &id).map_err(storage)
+        }
     }
 }
 
@@ -29,19 +35,28 @@ pub fn on_order_cancelled(store: &impl KeyValue, outbox: &Outbox, event: &OrderC
     if ticket.order_id.as_deref() != Some(event.id.as_str()) {
         // Held by another order, or released already. The current state is announced
         // again in case the release was saved but its announcement failed; listeners
-        // ignore versions they have.
+        // ignore versions they have. Likewise its entry in the index, if released.
+        if ticket.order_id.is_none() {
+            for_sale::add(store, &ticket.id).map_err(storage)?;
+        }
         outbox.push(&ticket.updated_event());
         return Ok(());
     }
-    save(store, outbox, Ticket { order_id: None, version: ticket.version + 1, ..ticket })
+    let id = ticket.id.clone();
+    save(store, outbox, Ticket { order_id: None, version: ticket.version + 1, ..ticket })?;
+    for_sale::add(store, &id).map_err(storage)
+}
+
+fn storage(e: ticketing_common::store::StoreError) -> String {
+    e.to_string()
 }
 
 fn load(store: &impl KeyValue, id: &str) -> Result<Ticket, String> {
-    store::find(store, id).map_err(|e| e.to_string())?.ok_or_else(|| format!("Ticket not found: {id}"))
+    store::find(store, id).map_err(storage)?.ok_or_else(|| format!("Ticket not found: {id}"))
 }
 
 fn save(store: &impl KeyValue, outbox: &Outbox, next: Ticket) -> Handled {
-    match store::save_next(store, &next).map_err(|e| e.to_string())? {
+    match store::save_next(store, &next).map_err(storage)? {
         Ok(()) => {
             outbox.push(&next.updated_event());
             Ok(())
@@ -131,6 +146,36 @@ mod tests {
         assert_eq!((ticket.order_id, ticket.version), (None, 2));
         let events = published(&outbox);
         assert_eq!((events[0].order_id.clone(), events[0].version), (None, 2));
+    }
+
+    fn listed(store: &MemoryStore) -> bool {
+        store.exists(for_sale::FOR_SALE, &for_sale::key_of("t1")).unwrap()
+    }
+
+    #[test]
+    fn the_index_follows_reservations_and_releases_and_redeliveries_repair_it() {
+        let (store, outbox) = setup();
+        assert!(listed(&store));
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        assert!(!listed(&store), "reserved: off the index");
+        for_sale::add(&store, "t1").unwrap(); // as if the withdrawal had failed after the save
+        on_order_created(&store, &outbox, &created("o1")).unwrap(); // redelivered
+        assert!(!listed(&store));
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap();
+        assert!(listed(&store), "released: back on the index");
+        store.delete(for_sale::FOR_SALE, &for_sale::key_of("t1")).unwrap(); // as if adding it had failed
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap(); // redelivered
+        assert!(listed(&store));
+        on_order_created(&store, &outbox, &created("o2")).unwrap();
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap(); // a late duplicate
+        assert!(!listed(&store), "still reserved by o2");
+    }
+
+    #[test]
+    fn an_index_that_cannot_be_updated_gets_the_event_redelivered() {
+        let (store, outbox) = setup();
+        store.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(on_order_created(&store, &outbox, &created("o1")).is_err());
     }
 
     #[test]

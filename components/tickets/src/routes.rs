@@ -5,11 +5,13 @@ use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
 use ticketing_common::ids::{new_id, parse_id};
 use ticketing_common::money::{Cents, PriceError};
+use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
 
+use crate::for_sale;
 use crate::store::{self, Ticket};
 
 /// Longest title accepted: titles are shown in every list and page.
@@ -38,7 +40,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
             let user_id = ctx.user_id(request)?;
             idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now * 1000, &user_id, request, || create(ctx, request, user_id.clone()))
         }
-        ("GET", ["api", "tickets"]) => list(ctx),
+        ("GET", ["api", "tickets"]) => list(ctx, request),
         ("GET", ["api", "tickets", id]) => show(ctx, id),
         ("PUT", ["api", "tickets", id]) => update(ctx, request, id),
         _ => Err(ApiError::not_found()),
@@ -78,12 +80,12 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> Hand
     Ok(Response::json(201, &ticket))
 }
 
-/// `GET /api/tickets` → the tickets that are not reserved.
-fn list<S: KeyValue>(ctx: &Ctx<S>) -> HandlerResult {
-    let mut available: Vec<Ticket> = store::all(ctx.store)?.into_iter().filter(|t| t.order_id.is_none()).collect();
-    // Newest first: ids begin with their creation second.
-    available.sort_by(|a, b| b.id.cmp(&a.id));
-    Ok(Response::json(200, &available))
+/// `GET /api/tickets[?limit=&cursor=]` → a page of the tickets that are not reserved,
+/// newest first, from the index of tickets for sale; the next page's cursor in headers.
+fn list<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+    let paging = Paging::from_request(request, for_sale::parse_cursor)?;
+    let (tickets, next) = for_sale::page(ctx.store, paging.cursor.as_ref(), paging.limit)?;
+    Ok(page_response(request, paging.limit, &tickets, next.map(|p| p.to_string()).as_deref()))
 }
 
 /// `GET /api/tickets/:id`
@@ -249,6 +251,41 @@ mod tests {
         let (_, list) = w.call("GET", "/api/tickets", None, None);
         let titles: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
         assert_eq!(titles, ["new", "middle", "old"]);
+    }
+
+    #[test]
+    fn the_list_is_paged_with_the_cursor_in_headers() {
+        let w = World::new();
+        let ids: Vec<String> = (0..5).map(|i| w.create(ALICE, &format!("t{i}"), json!(10))["id"].as_str().unwrap().to_string()).collect();
+        let request = |path: &str| {
+            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001, outbox: &w.outbox };
+            handle(&ctx, &Request::new("GET", path))
+        };
+        let first = request("/api/tickets?limit=2");
+        let cursor = first.header("x-next-cursor").expect("a next page").to_string();
+        assert_eq!(first.header("link"), Some(format!("</api/tickets?limit=2&cursor={cursor}>; rel=\"next\"").as_str()));
+        let mut walked: Vec<Value> = serde_json::from_slice::<Vec<Value>>(&first.body).unwrap();
+        let second = request(&format!("/api/tickets?limit=2&cursor={cursor}"));
+        walked.extend(serde_json::from_slice::<Vec<Value>>(&second.body).unwrap());
+        let third = request(&format!("/api/tickets?limit=2&cursor={}", second.header("x-next-cursor").unwrap()));
+        assert_eq!(third.header("x-next-cursor"), None, "the last page");
+        walked.extend(serde_json::from_slice::<Vec<Value>>(&third.body).unwrap());
+        let mut newest_first = ids.clone();
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(walked.iter().map(|t| t["id"].as_str().unwrap()).collect::<Vec<_>>(), newest_first);
+
+        let (status, all) = w.call("GET", "/api/tickets", None, None);
+        assert_eq!((status, all.as_array().unwrap().len()), (200, 5), "no parameters: the first page, a plain array");
+    }
+
+    #[test]
+    fn bad_paging_parameters_are_a_400_naming_them() {
+        let w = World::new();
+        for (query, field) in [("limit=101", "limit"), ("limit=0", "limit"), ("limit=x", "limit"), ("cursor=bogus", "cursor"), ("cursor=", "cursor"), ("cursor=5.xyz", "cursor")] {
+            let (status, body) = w.call("GET", &format!("/api/tickets?{query}"), None, None);
+            assert_eq!((status, body["errors"][0]["field"].as_str()), (400, Some(field)), "{query}");
+        }
+        assert!(!w.store.exists(for_sale::FOR_SALE, for_sale::BACKFILLED).unwrap(), "a refused request reads and writes nothing");
     }
 
     #[test]

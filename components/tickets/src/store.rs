@@ -53,8 +53,12 @@ pub fn find(store: &impl KeyValue, id: &str) -> StoreResult<Option<Ticket>> {
     store.get_json(TICKETS, id)
 }
 
-/// Stores a new ticket (version 0).
+/// Stores a new ticket (version 0), listed for sale first: an entry whose ticket is
+/// missing is skipped, a ticket without its entry would never be listed.
 pub fn insert(store: &impl KeyValue, ticket: &Ticket) -> StoreResult<()> {
+    if ticket.order_id.is_none() {
+        crate::for_sale::add(store, &ticket.id)?;
+    }
     store.set_json(TICKETS, &ticket.id, ticket)
 }
 
@@ -64,7 +68,7 @@ pub fn save_next(store: &impl KeyValue, next: &Ticket) -> StoreResult<Result<(),
     store.save_version(TICKETS, VERSION_CLAIMS, &next.id, next.version, next)
 }
 
-/// Every ticket, in id (= creation time) order.
+/// Every ticket, in id (= creation time) order: reads them all, for tests.
 pub fn all(store: &impl KeyValue) -> StoreResult<Vec<Ticket>> {
     let keys = store.list_keys(TICKETS)?;
     let values = store.get_many(TICKETS, &keys)?;

@@ -7,6 +7,8 @@ pub struct ApiReply {
     pub status: u16,
     pub set_cookies: Vec<String>,
     pub body: Value,
+    /// The next page's cursor of a paged list (`X-Next-Cursor`).
+    pub next_cursor: Option<String>,
 }
 
 impl ApiReply {

@@ -57,10 +57,12 @@ mod component {
             }
             let bytes = body.map(|b| b.to_string().into_bytes());
             let reply = http_client::send(method, &self.base, path, &headers, bytes.as_deref(), API_TIMEOUT_MS)?;
+            let next_cursor = reply.header_values(ticketing_common::paging::NEXT_CURSOR_HEADER).next().map(str::to_string);
             Ok(ApiReply {
                 status: reply.status,
                 set_cookies: reply.header_values("set-cookie").map(str::to_string).collect(),
                 body: serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+                next_cursor,
             })
         }
     }

@@ -62,7 +62,7 @@ fn page<A: Api>(site: &Site<A>, request: &Request, segments: &[&str]) -> PageRes
     let header = current_user(site)?;
     let form = || Form::parse(&request.body);
     match (request.method.as_str(), segments) {
-        ("GET", []) => landing(site, &header),
+        ("GET", []) => landing(site, &header, request),
         ("GET", ["auth", "signup"]) => Ok(html(200, &auth_form(&header, AuthKind::SignUp, String::new(), Vec::new()))),
         ("POST", ["auth", "signup"]) => authenticate(site, &header, AuthKind::SignUp, form()),
         ("GET", ["auth", "signin"]) => Ok(html(200, &auth_form(&header, AuthKind::SignIn, String::new(), Vec::new()))),
@@ -77,7 +77,7 @@ fn page<A: Api>(site: &Site<A>, request: &Request, segments: &[&str]) -> PageRes
         ("GET", ["tickets", id]) if is_valid_id(id) => ticket_page(site, &header, id, Vec::new(), 200),
         ("POST", ["tickets", id, "purchase"]) if is_valid_id(id) => purchase(site, &header, id),
         ("GET", ["orders"]) if !header.signed_in => Ok(redirect("/auth/signin", Vec::new())),
-        ("GET", ["orders"]) => my_orders(site, &header),
+        ("GET", ["orders"]) => my_orders(site, &header, request),
         ("GET", ["orders", id]) if is_valid_id(id) => order_page(site, &header, id, Vec::new(), 200),
         ("POST", ["orders", id, "pay"]) if is_valid_id(id) => pay(site, &header, id, form()),
         _ => Ok(not_found(&header)),
@@ -101,10 +101,43 @@ fn call<A: Api>(site: &Site<A>, method: &str, path: &str, body: Option<&Value>) 
     Ok(reply)
 }
 
-fn landing<A: Api>(site: &Site<A>, header: &Header) -> PageResult {
-    let reply = call(site, "GET", "/api/tickets", None)?;
-    let tickets = reply.body.as_array().map(|list| list.iter().map(ticket_row).collect()).unwrap_or_default();
-    Ok(html(200, &Landing { header, tickets }))
+/// A page of a paged API list: `?cursor=` of the page's own address goes to the API,
+/// and the API's next cursor becomes the page's "Next" link.
+struct ListPage {
+    items: Vec<Value>,
+    pager: Pager,
+}
+
+/// Reads the page of `api_path` that `request` asks for; `None` when the API refused
+/// the cursor (a stale or edited address).
+fn list_page<A: Api>(site: &Site<A>, request: &Request, api_path: &str) -> Result<Option<ListPage>, Unavailable> {
+    let encode = |cursor: &str| form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>();
+    let cursor = request.query_param("cursor");
+    let path = match &cursor {
+        Some(cursor) => format!("{api_path}?cursor={}", encode(cursor)),
+        None => api_path.to_string(),
+    };
+    let reply = call(site, "GET", &path, None)?;
+    if !reply.ok() {
+        return Ok(None);
+    }
+    Ok(Some(ListPage {
+        items: reply.body.as_array().cloned().unwrap_or_default(),
+        pager: Pager {
+            first: cursor.is_some().then(|| request.path.clone()),
+            next: reply.next_cursor.as_deref().map(|next| format!("{}?cursor={}", request.path, encode(next))),
+        },
+    }))
+}
+
+fn bad_page_link(header: &Header) -> Response {
+    html(400, &MessagePage { header, heading: "Page not found", text: "This page address is not valid any more. Start again from the first page." })
+}
+
+fn landing<A: Api>(site: &Site<A>, header: &Header, request: &Request) -> PageResult {
+    let Some(page) = list_page(site, request, "/api/tickets")? else { return Ok(bad_page_link(header)) };
+    let tickets = page.items.iter().map(ticket_row).collect();
+    Ok(html(200, &Landing { header, tickets, pager: page.pager }))
 }
 
 #[derive(Clone, Copy)]
@@ -166,10 +199,10 @@ fn purchase<A: Api>(site: &Site<A>, header: &Header, ticket_id: &str) -> PageRes
     }
 }
 
-fn my_orders<A: Api>(site: &Site<A>, header: &Header) -> PageResult {
-    let reply = call(site, "GET", "/api/orders", None)?;
-    let orders = reply.body.as_array().map(|list| list.iter().map(order_row).collect()).unwrap_or_default();
-    Ok(html(200, &OrdersPage { header, orders }))
+fn my_orders<A: Api>(site: &Site<A>, header: &Header, request: &Request) -> PageResult {
+    let Some(page) = list_page(site, request, "/api/orders")? else { return Ok(bad_page_link(header)) };
+    let orders = page.items.iter().map(order_row).collect();
+    Ok(html(200, &OrdersPage { header, orders, pager: page.pager }))
 }
 
 fn order_page<A: Api>(site: &Site<A>, header: &Header, id: &str, errors: Vec<String>, status: u16) -> PageResult {

@@ -12,7 +12,7 @@ use crate::security::HEADERS;
 /// Answers by (method, path); records what was asked.
 #[derive(Default)]
 struct Scripted {
-    answers: Vec<(&'static str, String, u16, Value, Vec<String>)>,
+    answers: Vec<(&'static str, String, u16, Value, Vec<String>, Option<String>)>,
     calls: RefCell<Vec<(String, String, Option<Value>)>>,
     down: bool,
 }
@@ -27,7 +27,13 @@ impl Scripted {
     }
 
     fn on(mut self, method: &'static str, path: &str, status: u16, body: Value) -> Self {
-        self.answers.push((method, path.to_string(), status, body, Vec::new()));
+        self.answers.push((method, path.to_string(), status, body, Vec::new(), None));
+        self
+    }
+
+    /// The last answer says there is a next page, at `cursor`.
+    fn with_next(mut self, cursor: &str) -> Self {
+        self.answers.last_mut().unwrap().5 = Some(cursor.to_string());
         self
     }
 
@@ -43,12 +49,12 @@ impl Api for Scripted {
             return Err("connection refused".into());
         }
         self.calls.borrow_mut().push((method.into(), path.into(), body.cloned()));
-        let (_, _, status, body, cookies) = self
+        let (_, _, status, body, cookies, next) = self
             .answers
             .iter()
             .find(|(m, p, ..)| *m == method && p == path)
             .unwrap_or_else(|| panic!("unexpected call {method} {path}"));
-        Ok(ApiReply { status: *status, set_cookies: cookies.clone(), body: body.clone() })
+        Ok(ApiReply { status: *status, set_cookies: cookies.clone(), body: body.clone(), next_cursor: next.clone() })
     }
 }
 
@@ -81,6 +87,41 @@ fn the_landing_page_lists_tickets_and_the_header_follows_the_session() {
     assert!(html.contains("Sign Up") && !html.contains("Sign Out"));
     let (_, html, _) = get(&Scripted::signed_in().on("GET", "/api/tickets", 200, tickets), "/");
     assert!(html.contains("Sell Tickets") && html.contains("My Orders") && html.contains("Sign Out"));
+}
+
+#[test]
+fn the_landing_page_links_to_the_next_page_with_the_apis_cursor() {
+    let tickets = json!([{"id": TICKET, "title": "Newest", "price": 1}]);
+    let api = Scripted::anonymous().on("GET", "/api/tickets", 200, tickets).with_next("41.a0ff");
+    let (status, html, _) = get(&api, "/");
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"<a href="/?cursor=41.a0ff" rel="next">"#), "{html}");
+    assert!(!html.contains("rel=\"first\""), "the first page has no link to itself");
+
+    let older = json!([{"id": TICKET, "title": "Oldest", "price": 1}]);
+    let api = Scripted::anonymous().on("GET", "/api/tickets?cursor=41.a0ff", 200, older);
+    let (status, html, _) = get(&api, "/?cursor=41.a0ff");
+    assert_eq!(status, 200);
+    assert!(html.contains("Oldest") && !html.contains("rel=\"next\""), "the last page");
+    assert!(html.contains(r#"<a href="/" rel="first">"#));
+}
+
+#[test]
+fn a_page_address_is_passed_on_encoded_and_a_refused_one_is_a_400() {
+    let refused = json!({"errors": [{"message": "cursor is not valid", "field": "cursor"}]});
+    let api = Scripted::anonymous().on("GET", "/api/tickets?cursor=x%26limit%3D1000", 400, refused);
+    let (status, html, _) = get(&api, "/?cursor=x%26limit%3D1000");
+    assert_eq!(status, 400);
+    assert!(html.contains("not valid any more"));
+}
+
+#[test]
+fn my_orders_pages_like_the_landing_page() {
+    let orders = json!([{"id": ORDER, "status": "created", "ticket": {"title": "Concert"}}]);
+    let api = Scripted::signed_in().on("GET", "/api/orders?cursor=12", 200, orders).with_next("2");
+    let (status, html, _) = get(&api, "/orders?cursor=12");
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"<a href="/orders?cursor=2" rel="next">"#) && html.contains(r#"<a href="/orders" rel="first">"#), "{html}");
 }
 
 #[test]
@@ -208,6 +249,7 @@ fn every_page_api() -> Scripted {
     let order = json!({"id": ORDER, "status": "created", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
     Scripted::signed_in()
         .on("GET", "/api/tickets", 200, json!([{"id": TICKET, "title": "Concert", "price": 20}]))
+        .with_next("1.a") // the pager is checked too
         .on("GET", &format!("/api/tickets/{TICKET}"), 200, json!({"id": TICKET, "title": "Concert", "price": 20}))
         .on("GET", &format!("/api/orders/{ORDER}"), 200, order)
         .on("GET", "/api/orders", 200, json!([{"id": ORDER, "status": "created", "ticket": {"title": "Concert"}}]))

@@ -20,11 +20,20 @@ pub struct OrderRow {
     pub status: String,
 }
 
+/// The links between the pages of a list (`templates/pager.html`).
+pub struct Pager {
+    /// The first (newest) page, when this is a later one.
+    pub first: Option<String>,
+    /// The next (older) page, when there is one.
+    pub next: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "landing.html")]
 pub struct Landing<'a> {
     pub header: &'a Header,
     pub tickets: Vec<TicketRow>,
+    pub pager: Pager,
 }
 
 #[derive(Template)]
@@ -74,6 +83,7 @@ pub struct OrderPage<'a> {
 pub struct OrdersPage<'a> {
     pub header: &'a Header,
     pub orders: Vec<OrderRow>,
+    pub pager: Pager,
 }
 
 #[derive(Template)]
