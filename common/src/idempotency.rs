@@ -181,9 +181,12 @@ fn run(store: &impl KeyValue, key: &str, fingerprint: String, now_ms: u64, handl
     Ok(response)
 }
 
-/// Answers that say "not now" rather than "this is the result".
+/// Answers that say "not now" rather than "this is the result". A 404 is one here: the
+/// services learn of each other's records through events, so "no such ticket" may only
+/// mean "not arrived yet" (an order placed right after the ticket was listed), and it
+/// changed nothing.
 fn worth_retrying(status: u16) -> bool {
-    status == 409 || status == 429 || status >= 500
+    status == 404 || status == 409 || status == 429 || status >= 500
 }
 
 #[cfg(test)]
@@ -286,7 +289,7 @@ mod tests {
     fn answers_worth_retrying_are_not_kept() {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
-        for status in [500, 503, 409, 429] {
+        for status in [500, 503, 409, 429, 404] {
             let res = crate::http::respond(once(&store, &keys(), NOW, "u1", &request, || Err(ApiError::new(status, "not now"))));
             assert_eq!(res.status, status);
         }
