@@ -56,11 +56,12 @@ class Client:
 
     def until(self, method: str, path: str, body: dict | None = None, done=lambda s: 200 <= s < 300,
               key: str | None = None) -> tuple[int, object]:
-        """Calls again after a 5xx, a broken connection or a 404 of a replica not there yet."""
+        """Calls again after a 5xx, a broken connection, a 404 of a replica not there yet
+        or a 409 of a first try still under way."""
         deadline = time.time() + RETRY_FOR
         while True:
             status, reply = self.call(method, path, body, key)
-            if done(status) or time.time() > deadline or (400 <= status < 500 and status != 404):
+            if done(status) or time.time() > deadline or (400 <= status < 500 and status not in (404, 409)):
                 return status, reply
             time.sleep(0.3)
 
