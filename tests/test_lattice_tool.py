@@ -41,3 +41,13 @@ def test_the_manifest_is_valid_for_wadm():
 
     checked = wash(profile("dev"), "app", "validate", str(ROOT / "wadm.yaml"), check=False)
     assert checked.returncode == 0 and "manifest is valid" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_inline_configs_are_read_with_their_properties():
+    from lattice.configs import inline_configs
+
+    found = inline_configs(ROOT / "wadm.yaml")
+    assert found["auth-limits"]["signin_failures_per_account"] == "5"
+    assert found["orders-settings"] == {"expiration_window_seconds": "900"}
+    assert found["route-auth"] == {"path": "/api/users"}
+    assert "ticketing-session" not in found, "configs put outside the manifest are not its to restore"

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import images, procs
+from . import configs, images, procs
 from .processes import SUPERVISOR, host_names, process_names, start_hosts, start_servers, start_supervisor, start_wadm
 from .nats import Nats
 from .procs import log
@@ -321,6 +321,7 @@ def up(profile: Profile) -> None:
         manifest = deploy_in_two_steps(profile)
     wait_until_deployed(profile)
     images.replace_stale(profile, manifest)
+    configs.ensure_inline_configs(profile, manifest)
     wait_for_http(profile)
     ensure_links(profile)
     start_supervisor(profile)

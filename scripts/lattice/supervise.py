@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import time
 
-from . import procs
-from .processes import process_names, start
+from . import configs, procs
+from .processes import host_names, process_names, start
 from .procs import log
 from .settings import Profile
 
@@ -65,6 +65,13 @@ def check_once(profile: Profile, backoff: Backoff, now: float) -> list[str]:
             restarted.append(name)
         except Exception as e:  # keep supervising the others; tried again after the backoff
             log(f"could not start {name}: {e}")
+    manifest = profile.state_dir / "wadm.yaml"
+    if any(name in host_names(profile) for name in restarted) and manifest.exists():
+        # What the restarted host's components need must exist when wadm scales them.
+        try:
+            configs.ensure_inline_configs(profile, manifest)
+        except (Exception, SystemExit) as e:
+            log(f"could not check the named configs: {e}")
     return restarted
 
 
