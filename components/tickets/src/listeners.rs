@@ -9,8 +9,17 @@ use crate::store::{self, Ticket};
 
 pub type Handled = Result<(), String>;
 
-/// `order:created`: the ticket is reserved by that order.
+/// Orders known to be cancelled. `order:created` and `order:cancelled` arrive on
+/// consumers of their own, so a cancellation can be applied before its creation (or a
+/// creation redelivered after its cancellation); without this a cancelled order could
+/// reserve the ticket for good.
+pub const CANCELLED_ORDERS: &str = "cancelled_orders";
+
+/// `order:created`: the ticket is reserved by that order, unless it was cancelled already.
 pub fn on_order_created(store: &impl KeyValue, outbox: &Outbox, event: &OrderCreated) -> Handled {
+    if store.exists(CANCELLED_ORDERS, &event.id).map_err(storage)? {
+        return Ok(());
+    }
     let ticket = load(store, &event.ticket.id)?;
     match ticket.order_id.as_deref() {
         // A redelivery after we saved but before the ack: publish again, listeners drop
@@ -29,8 +38,11 @@ pub fn on_order_created(store: &impl KeyValue, outbox: &Outbox, event: &OrderCre
     }
 }
 
-/// `order:cancelled`: the ticket is released, but only if that order still holds it.
+/// `order:cancelled`: the ticket is released, but only if that order still holds it;
+/// the order is remembered as cancelled first, so that its creation, if it comes later,
+/// reserves nothing.
 pub fn on_order_cancelled(store: &impl KeyValue, outbox: &Outbox, event: &OrderCancelled) -> Handled {
+    store.set(CANCELLED_ORDERS, &event.id, b"1").map_err(storage)?;
     let ticket = load(store, &event.ticket.id)?;
     if ticket.order_id.as_deref() != Some(event.id.as_str()) {
         // Held by another order, or released already. The current state is announced
@@ -119,6 +131,26 @@ mod tests {
         on_order_created(&store, &outbox, &created("o1")).unwrap();
         assert_eq!(store::find(&store, "t1").unwrap().unwrap().version, 1);
         assert_eq!(published(&outbox)[0].version, 1);
+    }
+
+    #[test]
+    fn a_cancellation_applied_before_its_creation_leaves_the_ticket_for_sale() {
+        let (store, outbox) = setup();
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        assert_eq!(store::find(&store, "t1").unwrap().unwrap().order_id, None);
+        outbox.take();
+        on_order_created(&store, &outbox, &created("o2")).unwrap();
+        assert_eq!(store::find(&store, "t1").unwrap().unwrap().order_id.as_deref(), Some("o2"), "a later order reserves it");
+    }
+
+    #[test]
+    fn a_creation_redelivered_after_its_cancellation_reserves_nothing() {
+        let (store, outbox) = setup();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        on_order_cancelled(&store, &outbox, &cancelled("o1")).unwrap();
+        on_order_created(&store, &outbox, &created("o1")).unwrap();
+        assert_eq!(store::find(&store, "t1").unwrap().unwrap().order_id, None);
     }
 
     #[test]
