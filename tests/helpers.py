@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 import uuid
 
-import jwt_helper
 from client import Client
+from lattice import sessions
 from lattice.nats import Nats
 
 
@@ -21,10 +21,7 @@ def new_id() -> str:
 def user(profile) -> Client:
     """A signed-in client with a fresh identity, its session minted with the lattice's key
     (signing up hashes a password, which is slow; auth's own tests cover that path)."""
-    key = (profile.state_dir / "jwt_key").read_text().strip()
-    now = int(time.time())
-    token = jwt_helper.sign({"id": new_id(), "email": unique_email(), "iat": now, "exp": now + 3600}, key)
-    return Client(profile.http_url, session=token)
+    return Client(profile.http_url, session=sessions.mint(profile, new_id(), unique_email()))
 
 
 def user_id(client: Client) -> str:

@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 from client import Client
 from helpers import eventually
-from lattice import lattice, procs
+from lattice import lattice
+from lattice.processes import provider_pids
 
 GATEWAY = "ticketing-http_gateway"
 AUTH = "ticketing-auth"
 
 
 def gateway_pids(profile) -> list[int]:
-    """The http-gateway processes the test lattice's hosts run (children of the hosts)."""
-    pids = []
-    for name in lattice.host_names(profile):
-        host = procs.running(profile, name)
-        if not host:
-            continue
-        children = subprocess.run(["pgrep", "-P", str(host), "-f", "http.gateway"], capture_output=True, text=True)
-        pids += [int(p) for p in children.stdout.split()]
-    return pids
+    return provider_pids(profile, "http_gateway")
 
 
 def routed_to_auth(profile, prefix: str) -> bool:

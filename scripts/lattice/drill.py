@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 import urllib.error
@@ -22,8 +21,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
-from . import procs
-from .processes import host_names, start
+from . import procs, sessions
+from .processes import host_names, provider_pids, start
 from .procs import log
 from .settings import Profile
 
@@ -66,23 +65,6 @@ class Client:
             time.sleep(0.3)
 
 
-def mint_session(profile: Profile) -> str:
-    """A session for a fresh user, signed with the lattice's key (signing up is slow)."""
-    import base64
-    import hashlib
-    import hmac
-
-    key = (profile.state_dir / "jwt_key").read_text().strip().encode()
-    now = int(time.time())
-    claims = {"id": uuid.uuid4().hex[:24], "email": f"drill-{uuid.uuid4().hex[:10]}@test.com",
-              "iat": now, "exp": now + 3600}
-    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    signature = b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
-    return f"{head}.{body}.{signature}"
-
-
 @dataclass
 class Purchase:
     """One purchase's outcome."""
@@ -94,8 +76,8 @@ class Purchase:
 
 
 def purchase(profile: Profile, title: str) -> Purchase:
-    seller = Client(profile.http_url, mint_session(profile))
-    buyer = Client(profile.http_url, mint_session(profile))
+    seller = Client(profile.http_url, sessions.mint(profile))
+    buyer = Client(profile.http_url, sessions.mint(profile))
     result = Purchase(title)
     status, ticket = seller.until("POST", "/api/tickets", {"title": title, "price": 10}, key=str(uuid.uuid4()))
     if status != 201:
@@ -150,20 +132,8 @@ def watch_availability(profile: Profile, stop: threading.Event) -> float:
     return worst
 
 
-def provider_pid(profile: Profile, name: str) -> int | None:
-    for host in host_names(profile):
-        pid = procs.running(profile, host)
-        if not pid:
-            continue
-        found = subprocess.run(["pgrep", "-P", str(pid), "-f", name], capture_output=True, text=True).stdout.split()
-        if found:
-            return int(found[0])
-    return None
-
-
 def kill_provider(profile: Profile) -> None:
-    pid = provider_pid(profile, "keyvalue_mongo")
-    if pid:
+    for pid in provider_pids(profile, "keyvalue_mongo"):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -218,7 +188,7 @@ def run_fault(profile: Profile, name: str, inject, count: int) -> Outcome:
     outcome.unavailable_s = unavailable[0] if unavailable else 0.0
     # Duplicates: tickets still for sale under a purchase's title beyond the one a purchase
     # that never ordered leaves (an ordered ticket is reserved, so not listed).
-    listed = Client(profile.http_url, mint_session(profile)).call("GET", "/api/tickets?limit=100")[1] or []
+    listed = Client(profile.http_url, sessions.mint(profile)).call("GET", "/api/tickets?limit=100")[1] or []
     titles = [t.get("title") for t in listed if isinstance(t, dict)]
     outcome.duplicated = sum(max(0, titles.count(p.title) - (0 if p.order_id else 1)) for p in results)
     return outcome

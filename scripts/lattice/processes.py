@@ -128,3 +128,15 @@ def start_hosts(profile: Profile) -> None:
 
 def start_wadm(profile: Profile) -> None:
     start(profile, "wadm")
+
+
+def provider_pids(profile: Profile, name: str) -> list[int]:
+    """The processes of provider `name` (as its archive is named, e.g. `http_gateway`)
+    that the profile's hosts run: their children."""
+    pids = []
+    for host in host_names(profile):
+        pid = procs.running(profile, host)
+        if pid:
+            found = subprocess.run(["pgrep", "-P", str(pid), "-f", name], capture_output=True, text=True)
+            pids += [int(p) for p in found.stdout.split()]
+    return pids
