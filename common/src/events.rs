@@ -19,22 +19,108 @@ pub trait Event: Serialize + DeserializeOwned {
     }
 }
 
-/// Events a request or an event handler wants published, in order. The component adapter
-/// publishes them after the handler's writes succeeded.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    items: std::cell::RefCell<Vec<(&'static str, Vec<u8>)>>,
+/// An event stored together with the change it announces: the transactional outbox.
+///
+/// `wasi:keyvalue` has no transactions, so a change and its events must travel in one
+/// `set`: the entity's JSON carries them in its [`OUTBOX_FIELD`], and our keyvalue
+/// provider publishes them to the event stream once the change is stored, retrying until
+/// the stream acknowledges (with the id as `Nats-Msg-Id`, so a repeat is dropped). A
+/// stored change therefore always gets its events out, and a change that failed to store
+/// never announces anything. See `JsonStore::set_json_announcing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// Unique per event: the stream de-duplicates repeats by it.
+    pub id: String,
+    pub subject: String,
+    pub payload: serde_json::Value,
 }
 
-impl Outbox {
-    pub fn push<E: Event>(&self, event: &E) {
-        self.items.borrow_mut().push((E::SUBJECT, event.to_bytes()));
+/// The field of a stored entity that holds its [`Announcement`]s until they are published.
+pub const OUTBOX_FIELD: &str = "_outbox";
+
+impl Announcement {
+    pub fn of<E: Event>(event: &E) -> Self {
+        Self {
+            id: crate::ids::new_id(),
+            subject: E::SUBJECT.to_string(),
+            payload: serde_json::to_value(event).expect("event payloads always serialise"),
+        }
     }
 
-    /// Everything pushed so far, emptying the outbox.
-    pub fn take(&self) -> Vec<(&'static str, Vec<u8>)> {
-        std::mem::take(&mut self.items.borrow_mut())
+    /// The event it carries, if it is one of type `E` (for tests and tools).
+    pub fn decode<E: Event>(&self) -> Result<E, String> {
+        if self.subject != E::SUBJECT {
+            return Err(format!("expected {}, got {}", E::SUBJECT, self.subject));
+        }
+        serde_json::from_value(self.payload.clone()).map_err(|e| format!("bad {} payload: {e}", E::SUBJECT))
     }
+}
+
+/// Why an event handler did not handle an event; it decides what the bus does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerError {
+    /// May succeed later (a store outage, a race lost, an event that arrived before the
+    /// one it depends on): delivered again after a backoff, dead-lettered after the
+    /// last attempt.
+    Retry(String),
+    /// Can never succeed (a payload that does not decode, a subject nobody handles):
+    /// dead-lettered at once, with the reason, instead of being tried again for minutes.
+    Reject(String),
+}
+
+/// What an event handler returns.
+pub type Handled = Result<(), HandlerError>;
+
+/// How a rejection is marked in the plain error string of `wasmcloud:messaging/handler`.
+const REJECT_MARK: &str = "reject: ";
+
+impl HandlerError {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        HandlerError::Retry(reason.into())
+    }
+
+    /// The error string the messaging interface carries: a rejection is marked, anything
+    /// else means "retry".
+    pub fn to_wire(&self) -> String {
+        match self {
+            HandlerError::Retry(reason) => reason.clone(),
+            HandlerError::Reject(reason) => format!("{REJECT_MARK}{reason}"),
+        }
+    }
+
+    /// Reads [`HandlerError::to_wire`] back (in the messaging provider); an unmarked
+    /// error, from any component, is retried.
+    pub fn from_wire(text: &str) -> Self {
+        match text.strip_prefix(REJECT_MARK) {
+            Some(reason) => HandlerError::Reject(reason.to_string()),
+            None => HandlerError::Retry(text.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_wire())
+    }
+}
+
+impl From<crate::store::StoreError> for HandlerError {
+    /// The store is unavailable: try again later.
+    fn from(e: crate::store::StoreError) -> Self {
+        HandlerError::Retry(e.to_string())
+    }
+}
+
+/// Decodes an event of type `E` and runs `handler` on it; a payload that does not decode
+/// is rejected (no retry can fix it).
+pub fn decode_and<E: Event>(body: &[u8], handler: impl FnOnce(&E) -> Handled) -> Handled {
+    handler(&E::from_bytes(body).map_err(HandlerError::Reject)?)
+}
+
+/// The answer for a subject a component does not consume: rejected, so a misconfigured
+/// subscription shows up in the dead letters at once.
+pub fn unknown_subject(subject: &str) -> Handled {
+    Err(HandlerError::Reject(format!("no handler for subject `{subject}`")))
 }
 
 /// Order statuses on the wire.
@@ -201,13 +287,28 @@ mod tests {
     }
 
     #[test]
-    fn the_outbox_keeps_order_and_empties() {
-        let outbox = Outbox::default();
-        outbox.push(&ExpirationComplete { order_id: "a".into() });
-        outbox.push(&PaymentCreated { id: "p".into(), order_id: "a".into(), stripe_id: "ch".into() });
-        let items = outbox.take();
-        assert_eq!(items.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec!["expiration:complete", "payment:created"]);
-        assert!(outbox.take().is_empty());
+    fn announcements_carry_their_event_under_a_fresh_id() {
+        let event = ExpirationComplete { order_id: "a".into() };
+        let (first, second) = (Announcement::of(&event), Announcement::of(&event));
+        assert_ne!(first.id, second.id, "every announcement is its own event");
+        assert_eq!(first.subject, "expiration:complete");
+        assert_eq!(first.payload, json!({"orderId": "a"}));
+        assert_eq!(first.decode::<ExpirationComplete>().unwrap(), event);
+        assert!(first.decode::<PaymentFailed>().is_err());
+    }
+
+    #[test]
+    fn handler_errors_cross_the_wire_as_retry_or_reject() {
+        for error in [HandlerError::retry("store down"), HandlerError::Reject("bad payload".into())] {
+            assert_eq!(HandlerError::from_wire(&error.to_wire()), error);
+        }
+        assert_eq!(HandlerError::from_wire("anything else"), HandlerError::retry("anything else"));
+        let rejected = decode_and::<ExpirationComplete>(b"{}", |_| Ok(())).unwrap_err();
+        assert!(matches!(rejected, HandlerError::Reject(ref r) if r.contains("bad expiration:complete payload")), "{rejected}");
+        assert_eq!(decode_and::<ExpirationComplete>(br#"{"orderId":"o"}"#, |e| Err(HandlerError::retry(e.order_id.clone()))), Err(HandlerError::retry("o")));
+        assert!(matches!(unknown_subject("x:y"), Err(HandlerError::Reject(_))));
+        let from_store: HandlerError = crate::store::StoreError("down".into()).into();
+        assert!(matches!(from_store, HandlerError::Retry(_)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::events::{Announcement, OUTBOX_FIELD};
 
 /// A storage failure: the provider or database is unavailable or refused the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +93,22 @@ pub trait JsonStore: KeyValue {
     }
 
     fn set_json<T: Serialize>(&self, bucket: &str, key: &str, value: &T) -> StoreResult<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError(e.to_string()))?;
+        self.set_json_announcing(bucket, key, value, &[])
+    }
+
+    /// Stores `value` and the events announcing this change in one `set` (the
+    /// transactional outbox, see [`Announcement`]): either both are stored or neither,
+    /// and the keyvalue provider publishes the events once stored. `value` must
+    /// serialise to a JSON object.
+    fn set_json_announcing<T: Serialize>(&self, bucket: &str, key: &str, value: &T, events: &[Announcement]) -> StoreResult<()> {
+        let mut json = serde_json::to_value(value).map_err(|e| StoreError(e.to_string()))?;
+        if !events.is_empty() {
+            let serde_json::Value::Object(fields) = &mut json else {
+                return Err(StoreError(format!("{bucket}/{key}: only a JSON object can carry events")));
+            };
+            fields.insert(OUTBOX_FIELD.into(), serde_json::to_value(events).map_err(|e| StoreError(e.to_string()))?);
+        }
+        let bytes = serde_json::to_vec(&json).map_err(|e| StoreError(e.to_string()))?;
         self.set(bucket, key, &bytes)
     }
 
@@ -109,9 +125,9 @@ pub trait JsonStore: KeyValue {
             .unwrap_or(0))
     }
 
-    /// Stores `value` as version `version` of record `id`, unless another writer already
-    /// claimed that version (`<id>@<version>` in `claims`): changes of one record can then
-    /// never overwrite each other.
+    /// Stores `value` as version `version` of record `id`, with the events announcing
+    /// the change, unless another writer already claimed that version (`<id>@<version>`
+    /// in `claims`): changes of one record can then never overwrite each other.
     fn save_version<T: Serialize>(
         &self,
         bucket: &str,
@@ -119,11 +135,12 @@ pub trait JsonStore: KeyValue {
         id: &str,
         version: u64,
         value: &T,
+        events: &[Announcement],
     ) -> StoreResult<Result<(), Conflict>> {
         if !self.claim(claims, &format!("{id}@{version}"))? {
             return Ok(Err(Conflict));
         }
-        self.set_json(bucket, id, value)?;
+        self.set_json_announcing(bucket, id, value, events)?;
         Ok(Ok(()))
     }
 }
@@ -131,9 +148,12 @@ pub trait JsonStore: KeyValue {
 impl<S: KeyValue + ?Sized> JsonStore for S {}
 
 /// An in-memory store with the same semantics as our keyvalue-mongo provider, for unit
-/// tests: `list_keys_page` is sorted and paged by offset like the provider's.
+/// tests: `list_keys_page` is sorted and paged by offset like the provider's, and the
+/// events stored with a change are taken out of the value and kept in order, as the
+/// provider publishes them ([`MemoryStore::take_announced`]).
 pub struct MemoryStore {
     buckets: Mutex<BTreeMap<String, BTreeMap<String, Vec<u8>>>>,
+    announced: Mutex<Vec<Announcement>>,
     /// When set, every call fails (to test how services react to an outage).
     pub failing: std::sync::atomic::AtomicBool,
     /// Keys per `list_keys_page` (the provider's 1000 by default; small in paging tests).
@@ -144,7 +164,13 @@ pub struct MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self { buckets: Mutex::default(), failing: Default::default(), page_size: KEY_PAGE_SIZE, calls: Default::default() }
+        Self {
+            buckets: Mutex::default(),
+            announced: Mutex::default(),
+            failing: Default::default(),
+            page_size: KEY_PAGE_SIZE,
+            calls: Default::default(),
+        }
     }
 }
 
@@ -159,10 +185,38 @@ impl MemoryStore {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> T) -> StoreResult<T> {
+    /// The events announced by stored changes since the last call, in order.
+    pub fn take_announced(&self) -> Vec<Announcement> {
+        std::mem::take(&mut self.announced.lock().expect("no test panics while holding the lock"))
+    }
+
+    /// The subjects of [`MemoryStore::take_announced`].
+    pub fn take_announced_subjects(&self) -> Vec<String> {
+        self.take_announced().into_iter().map(|a| a.subject).collect()
+    }
+
+    /// `value` without its outbox field, whose events count as announced (published).
+    fn strip_outbox(&self, value: &[u8]) -> Vec<u8> {
+        let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice::<serde_json::Value>(value) else {
+            return value.to_vec();
+        };
+        let Some(events) = fields.remove(OUTBOX_FIELD) else {
+            return value.to_vec();
+        };
+        let events: Vec<Announcement> = serde_json::from_value(events).expect("the outbox holds announcements");
+        self.announced.lock().expect("no test panics while holding the lock").extend(events);
+        serde_json::to_vec(&fields).expect("a JSON object serialises")
+    }
+
+    fn available(&self) -> StoreResult<()> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError("store unavailable".into()));
         }
+        Ok(())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> T) -> StoreResult<T> {
+        self.available()?;
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(f(&mut self.buckets.lock().expect("no test panics while holding the lock")))
     }
@@ -174,8 +228,10 @@ impl KeyValue for MemoryStore {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
+        self.available()?;
+        let value = self.strip_outbox(value);
         self.with(|b| {
-            b.entry(bucket.to_string()).or_default().insert(key.to_string(), value.to_vec());
+            b.entry(bucket.to_string()).or_default().insert(key.to_string(), value);
         })
     }
 
@@ -257,9 +313,53 @@ mod tests {
         assert!(!store.claim("c", "k").unwrap());
         assert_eq!(store.counter("c", "k").unwrap(), 2);
         assert_eq!(store.counter("c", "none").unwrap(), 0);
-        assert_eq!(store.save_version("b", "v", "id", 1, &1).unwrap(), Ok(()));
-        assert_eq!(store.save_version("b", "v", "id", 1, &2).unwrap(), Err(Conflict));
+        assert_eq!(store.save_version("b", "v", "id", 1, &1, &[]).unwrap(), Ok(()));
+        assert_eq!(store.save_version("b", "v", "id", 1, &2, &[]).unwrap(), Err(Conflict));
         assert_eq!(store.get_json::<u32>("b", "id").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn events_travel_in_the_same_set_as_their_change() {
+        use crate::events::{ExpirationComplete, OUTBOX_FIELD};
+        let store = MemoryStore::default();
+        let event = Announcement::of(&ExpirationComplete { order_id: "o1".into() });
+        store.set_json_announcing("b", "k", &serde_json::json!({"a": 1}), std::slice::from_ref(&event)).unwrap();
+        assert_eq!(store.get_json::<serde_json::Value>("b", "k").unwrap(), Some(serde_json::json!({"a": 1})));
+        assert_eq!(store.take_announced(), vec![event.clone()]);
+        assert!(store.take_announced().is_empty(), "taken once");
+
+        // What the provider receives: the entity with its events in one value.
+        struct Recorder(Mutex<Vec<u8>>);
+        impl KeyValue for Recorder {
+            fn get(&self, _: &str, _: &str) -> StoreResult<Option<Vec<u8>>> { Ok(None) }
+            fn set(&self, _: &str, _: &str, value: &[u8]) -> StoreResult<()> {
+                *self.0.lock().unwrap() = value.to_vec();
+                Ok(())
+            }
+            fn delete(&self, _: &str, _: &str) -> StoreResult<()> { Ok(()) }
+            fn exists(&self, _: &str, _: &str) -> StoreResult<bool> { Ok(false) }
+            fn increment(&self, _: &str, _: &str, _: u64) -> StoreResult<u64> { Ok(1) }
+            fn list_keys_page(&self, _: &str, _: Option<u64>) -> StoreResult<KeyPage> { Ok(KeyPage::default()) }
+            fn get_many(&self, _: &str, _: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> { Ok(vec![]) }
+        }
+        let recorder = Recorder(Mutex::default());
+        recorder.save_version("b", "v", "k", 0, &serde_json::json!({"a": 1}), std::slice::from_ref(&event)).unwrap().unwrap();
+        let sent: serde_json::Value = serde_json::from_slice(&recorder.0.lock().unwrap()).unwrap();
+        assert_eq!(sent["a"], 1);
+        assert_eq!(sent[OUTBOX_FIELD][0]["id"], serde_json::json!(event.id));
+        assert_eq!(sent[OUTBOX_FIELD][0]["subject"], "expiration:complete");
+        assert_eq!(sent[OUTBOX_FIELD][0]["payload"], serde_json::json!({"orderId": "o1"}));
+        assert!(recorder.set_json_announcing("b", "k", &5, &[event]).is_err(), "only an object carries events");
+    }
+
+    #[test]
+    fn a_failed_store_announces_nothing() {
+        use crate::events::ExpirationComplete;
+        let store = MemoryStore::default();
+        store.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let event = Announcement::of(&ExpirationComplete { order_id: "o1".into() });
+        assert!(store.set_json_announcing("b", "k", &serde_json::json!({}), &[event]).is_err());
+        assert!(store.take_announced().is_empty());
     }
 
     #[test]

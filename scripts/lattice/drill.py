@@ -1,8 +1,8 @@
 """Fault drill: faults injected while purchases run, and what each one cost.
 
 `./ticketing drill` (with `up` running) runs, for each fault in turn, a batch of whole
-purchases (a seller lists a ticket, a buyer orders it and pays) and, a moment after they
-start, injects the fault: a provider process killed, NATS, FerretDB or Redis restarted,
+purchases (a buyer signs up, a seller lists a ticket, the buyer orders it and pays, then
+signs in again) and, a moment after they start, injects the fault: a provider process killed, NATS, FerretDB or Redis restarted,
 a host killed. Clients behave as real ones do: a request that fails with a 5xx or a
 broken connection is tried again (with an `Idempotency-Key`, so a retried POST is not
 a second ticket or order where the services honour it). Afterwards it prints, per
@@ -30,11 +30,47 @@ RETRY_FOR = 90.0  # seconds a client keeps trying one step
 
 
 class Client:
-    """One user's HTTP client: a session cookie minted with the lattice's key."""
+    """One user's HTTP client: a session cookie minted with the lattice's key, or got by
+    signing up or in."""
 
     def __init__(self, base: str, session: str):
         self.base = base
         self.session = session
+
+    @classmethod
+    def signed_up(cls, base: str, email: str, password: str) -> tuple["Client | None", str]:
+        """Signs up as a real client would: again after a 5xx or a broken connection, and
+        by signing in when a retried sign-up finds the e-mail taken (the first try went
+        through). Returns the client, or None and what went wrong."""
+        deadline = time.time() + RETRY_FOR
+        status = 0
+        while time.time() < deadline:
+            status, session = cls.session_from(base, "/api/users/signup", email, password)
+            if status == 400:
+                status, session = cls.session_from(base, "/api/users/signin", email, password)
+            if session:
+                return cls(base, session), ""
+            if 400 <= status < 500 and status != 429:
+                break
+            time.sleep(0.3)
+        return None, f"sign-up answered {status}"
+
+    @staticmethod
+    def session_from(base: str, path: str, email: str, password: str) -> tuple[int, str | None]:
+        """Status of a sign-up or sign-in, and the session cookie it set."""
+        data = json.dumps({"email": email, "password": password}).encode()
+        request = urllib.request.Request(base + path, data=data, method="POST", headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=25) as reply:
+                for cookie in reply.headers.get_all("set-cookie") or []:
+                    name, _, rest = cookie.partition("=")
+                    if name.strip() == "session":
+                        return reply.status, rest.split(";", 1)[0]
+                return reply.status, None
+        except urllib.error.HTTPError as e:
+            return e.code, None
+        except OSError:
+            return 0, None
 
     def call(self, method: str, path: str, body: dict | None = None, key: str | None = None) -> tuple[int, object]:
         headers = {"cookie": f"session={self.session}", "content-type": "application/json"}
@@ -65,43 +101,65 @@ class Client:
             time.sleep(0.3)
 
 
+PHASES = ("signing up", "listing", "ordering", "paying", "confirming")
+
+
 @dataclass
 class Purchase:
-    """One purchase's outcome."""
+    """One purchase: how far it got, and its outcome."""
 
     title: str
+    phase: str = PHASES[0]
     order_id: str | None = None
     completed: bool = False
     failure: str = ""
 
+    def reached(self, phase: str) -> bool:
+        return PHASES.index(self.phase) >= PHASES.index(phase)
 
-def purchase(profile: Profile, title: str) -> Purchase:
+
+def purchase(profile: Profile, result: Purchase) -> Purchase:
+    title = result.title
+    email, password = f"{uuid.uuid4().hex[:12]}@drill.test", "drill-password"
+    buyer, failure = Client.signed_up(profile.http_url, email, password)
+    if buyer is None:
+        result.failure = failure
+        return result
     seller = Client(profile.http_url, sessions.mint(profile))
-    buyer = Client(profile.http_url, sessions.mint(profile))
-    result = Purchase(title)
+    result.phase = "listing"
     status, ticket = seller.until("POST", "/api/tickets", {"title": title, "price": 10}, key=str(uuid.uuid4()))
     if status != 201:
         result.failure = f"listing answered {status}"
         return result
     order_key = str(uuid.uuid4())
+    result.phase = "ordering"
     status, order = buyer.until("POST", "/api/orders", {"ticketId": ticket["id"]}, key=order_key)
     if status != 201:
         result.failure = f"ordering answered {status}"
         return result
     result.order_id = order["id"]
+    result.phase = "paying"
     status, _ = buyer.until("POST", "/api/payments", {"orderId": order["id"], "token": "tok_visa"},
                             key=str(uuid.uuid4()))
     if status != 201:
         result.failure = f"paying answered {status}"
         return result
+    result.phase = "confirming"
     deadline = time.time() + RETRY_FOR
     while time.time() < deadline:
         status, shown = buyer.call("GET", f"/api/orders/{order['id']}")
         if status == 200 and shown.get("status") == "complete":
-            result.completed = True
-            return result
+            break
         time.sleep(0.3)
-    result.failure = "paid order never became complete"
+    else:
+        result.failure = "paid order never became complete"
+        return result
+    # An e-mail claimed without its user would refuse this ("Invalid credentials").
+    status, _ = Client.session_from(profile.http_url, "/api/users/signin", email, password)
+    if status != 200:
+        result.failure = f"signing in again answered {status}"
+        return result
+    result.completed = True
     return result
 
 
@@ -158,27 +216,37 @@ FAULTS = [
     ("host killed", kill_host),
 ]
 
+# Each fault, timed to hit the steps that store something: servers restarted while
+# buyers sign up, order and pay; the provider killed while orders are placed; a host
+# half a second in.
+SCENARIOS = [
+    *((name, inject, phase) for name, inject in FAULTS[1:4] for phase in ("signing up", "ordering", "paying")),
+    (FAULTS[0][0], FAULTS[0][1], "ordering"),
+    (FAULTS[4][0], FAULTS[4][1], None),
+]
 
-def run_fault(profile: Profile, name: str, inject, count: int) -> Outcome:
-    outcome = Outcome(name)
+
+def run_fault(profile: Profile, name: str, inject, count: int, at_phase: str | None = None) -> Outcome:
+    """Runs `count` purchases and injects the fault once a quarter of them reached
+    `at_phase` (half a second after they start when None)."""
+    outcome = Outcome(name if at_phase is None else f"{name} while {at_phase}")
     tag = uuid.uuid4().hex[:6]
     stop = threading.Event()
     unavailable: list[float] = []
     watcher = threading.Thread(target=lambda: unavailable.append(watch_availability(profile, stop)))
     watcher.start()
-    results: list[Purchase] = []
-    lock = threading.Lock()
-
-    def one(i: int) -> None:
-        done = purchase(profile, f"drill {tag} {i}")
-        with lock:
-            results.append(done)
-
-    workers = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    results = [Purchase(f"drill {tag} {i}") for i in range(count)]
+    workers = [threading.Thread(target=purchase, args=(profile, p)) for p in results]
     for w in workers:
         w.start()
-    time.sleep(0.5)
-    log(f"{name}: injecting the fault while {count} purchases run")
+    if at_phase is None:
+        time.sleep(0.5)
+    else:
+        deadline = time.time() + RETRY_FOR
+        while sum(p.reached(at_phase) for p in results) < max(1, count // 4) and time.time() < deadline:
+            time.sleep(0.02)
+    in_phase = sum(p.phase == (at_phase or PHASES[0]) for p in results)
+    log(f"{outcome.fault}: injecting the fault ({in_phase} of {count} purchases {at_phase or PHASES[0]})")
     inject(profile)
     for w in workers:
         w.join()
@@ -196,8 +264,8 @@ def run_fault(profile: Profile, name: str, inject, count: int) -> Outcome:
 
 def drill(profile: Profile, count: int) -> list[Outcome]:
     outcomes = []
-    for name, inject in FAULTS:
-        outcomes.append(run_fault(profile, name, inject, count))
+    for name, inject, phase in SCENARIOS:
+        outcomes.append(run_fault(profile, name, inject, count, phase))
         time.sleep(3)  # let the lattice settle before the next fault
     print_table(outcomes, count)
     return outcomes

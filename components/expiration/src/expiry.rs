@@ -1,9 +1,8 @@
 //! Scheduling an order's expiry and announcing it when due.
 
-use ticketing_common::events::{Event, ExpirationComplete, OrderCreated, Outbox};
+use ticketing_common::events::{decode_and, unknown_subject, Event, ExpirationComplete, HandlerError, Handled, OrderCreated};
 use ticketing_common::time::parse_iso8601;
 
-pub type Handled = Result<(), String>;
 
 /// The scheduler capability: schedule job `id` for `due_ms`; false when that id is
 /// already scheduled or ran recently.
@@ -11,19 +10,28 @@ pub trait Scheduler {
     fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, String>;
 }
 
+/// Runs the handler of `subject` on the event in `body`.
+pub fn dispatch(scheduler: &impl Scheduler, subject: &str, body: &[u8]) -> Handled {
+    match subject {
+        OrderCreated::SUBJECT => decode_and(body, |e| on_order_created(scheduler, e)),
+        other => unknown_subject(other),
+    }
+}
+
 /// `order:created`: expire the order at its `expiresAt`. The job id is the order id, so a
 /// redelivered event schedules nothing new.
 pub fn on_order_created(scheduler: &impl Scheduler, event: &OrderCreated) -> Handled {
     let due_ms = parse_iso8601(&event.expires_at)
-        .ok_or_else(|| format!("order {} has an unreadable expiresAt `{}`", event.id, event.expires_at))?;
+        .ok_or_else(|| HandlerError::Reject(format!("order {} has an unreadable expiresAt `{}`", event.id, event.expires_at)))?;
     let payload = ExpirationComplete { order_id: event.id.clone() }.to_bytes();
-    scheduler.schedule(&event.id, payload, due_ms).map(|_newly_scheduled| ())
+    scheduler.schedule(&event.id, payload, due_ms).map(|_newly_scheduled| ()).map_err(HandlerError::Retry)
 }
 
-/// A due job: announce `expiration:complete` for its order.
-pub fn run_job(payload: &[u8], outbox: &Outbox) -> Handled {
-    outbox.push(&ExpirationComplete::from_bytes(payload)?);
-    Ok(())
+/// A due job: the `expiration:complete` to announce for its order. Nothing is stored
+/// here, so the adapter publishes it directly; a failed publish fails the job, which the
+/// scheduler runs again.
+pub fn run_job(payload: &[u8]) -> Result<ExpirationComplete, String> {
+    ExpirationComplete::from_bytes(payload)
 }
 
 #[cfg(test)]
@@ -74,16 +82,19 @@ mod tests {
 
     #[test]
     fn an_unreadable_expiry_is_not_handled() {
-        assert!(on_order_created(&Jobs::default(), &order_created("soon")).unwrap_err().contains("unreadable"));
+        let refused = on_order_created(&Jobs::default(), &order_created("soon")).unwrap_err();
+        assert!(matches!(refused, HandlerError::Reject(ref r) if r.contains("unreadable")), "never readable: {refused}");
+        let jobs = Jobs::default();
+        dispatch(&jobs, "order:created", &order_created("2026-11-23T10:15:00.000Z").to_bytes()).unwrap();
+        assert_eq!(jobs.0.borrow().len(), 1);
+        assert!(matches!(dispatch(&jobs, "order:created", b"{}"), Err(HandlerError::Reject(_))));
+        assert!(matches!(dispatch(&jobs, "order:cancelled", b"{}"), Err(HandlerError::Reject(_))));
     }
 
     #[test]
     fn a_due_job_announces_expiration_complete() {
-        let outbox = Outbox::default();
-        run_job(&ExpirationComplete { order_id: "o1".into() }.to_bytes(), &outbox).unwrap();
-        let published = outbox.take();
-        assert_eq!(published[0].0, "expiration:complete");
-        assert_eq!(String::from_utf8(published[0].1.clone()).unwrap(), r#"{"orderId":"o1"}"#);
-        assert!(run_job(b"garbage", &outbox).is_err());
+        let event = run_job(&ExpirationComplete { order_id: "o1".into() }.to_bytes()).unwrap();
+        assert_eq!(String::from_utf8(event.to_bytes()).unwrap(), r#"{"orderId":"o1"}"#);
+        assert!(run_job(b"garbage").is_err());
     }
 }

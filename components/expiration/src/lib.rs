@@ -8,7 +8,7 @@
 
 pub mod expiry;
 
-/// The wasm adapter: events and due jobs in, the outbox published after each.
+/// The wasm adapter: events and due jobs in, `expiration:complete` out.
 #[cfg(target_arch = "wasm32")]
 mod component {
     ticketing_guest::component_bindings!("expiration");
@@ -16,7 +16,6 @@ mod component {
     use bindings::exports::ticketing::jobs::runner::Guest as JobRunner;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
     use bindings::ticketing::jobs::{scheduler, types::Job};
-    use ticketing_common::events::{Event, OrderCreated, Outbox};
     use ticketing_guest::events;
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
 
@@ -35,18 +34,13 @@ mod component {
 
     impl EventHandler for Expiration {
         fn handle_message(message: BrokerMessage) -> Result<(), String> {
-            match message.subject.as_str() {
-                OrderCreated::SUBJECT => events::handle(&message.body, |e, _| expiry::on_order_created(&LatticeScheduler, e)),
-                other => events::unknown(other),
-            }
+            expiry::dispatch(&LatticeScheduler, &message.subject, &message.body).map_err(|e| e.to_wire())
         }
     }
 
     impl JobRunner for Expiration {
         fn run(_id: String, payload: Vec<u8>) -> Result<(), String> {
-            let outbox = Outbox::default();
-            expiry::run_job(&payload, &outbox)?;
-            events::publish(&outbox)
+            events::publish(&expiry::run_job(&payload)?)
         }
     }
 

@@ -10,7 +10,7 @@ pub mod listeners;
 pub mod routes;
 pub mod store;
 
-/// The wasm adapter: HTTP requests and events in, the outbox published after each.
+/// The wasm adapter: HTTP requests and events in, status queries answered.
 #[cfg(target_arch = "wasm32")]
 mod component {
     ticketing_guest::component_bindings!("orders");
@@ -18,10 +18,9 @@ mod component {
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::ticketing::orders::status::Guest as StatusQuery;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
-    use ticketing_common::events::{Event, ExpirationComplete, PaymentCreated, PaymentFailed, TicketCreated, TicketUpdated};
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
-    use ticketing_guest::{config, events, kv::LatticeStore, session_keys};
+    use ticketing_guest::{config, http, kv::LatticeStore, session_keys};
 
     use super::{listeners, routes, store};
 
@@ -35,30 +34,21 @@ mod component {
     impl HttpHandler for Orders {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
-            events::serve_http(request, out, |request, outbox| {
+            http::serve(request, out, |request| {
                 let ctx = routes::Ctx {
                     store: &LatticeStore,
                     keys: keys.as_ref(),
                     now_millis: ticketing_common::time::now_millis(),
                     window_seconds: window_seconds(),
-                    outbox,
                 };
-                routes::handle(&ctx, request)
+                routes::handle(&ctx, &request)
             });
         }
     }
 
     impl EventHandler for Orders {
         fn handle_message(message: BrokerMessage) -> Result<(), String> {
-            let store = &LatticeStore;
-            match message.subject.as_str() {
-                TicketCreated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_ticket_created(store, e)),
-                TicketUpdated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_ticket_updated(store, e)),
-                ExpirationComplete::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_expiration_complete(store, outbox, e)),
-                PaymentCreated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_payment_created(store, e)),
-                PaymentFailed::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_payment_failed(store, outbox, e)),
-                other => events::unknown(other),
-            }
+            listeners::dispatch(&LatticeStore, &message.subject, &message.body).map_err(|e| e.to_wire())
         }
     }
 

@@ -1,78 +1,73 @@
-//! Event handlers of the orders service. `Err` means "not handled yet": the message is
-//! redelivered later (and dead-lettered after the last attempt).
+//! Event handlers of the orders service. An error says whether the event may succeed
+//! later (retried, dead-lettered after the last attempt) or never (dead-lettered at once).
 
 use ticketing_common::events::{
-    ExpirationComplete, OrderCancelled, OrderStatus, Outbox, PaymentCreated, PaymentFailed, TicketCreated, TicketRef,
-    TicketUpdated,
+    decode_and, unknown_subject, Event, ExpirationComplete, HandlerError, Handled, OrderStatus, PaymentCreated, PaymentFailed,
+    TicketCreated, TicketUpdated,
 };
 use ticketing_common::store::KeyValue;
 
 use crate::store::{self, Order, TicketReplica};
 
-pub type Handled = Result<(), String>;
-
-fn storage(e: ticketing_common::store::StoreError) -> String {
-    e.to_string()
+/// Runs the handler of `subject` on the event in `body`.
+pub fn dispatch(store: &impl KeyValue, subject: &str, body: &[u8]) -> Handled {
+    match subject {
+        TicketCreated::SUBJECT => decode_and(body, |e| on_ticket_created(store, e)),
+        TicketUpdated::SUBJECT => decode_and(body, |e| on_ticket_updated(store, e)),
+        ExpirationComplete::SUBJECT => decode_and(body, |e| on_expiration_complete(store, e)),
+        PaymentCreated::SUBJECT => decode_and(body, |e| on_payment_created(store, e)),
+        PaymentFailed::SUBJECT => decode_and(body, |e| on_payment_failed(store, e)),
+        other => unknown_subject(other),
+    }
 }
 
 /// `ticket:created`: a new ticket in the replica (a redelivery changes nothing).
 pub fn on_ticket_created(store: &impl KeyValue, event: &TicketCreated) -> Handled {
-    if store::ticket(store, &event.id).map_err(storage)?.is_some() {
+    if store::ticket(store, &event.id)?.is_some() {
         return Ok(());
     }
     let replica = TicketReplica { id: event.id.clone(), title: event.title.clone(), price: event.price, version: event.version };
-    store::put_ticket(store, &replica).map_err(storage)
+    store::put_ticket(store, &replica).map_err(Into::into)
 }
 
 /// `ticket:updated`: applied only in version order. An older or equal version was
 /// applied already; a gap means an earlier update has not arrived yet, so we refuse
 /// and let it be redelivered.
 pub fn on_ticket_updated(store: &impl KeyValue, event: &TicketUpdated) -> Handled {
-    let stored = store::ticket(store, &event.id).map_err(storage)?.ok_or_else(|| format!("Ticket not found: {}", event.id))?;
+    let stored = store::ticket(store, &event.id)?.ok_or_else(|| HandlerError::retry(format!("Ticket not found: {}", event.id)))?;
     if event.version <= stored.version {
         return Ok(());
     }
     if event.version != stored.version + 1 {
-        return Err(format!("ticket {} is at version {}, event has {}", event.id, stored.version, event.version));
+        return Err(HandlerError::retry(format!("ticket {} is at version {}, event has {}", event.id, stored.version, event.version)));
     }
     let replica = TicketReplica { title: event.title.clone(), price: event.price, version: event.version, ..stored };
-    store::put_ticket(store, &replica).map_err(storage)
+    store::put_ticket(store, &replica).map_err(Into::into)
 }
 
 /// `expiration:complete`: an unpaid order is cancelled (and the ticket released).
-pub fn on_expiration_complete(store: &impl KeyValue, outbox: &Outbox, event: &ExpirationComplete) -> Handled {
-    cancel_unless_paid(store, outbox, &event.order_id)
+pub fn on_expiration_complete(store: &impl KeyValue, event: &ExpirationComplete) -> Handled {
+    cancel_unless_paid(store, &event.order_id)
 }
 
 /// `payment:failed` (the card was declined): the order ends like an expired one.
-pub fn on_payment_failed(store: &impl KeyValue, outbox: &Outbox, event: &PaymentFailed) -> Handled {
-    cancel_unless_paid(store, outbox, &event.order_id)
+pub fn on_payment_failed(store: &impl KeyValue, event: &PaymentFailed) -> Handled {
+    cancel_unless_paid(store, &event.order_id)
 }
 
-fn cancel_unless_paid(store: &impl KeyValue, outbox: &Outbox, order_id: &str) -> Handled {
+/// A redelivery finds the order cancelled already: its `order:cancelled` was stored with
+/// the cancellation, so there is nothing left to do.
+fn cancel_unless_paid(store: &impl KeyValue, order_id: &str) -> Handled {
     let order = load(store, order_id)?;
     match order.status {
-        OrderStatus::Complete => Ok(()),
-        // Announced again: if an earlier attempt saved the cancellation but could not
-        // publish it, this redelivery is what releases the ticket. Listeners ignore repeats.
-        OrderStatus::Cancelled => {
-            outbox.push(&cancelled_event(&order));
-            Ok(())
-        }
-        OrderStatus::Created | OrderStatus::AwaitingPayment => cancel(store, outbox, order),
+        OrderStatus::Complete | OrderStatus::Cancelled => Ok(()),
+        OrderStatus::Created | OrderStatus::AwaitingPayment => cancel(store, order),
     }
 }
 
-fn cancelled_event(order: &Order) -> OrderCancelled {
-    OrderCancelled { id: order.id.clone(), version: order.version, ticket: TicketRef { id: order.ticket_id.clone() } }
-}
-
-/// Moves an order to `cancelled` and announces it; used by expiry and by the user's cancel.
-pub fn cancel(store: &impl KeyValue, outbox: &Outbox, order: Order) -> Handled {
-    let next = Order { status: OrderStatus::Cancelled, version: order.version + 1, ..order };
-    save(store, &next)?;
-    outbox.push(&cancelled_event(&next));
-    Ok(())
+/// Moves an order to `cancelled` (announced with it), on expiry or a declined card.
+fn cancel(store: &impl KeyValue, order: Order) -> Handled {
+    save(store, &order.cancelled())
 }
 
 /// `payment:created`: the order is complete. A payment that raced with a cancellation
@@ -88,20 +83,20 @@ pub fn on_payment_created(store: &impl KeyValue, event: &PaymentCreated) -> Hand
 /// Stores the order's next version; losing the race to another change is "not handled
 /// yet", so the event is retried against the new state.
 fn save(store: &impl KeyValue, next: &Order) -> Handled {
-    match store::save_next(store, next).map_err(storage)? {
+    match store::save_next(store, next)? {
         Ok(()) => Ok(()),
-        Err(store::Conflict) => Err(format!("order {} changed meanwhile", next.id)),
+        Err(store::Conflict) => Err(HandlerError::retry(format!("order {} changed meanwhile", next.id))),
     }
 }
 
-fn load(store: &impl KeyValue, id: &str) -> Result<Order, String> {
-    store::order(store, id).map_err(storage)?.ok_or_else(|| format!("Order not found: {id}"))
+fn load(store: &impl KeyValue, id: &str) -> Result<Order, HandlerError> {
+    store::order(store, id)?.ok_or_else(|| HandlerError::retry(format!("Order not found: {id}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketing_common::events::Event;
+    use ticketing_common::events::OrderCancelled;
     use ticketing_common::money::Cents;
     use ticketing_common::store::MemoryStore;
 
@@ -117,7 +112,9 @@ mod tests {
         let store = MemoryStore::default();
         assert!(store::claim_ticket(&store, "t1").unwrap());
         let order = Order { id: "o1".into(), user_id: "u2".into(), status, expires_at: "x".into(), ticket_id: "t1".into(), version: 0 };
-        store::insert_order(&store, &order).unwrap();
+        let ticket = TicketReplica { id: "t1".into(), title: "concert".into(), price: Cents(2000), version: 0 };
+        store::insert_order(&store, &order, &ticket).unwrap();
+        store.take_announced();
         store
     }
 
@@ -146,12 +143,11 @@ mod tests {
     #[test]
     fn cases_50_to_52_expiry_cancels_and_announces_and_releases() {
         let store = with_order(OrderStatus::Created);
-        let outbox = Outbox::default();
-        on_expiration_complete(&store, &outbox, &ExpirationComplete { order_id: "o1".into() }).unwrap();
+        on_expiration_complete(&store, &ExpirationComplete { order_id: "o1".into() }).unwrap();
         assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Cancelled);
-        let events = outbox.take();
+        let events = store.take_announced();
         assert_eq!(events.len(), 1);
-        let cancelled = OrderCancelled::from_bytes(&events[0].1).unwrap();
+        let cancelled = events[0].decode::<OrderCancelled>().unwrap();
         assert_eq!((cancelled.id.as_str(), cancelled.version, cancelled.ticket.id.as_str()), ("o1", 1, "t1"));
         assert!(store::claim_ticket(&store, "t1").unwrap(), "the ticket can be ordered again");
     }
@@ -160,28 +156,35 @@ mod tests {
     fn expiry_leaves_complete_and_cancelled_orders_alone() {
         for status in [OrderStatus::Complete, OrderStatus::Cancelled] {
             let store = with_order(status);
-            let outbox = Outbox::default();
-            on_expiration_complete(&store, &outbox, &ExpirationComplete { order_id: "o1".into() }).unwrap();
+            on_expiration_complete(&store, &ExpirationComplete { order_id: "o1".into() }).unwrap();
             assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, status);
-            let announced: Vec<&str> = outbox.take().iter().map(|(subject, _)| *subject).collect();
-            let expected: &[&str] = if status == OrderStatus::Cancelled { &["order:cancelled"] } else { &[] };
-            assert_eq!(announced, expected, "a cancelled order is announced again, a complete one is not");
+            assert!(store.take_announced().is_empty(), "nothing changed, nothing announced");
             assert!(!store::claim_ticket(&store, "t1").unwrap(), "still held: nothing was released");
         }
-        assert!(on_expiration_complete(&MemoryStore::default(), &Outbox::default(), &ExpirationComplete { order_id: "nope".into() }).is_err());
+        assert!(on_expiration_complete(&MemoryStore::default(), &ExpirationComplete { order_id: "nope".into() }).is_err());
     }
 
     #[test]
     fn a_failed_payment_cancels_an_open_order_but_not_a_paid_one() {
         let failed = PaymentFailed { order_id: "o1".into(), reason: "Your card was declined.".into() };
         let store = with_order(OrderStatus::Created);
-        let outbox = Outbox::default();
-        on_payment_failed(&store, &outbox, &failed).unwrap();
+        on_payment_failed(&store, &failed).unwrap();
         assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Cancelled);
-        assert_eq!(outbox.take()[0].0, "order:cancelled");
+        assert_eq!(store.take_announced_subjects(), ["order:cancelled"]);
         let store = with_order(OrderStatus::Complete);
-        on_payment_failed(&store, &outbox, &failed).unwrap();
+        on_payment_failed(&store, &failed).unwrap();
         assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, OrderStatus::Complete);
+    }
+
+    #[test]
+    fn events_are_dispatched_by_subject_and_bad_ones_rejected_at_once() {
+        let store = MemoryStore::default();
+        dispatch(&store, "ticket:created", &created(0).to_bytes()).unwrap();
+        assert!(store::ticket(&store, "t1").unwrap().is_some());
+        assert!(matches!(dispatch(&store, "ticket:updated", b"[]"), Err(HandlerError::Reject(_))), "never decodes");
+        assert!(matches!(dispatch(&store, "order:created", b"{}"), Err(HandlerError::Reject(_))), "not ours");
+        let early = dispatch(&store, "expiration:complete", &ExpirationComplete { order_id: "o9".into() }.to_bytes());
+        assert!(matches!(early, Err(HandlerError::Retry(_))), "an order not stored yet may come");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! HTTP routes of the orders service (`/api/orders*`), reference §2.3.
 
 use serde::Serialize;
-use ticketing_common::events::{OrderCreated, OrderStatus, OrderTicket, Outbox};
+use ticketing_common::events::OrderStatus;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
 use ticketing_common::ids::{is_valid_id, new_id, parse_id};
@@ -13,7 +13,6 @@ use ticketing_common::time::iso8601;
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
 
-use crate::listeners;
 use crate::store::{self, Order, TicketReplica};
 
 /// How long an order holds its ticket unless configured otherwise.
@@ -24,7 +23,6 @@ pub struct Ctx<'a, S: KeyValue> {
     pub keys: Option<&'a SessionKeys>,
     pub now_millis: u64,
     pub window_seconds: u64,
-    pub outbox: &'a Outbox,
 }
 
 impl<S: KeyValue> Ctx<'_, S> {
@@ -103,18 +101,12 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> Hand
         ticket_id: ticket.id.clone(),
         version: 0,
     };
-    if let Err(e) = store::insert_order(ctx.store, &order).and_then(|()| store::index_for_user(ctx.store, &order)) {
+    // Indexed first: an entry whose order failed to store is skipped in lists, while an
+    // order stored (and announced) must keep its claim.
+    if let Err(e) = store::index_for_user(ctx.store, &order).and_then(|()| store::insert_order(ctx.store, &order, &ticket)) {
         let _ = store::release_claim(ctx.store, &ticket.id);
         return Err(e.into());
     }
-    ctx.outbox.push(&OrderCreated {
-        id: order.id.clone(),
-        version: order.version,
-        status: order.status,
-        user_id: order.user_id.clone(),
-        expires_at: order.expires_at.clone(),
-        ticket: OrderTicket { id: ticket.id.clone(), price: ticket.price },
-    });
     Ok(Response::json(201, &view(&order, Some(&ticket))))
 }
 
@@ -161,15 +153,18 @@ fn cancel<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResu
         OrderStatus::Complete => return Err(ApiError::bad_request("Cannot cancel a completed order")),
         OrderStatus::Created | OrderStatus::AwaitingPayment => {}
     }
-    listeners::cancel(ctx.store, ctx.outbox, order).map_err(|_| ApiError::new(409, "The order changed meanwhile, please try again"))?;
-    Ok(Response::empty(204))
+    match store::save_next(ctx.store, &order.cancelled())? {
+        Ok(()) => Ok(Response::empty(204)),
+        Err(store::Conflict) => Err(ApiError::new(409, "The order changed meanwhile, please try again")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use ticketing_common::store::MemoryStore;
+    use ticketing_common::store::{JsonStore, MemoryStore};
+    use ticketing_common::testing::FlakyStore;
     use ticketing_common::testing::{request, status_and_json, TEST_KEY as KEY, ALICE, BOB, NOWHERE};
 
     const NOW_MS: u64 = 1_795_428_900_000; // 2026-11-23T10:15:00Z
@@ -177,12 +172,11 @@ mod tests {
     struct World {
         store: MemoryStore,
         keys: SessionKeys,
-        outbox: Outbox,
     }
 
     impl World {
         fn new() -> Self {
-            let w = Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap(), outbox: Outbox::default() };
+            let w = Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap() };
             for (i, title) in ["concert", "match", "play"].iter().enumerate() {
                 let id = format!("5ec0000{i}dddddddddddddddd");
                 store::put_ticket(&w.store, &TicketReplica { id, title: title.to_string(), price: Cents(2000), version: 0 }).unwrap();
@@ -196,7 +190,7 @@ mod tests {
 
         fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
             let request = request(method, path, user.map(|u| (&self.keys, u, NOW_MS / 1000)), body.as_ref());
-            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now_millis: NOW_MS, window_seconds: 900, outbox: &self.outbox };
+            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now_millis: NOW_MS, window_seconds: 900 };
             status_and_json(&handle(&ctx, &request))
         }
 
@@ -237,8 +231,7 @@ mod tests {
         assert_eq!(order["version"], 0);
         let (status, body) = w.order(BOB, 0);
         assert_eq!((status, body["errors"][0]["message"].as_str()), (400, Some("Ticket is already reserved")));
-        let events = w.outbox.take();
-        assert_eq!(events.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec!["order:created"]);
+        assert_eq!(w.store.take_announced_subjects(), vec!["order:created"]);
     }
 
     /// Case 40 (the reference lists in creation order; paged lists are newest first).
@@ -262,7 +255,7 @@ mod tests {
         let second = w.order(BOB, 1).1["id"].clone();
         let page = |path: &str| {
             let request = request("GET", path, Some((&w.keys, BOB, NOW_MS / 1000)), None);
-            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900, outbox: &w.outbox };
+            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900 };
             handle(&ctx, &request)
         };
         let one = page("/api/orders?limit=1");
@@ -294,15 +287,39 @@ mod tests {
     fn cases_43_44_cancel_releases_the_ticket() {
         let w = World::new();
         let id = w.order(ALICE, 0).1["id"].as_str().unwrap().to_string();
-        w.outbox.take();
+        w.store.take_announced();
         assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(BOB), None).0, 401);
         assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None).0, 204);
         assert_eq!(w.call("GET", &format!("/api/orders/{id}"), Some(ALICE), None).1["status"], "cancelled");
-        assert_eq!(w.outbox.take().iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec!["order:cancelled"]);
+        assert_eq!(w.store.take_announced_subjects(), vec!["order:cancelled"]);
         assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None).0, 204, "again: no change");
-        assert!(w.outbox.take().is_empty());
+        assert!(w.store.take_announced().is_empty());
         assert_eq!(w.order(BOB, 0).0, 201, "the ticket can be ordered again");
         assert_eq!(w.call("DELETE", &format!("/api/orders/{NOWHERE}"), Some(ALICE), None).0, 404);
+    }
+
+    #[test]
+    fn a_cancel_that_loses_a_race_is_a_409_and_an_outage_a_500() {
+        let w = World::new();
+        let id = w.order(ALICE, 0).1["id"].as_str().unwrap().to_string();
+        assert!(w.store.claim(store::ORDER_VERSIONS, &format!("{id}@1")).unwrap(), "another change took version 1");
+        let (status, res) = w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None);
+        assert_eq!((status, res["errors"][0]["message"].as_str()), (409, Some("The order changed meanwhile, please try again")));
+
+        let flaky = FlakyStore::default();
+        let replica = TicketReplica { id: World::ticket(1), title: "match".into(), price: Cents(2000), version: 0 };
+        store::put_ticket(&flaky, &replica).unwrap();
+        let ctx = Ctx { store: &flaky, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900 };
+        let call = |method: &str, path: &str, body: Option<&Value>| {
+            status_and_json(&handle(&ctx, &request(method, path, Some((&w.keys, ALICE, NOW_MS / 1000)), body)))
+        };
+        let (_, order) = call("POST", "/api/orders", Some(&json!({"ticketId": World::ticket(1)})));
+        let id = order["id"].as_str().unwrap().to_string();
+        flaky.outage_from_write(1);
+        assert_eq!(call("DELETE", &format!("/api/orders/{id}"), None).0, 500, "an outage is not a conflict");
+        flaky.heal();
+        assert_eq!(store::order(&flaky, &id).unwrap().unwrap().status, OrderStatus::Created, "nothing changed");
+        assert_eq!(call("DELETE", &format!("/api/orders/{id}"), None).0, 204, "a retry after the outage cancels");
     }
 
     #[test]
@@ -311,7 +328,7 @@ mod tests {
         let id = w.order(ALICE, 0).1["id"].as_str().unwrap().to_string();
         let mut order = store::order(&w.store, &id).unwrap().unwrap();
         order.status = OrderStatus::Complete;
-        store::insert_order(&w.store, &order).unwrap();
+        w.store.set_json(store::ORDERS, &id, &order).unwrap();
         assert_eq!(w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None).0, 400);
     }
 
@@ -319,7 +336,7 @@ mod tests {
     fn order_with_key(w: &World, user: &str, key: &str, ticket: usize) -> (u16, Value) {
         let body = json!({"ticketId": World::ticket(ticket)});
         let request = request("POST", "/api/orders", Some((&w.keys, user, NOW_MS / 1000)), Some(&body)).with_header("Idempotency-Key", key);
-        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900, outbox: &w.outbox };
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900 };
         status_and_json(&handle(&ctx, &request))
     }
 
@@ -330,7 +347,7 @@ mod tests {
         let again = order_with_key(&w, ALICE, "o-1", 0);
         assert_eq!(first.0, 201);
         assert_eq!(again, first, "the same order, not 'Ticket is already reserved'");
-        assert_eq!(w.outbox.take().len(), 1, "order:created once");
+        assert_eq!(w.store.take_announced_subjects(), ["order:created"], "announced once");
         let (status, mine) = w.call("GET", "/api/orders", Some(ALICE), None);
         assert_eq!((status, mine.as_array().unwrap().len()), (200, 1));
 

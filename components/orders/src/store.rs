@@ -6,9 +6,13 @@
 //! `ticket_claims/<ticket>#<releases>` returns 1. Releasing (cancel, expiry) moves an
 //! order to `cancelled` once, through a version claim, and only then counts a release,
 //! which opens the next claim.
+//!
+//! **Announced with the change.** A new order is stored with its `order:created`, a
+//! cancellation with its `order:cancelled`, in the same `set` (the transactional outbox,
+//! see `ticketing_common::events::Announcement`).
 
 use serde::{Deserialize, Serialize};
-use ticketing_common::events::OrderStatus;
+use ticketing_common::events::{Announcement, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef};
 use ticketing_common::money::Cents;
 pub use ticketing_common::store::Conflict;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
@@ -59,9 +63,31 @@ pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str) -> StoreResult<bool>
     store.claim(TICKET_CLAIMS, &format!("{ticket_id}#{releases}"))
 }
 
-/// Stores a new order (version 0).
-pub fn insert_order(store: &impl KeyValue, order: &Order) -> StoreResult<()> {
-    store.set_json(ORDERS, &order.id, order)
+impl Order {
+    /// The order's next version, cancelled.
+    pub fn cancelled(self) -> Order {
+        Order { status: OrderStatus::Cancelled, version: self.version + 1, ..self }
+    }
+
+    pub fn created_event(&self, ticket: &TicketReplica) -> OrderCreated {
+        OrderCreated {
+            id: self.id.clone(),
+            version: self.version,
+            status: self.status,
+            user_id: self.user_id.clone(),
+            expires_at: self.expires_at.clone(),
+            ticket: OrderTicket { id: ticket.id.clone(), price: ticket.price },
+        }
+    }
+
+    pub fn cancelled_event(&self) -> OrderCancelled {
+        OrderCancelled { id: self.id.clone(), version: self.version, ticket: TicketRef { id: self.ticket_id.clone() } }
+    }
+}
+
+/// Stores a new order (version 0) of `ticket` with its `order:created`.
+pub fn insert_order(store: &impl KeyValue, order: &Order, ticket: &TicketReplica) -> StoreResult<()> {
+    store.set_json_announcing(ORDERS, &order.id, order, &[Announcement::of(&order.created_event(ticket))])
 }
 
 /// Gives back a claim whose order could not be stored, so the ticket stays sellable.
@@ -112,9 +138,13 @@ pub fn orders_page(store: &impl KeyValue, user_id: &str, from: Option<u64>, limi
 }
 
 /// Stores `next` (its version one above the stored one) unless another writer claimed
-/// that version first. A move to `cancelled` also releases the ticket.
+/// that version first. A move to `cancelled` is announced with it and releases the ticket.
 pub fn save_next(store: &impl KeyValue, next: &Order) -> StoreResult<Result<(), Conflict>> {
-    if let Err(conflict) = store.save_version(ORDERS, ORDER_VERSIONS, &next.id, next.version, next)? {
+    let events = match next.status {
+        OrderStatus::Cancelled => vec![Announcement::of(&next.cancelled_event())],
+        _ => Vec::new(),
+    };
+    if let Err(conflict) = store.save_version(ORDERS, ORDER_VERSIONS, &next.id, next.version, next, &events)? {
         return Ok(Err(conflict));
     }
     if next.status == OrderStatus::Cancelled {
@@ -132,12 +162,16 @@ mod tests {
         Order { id: id.into(), user_id: "u".into(), status, expires_at: "x".into(), ticket_id: "t1".into(), version }
     }
 
+    fn ticket() -> TicketReplica {
+        TicketReplica { id: "t1".into(), title: "concert".into(), price: Cents(2000), version: 0 }
+    }
+
     #[test]
     fn one_claim_per_reservation_and_a_new_one_after_release() {
         let store = MemoryStore::default();
         assert!(claim_ticket(&store, "t1").unwrap());
         assert!(!claim_ticket(&store, "t1").unwrap(), "held");
-        insert_order(&store, &order("o1", OrderStatus::Created, 0)).unwrap();
+        insert_order(&store, &order("o1", OrderStatus::Created, 0), &ticket()).unwrap();
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
         assert!(claim_ticket(&store, "t1").unwrap(), "released once, claimable once");
         assert!(!claim_ticket(&store, "t1").unwrap());
@@ -152,7 +186,7 @@ mod tests {
         let store = MemoryStore::default();
         for i in 0..7 {
             let o = order(&format!("o{i}"), OrderStatus::Created, 0);
-            insert_order(&store, &o).unwrap();
+            insert_order(&store, &o, &ticket()).unwrap();
             index_for_user(&store, &o).unwrap();
             index_for_user(&store, &Order { user_id: "someone else".into(), ..o }).unwrap();
         }
@@ -170,7 +204,7 @@ mod tests {
         let store = MemoryStore::default();
         for i in 0..500 {
             let o = order(&format!("o{i}"), OrderStatus::Created, 0);
-            insert_order(&store, &o).unwrap();
+            insert_order(&store, &o, &ticket()).unwrap();
             index_for_user(&store, &o).unwrap();
         }
         let before = store.calls();
@@ -193,9 +227,24 @@ mod tests {
     fn an_order_is_cancelled_once_so_a_ticket_is_released_once() {
         let store = MemoryStore::default();
         assert!(claim_ticket(&store, "t1").unwrap());
-        insert_order(&store, &order("o1", OrderStatus::Created, 0)).unwrap();
+        insert_order(&store, &order("o1", OrderStatus::Created, 0), &ticket()).unwrap();
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Err(Conflict));
         assert_eq!(store.counter(TICKET_RELEASES, "t1").unwrap(), 1);
+    }
+
+    #[test]
+    fn creations_and_cancellations_are_announced_with_the_change_and_nothing_else_is() {
+        let store = MemoryStore::default();
+        insert_order(&store, &order("o1", OrderStatus::Created, 0), &ticket()).unwrap();
+        assert_eq!(save_next(&store, &order("o1", OrderStatus::Complete, 1)).unwrap(), Ok(()));
+        assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 2)).unwrap(), Ok(()));
+        assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 2)).unwrap(), Err(Conflict));
+        let announced = store.take_announced();
+        assert_eq!(announced.len(), 2);
+        let created = announced[0].decode::<OrderCreated>().unwrap();
+        assert_eq!((created.id.as_str(), created.ticket.price, created.version), ("o1", Cents(2000), 0));
+        let cancelled = announced[1].decode::<OrderCancelled>().unwrap();
+        assert_eq!((cancelled.id.as_str(), cancelled.version, cancelled.ticket.id.as_str()), ("o1", 2, "t1"));
     }
 }

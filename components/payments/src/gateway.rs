@@ -1,6 +1,6 @@
 //! The card gateway (Stripe, behind the payments-stripe provider) and refunds.
 
-use ticketing_common::events::OrderStatus;
+use ticketing_common::events::{HandlerError, OrderStatus};
 use ticketing_common::money::Cents;
 use ticketing_common::store::KeyValue;
 
@@ -25,18 +25,19 @@ pub trait CardGateway {
 
 /// Refunds the order's completed charge when the order is cancelled (a payment that raced
 /// with an expiry). Once per charge: the refund id is recorded and the idempotency key is
-/// the charge's. Returns whether it refunded now.
-pub fn refund_if_cancelled(store: &impl KeyValue, gateway: &impl CardGateway, order_id: &str) -> Result<bool, String> {
-    let order = store::order(store, order_id).map_err(|e| e.to_string())?;
+/// the charge's. Returns whether it refunded now; an error is worth retrying (the
+/// `order:cancelled` handler fails, so the event comes again until the refund is done).
+pub fn refund_if_cancelled(store: &impl KeyValue, gateway: &impl CardGateway, order_id: &str) -> Result<bool, HandlerError> {
+    let order = store::order(store, order_id)?;
     if order.is_none_or(|o| o.status != OrderStatus::Cancelled) {
         return Ok(false);
     }
-    let Some(mut charge) = store::charge_of(store, order_id).map_err(|e| e.to_string())? else { return Ok(false) };
+    let Some(mut charge) = store::charge_of(store, order_id)? else { return Ok(false) };
     let (ChargeStatus::Completed, Some(stripe_id), None) = (charge.status, charge.stripe_id.clone(), &charge.stripe_refund_id) else {
         return Ok(false);
     };
-    let refund_id = gateway.refund(&stripe_id, &format!("refund-{}", charge.id)).map_err(|e| format!("refund failed: {e:?}"))?;
+    let refund_id = gateway.refund(&stripe_id, &format!("refund-{}", charge.id)).map_err(|e| HandlerError::retry(format!("refund failed: {e:?}")))?;
     charge.stripe_refund_id = Some(refund_id);
-    store::put_charge(store, &charge).map_err(|e| e.to_string())?;
+    store::put_charge(store, &charge)?;
     Ok(true)
 }

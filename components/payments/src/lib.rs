@@ -15,7 +15,7 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 
-/// The wasm adapter: HTTP requests and events in, the outbox published after each.
+/// The wasm adapter: HTTP requests and events in.
 #[cfg(target_arch = "wasm32")]
 mod component {
     ticketing_guest::component_bindings!("payments");
@@ -24,11 +24,11 @@ mod component {
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
     use bindings::ticketing::orders::status;
     use bindings::ticketing::stripe::charges::{self, ChargeRequest, Error};
-    use ticketing_common::events::{Event, OrderCancelled, OrderCreated, OrderStatus};
+    use ticketing_common::events::OrderStatus;
     use ticketing_common::money::Cents;
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
-    use ticketing_guest::{events, kv::LatticeStore, session_keys};
+    use ticketing_guest::{http, kv::LatticeStore, session_keys};
 
     use super::gateway::{CardGateway, PayError};
     use super::orders::OrderLookup;
@@ -80,27 +80,22 @@ mod component {
     impl HttpHandler for Payments {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
-            events::serve_http(request, out, |request, outbox| {
+            http::serve(request, out, |request| {
                 let ctx = routes::Ctx {
                     store: &LatticeStore,
                     keys: keys.as_ref(),
                     now_millis: ticketing_common::time::now_millis(),
                     gateway: &Stripe,
                     orders: &Orders,
-                    outbox,
                 };
-                routes::handle(&ctx, request)
+                routes::handle(&ctx, &request)
             });
         }
     }
 
     impl EventHandler for Payments {
         fn handle_message(message: BrokerMessage) -> Result<(), String> {
-            match message.subject.as_str() {
-                OrderCreated::SUBJECT => events::handle(&message.body, |e, _| listeners::on_order_created(&LatticeStore, e)),
-                OrderCancelled::SUBJECT => events::handle(&message.body, |e, _| listeners::on_order_cancelled(&LatticeStore, &Stripe, e)),
-                other => events::unknown(other),
-            }
+            listeners::dispatch(&LatticeStore, &Stripe, &message.subject, &message.body).map_err(|e| e.to_wire())
         }
     }
 

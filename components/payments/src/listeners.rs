@@ -1,17 +1,24 @@
-//! Event handlers of the payments service: its replica of orders. `Err` means "not
-//! handled yet": the message is redelivered later.
+//! Event handlers of the payments service: its replica of orders. An error says whether
+//! the event may succeed later (retried) or never (dead-lettered at once).
 
-use ticketing_common::events::{OrderCancelled, OrderCreated, OrderStatus};
+use ticketing_common::events::{decode_and, unknown_subject, Event, HandlerError, Handled, OrderCancelled, OrderCreated, OrderStatus};
 use ticketing_common::store::KeyValue;
 
 use crate::gateway::{refund_if_cancelled, CardGateway};
 use crate::store::{self, OrderReplica};
 
-pub type Handled = Result<(), String>;
+/// Runs the handler of `subject` on the event in `body`.
+pub fn dispatch(store: &impl KeyValue, gateway: &impl CardGateway, subject: &str, body: &[u8]) -> Handled {
+    match subject {
+        OrderCreated::SUBJECT => decode_and(body, |e| on_order_created(store, e)),
+        OrderCancelled::SUBJECT => decode_and(body, |e| on_order_cancelled(store, gateway, e)),
+        other => unknown_subject(other),
+    }
+}
 
 /// `order:created`: a new order to pay (a redelivery changes nothing).
 pub fn on_order_created(store: &impl KeyValue, event: &OrderCreated) -> Handled {
-    if store::order(store, &event.id).map_err(|e| e.to_string())?.is_some() {
+    if store::order(store, &event.id)?.is_some() {
         return Ok(());
     }
     let replica = OrderReplica {
@@ -21,19 +28,19 @@ pub fn on_order_created(store: &impl KeyValue, event: &OrderCreated) -> Handled 
         price: event.ticket.price,
         status: event.status,
     };
-    store::put_order(store, &replica).map_err(|e| e.to_string())
+    store::put_order(store, &replica).map_err(Into::into)
 }
 
 /// `order:cancelled`, in version order: the order can no longer be paid, and a charge
 /// that completed anyway is refunded.
 pub fn on_order_cancelled(store: &impl KeyValue, gateway: &impl CardGateway, event: &OrderCancelled) -> Handled {
-    let replica = store::order(store, &event.id).map_err(|e| e.to_string())?.ok_or_else(|| format!("Order not found: {}", event.id))?;
+    let replica = store::order(store, &event.id)?.ok_or_else(|| HandlerError::retry(format!("Order not found: {}", event.id)))?;
     if event.version > replica.version + 1 {
-        return Err(format!("order {} is at version {}, event has {}", event.id, replica.version, event.version));
+        return Err(HandlerError::retry(format!("order {} is at version {}, event has {}", event.id, replica.version, event.version)));
     }
     if event.version == replica.version + 1 {
         let cancelled = OrderReplica { status: OrderStatus::Cancelled, version: event.version, ..replica };
-        store::put_order(store, &cancelled).map_err(|e| e.to_string())?;
+        store::put_order(store, &cancelled)?;
     }
     // Also on a redelivery: an earlier refund attempt may have failed.
     refund_if_cancelled(store, gateway, &event.id).map(|_| ())
@@ -98,5 +105,27 @@ mod tests {
         on_order_cancelled(&store, &fake, &cancelled(1)).unwrap(); // redelivered
         assert_eq!(fake.refunds(), vec![("ch_9".to_string(), "refund-c1".to_string())]);
         assert_eq!(store::charge_of(&store, ORDER).unwrap().unwrap().stripe_refund_id.as_deref(), Some("re_1"));
+    }
+
+    #[test]
+    fn a_refund_that_fails_is_retried_until_done() {
+        let store = MemoryStore::default();
+        let fake = Fake::default();
+        on_order_created(&store, &created()).unwrap();
+        let charge = Charge {
+            id: "c1".into(), order_id: ORDER.into(), status: ChargeStatus::Completed, amount: Cents(2050),
+            stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at_ms: 0,
+        };
+        store::start_charge(&store, &charge).unwrap();
+        fake.fail_next_refund(crate::gateway::PayError::Unavailable("stripe down".into()));
+        let first = dispatch(&store, &fake, "order:cancelled", &cancelled(1).to_bytes());
+        assert!(matches!(first, Err(HandlerError::Retry(_))), "the event comes again: {first:?}");
+        assert_eq!(store::order(&store, ORDER).unwrap().unwrap().status, OrderStatus::Cancelled, "the cancellation is kept");
+        dispatch(&store, &fake, "order:cancelled", &cancelled(1).to_bytes()).unwrap();
+        assert_eq!(fake.refunds().len(), 2, "asked again, with the same idempotency key");
+        assert_eq!(fake.refunds()[0], fake.refunds()[1]);
+        assert_eq!(store::charge_of(&store, ORDER).unwrap().unwrap().stripe_refund_id.as_deref(), Some("re_1"));
+        assert!(matches!(dispatch(&store, &fake, "order:cancelled", b"nope"), Err(HandlerError::Reject(_))));
+        assert!(matches!(dispatch(&store, &fake, "ticket:created", b"{}"), Err(HandlerError::Reject(_))));
     }
 }

@@ -1,7 +1,7 @@
 //! HTTP routes of the payments service (`/api/payments`), reference §2.4.
 
 use serde_json::json;
-use ticketing_common::events::{OrderStatus, Outbox, PaymentCreated, PaymentFailed};
+use ticketing_common::events::{OrderStatus, PaymentCreated, PaymentFailed};
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
 use ticketing_common::ids::parse_id;
@@ -29,7 +29,6 @@ pub struct Ctx<'a, S: KeyValue, G: CardGateway> {
     pub gateway: &'a G,
     /// Orders itself, asked for an order's status just before its card is charged.
     pub orders: &'a dyn OrderLookup,
-    pub outbox: &'a Outbox,
 }
 
 pub fn handle<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Response {
@@ -157,33 +156,34 @@ fn charge_card<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, mut charge: Charge,
         Ok(stripe_id) => {
             charge.status = ChargeStatus::Completed;
             charge.stripe_id = Some(stripe_id.clone());
-            store::put_charge(ctx.store, &charge)?;
-            ctx.outbox.push(&PaymentCreated { id: charge.id.clone(), order_id: charge.order_id.clone(), stripe_id });
+            let paid = PaymentCreated { id: charge.id.clone(), order_id: charge.order_id.clone(), stripe_id };
+            store::put_charge_announcing(ctx.store, &charge, &paid)?;
             // The order may have been cancelled (expired) while the card was charged.
             if refund_if_cancelled(ctx.store, ctx.gateway, &charge.order_id).unwrap_or(false) {
                 return Err(ApiError::bad_request("The order expired while paying; the charge was refunded"));
             }
             Ok(Response::json(201, &json!({ "id": charge.id })))
         }
+        // A declined card ends the order: the failure is announced with it.
         Err(PayError::Declined(message)) => {
-            let order_id = charge.order_id.clone();
-            fail(ctx.store, charge, &message)?;
-            ctx.outbox.push(&PaymentFailed { order_id, reason: message.clone() });
+            let failed = failed(charge, &message);
+            let ended = PaymentFailed { order_id: failed.order_id.clone(), reason: message.clone() };
+            store::put_charge_announcing(ctx.store, &failed, &ended)?;
             Err(ApiError::bad_request(message))
         }
+        // A bad token the buyer can correct: the order stays open for another attempt.
         Err(PayError::Invalid(message)) => {
-            let order_id = charge.order_id.clone();
-            fail(ctx.store, charge, &message)?;
-            store::allow_another_attempt(ctx.store, &order_id)?;
+            let failed = failed(charge, &message);
+            store::put_charge(ctx.store, &failed)?;
+            store::allow_another_attempt(ctx.store, &failed.order_id)?;
             Err(ApiError::bad_request(message))
         }
         Err(PayError::Unavailable(_)) => Err(ApiError::new(503, "Payments are unavailable right now, please try again")),
     }
 }
 
-fn fail(store: &impl KeyValue, charge: Charge, message: &str) -> Result<(), ApiError> {
-    let failed = Charge { status: ChargeStatus::Failed, failure: Some(message.to_string()), ..charge };
-    Ok(store::put_charge(store, &failed)?)
+fn failed(charge: Charge, message: &str) -> Charge {
+    Charge { status: ChargeStatus::Failed, failure: Some(message.to_string()), ..charge }
 }
 
 #[cfg(test)]
@@ -193,7 +193,6 @@ mod tests {
     use crate::testing::{Fake, ORDER};
     use serde_json::Value;
     use std::rc::Rc;
-    use ticketing_common::events::Event;
     use ticketing_common::money::Cents;
     use ticketing_common::store::MemoryStore;
     use ticketing_common::testing::{request, status_and_json, TEST_KEY as KEY, ALICE, BOB};
@@ -204,19 +203,18 @@ mod tests {
         store: Rc<MemoryStore>,
         keys: SessionKeys,
         gateway: Fake,
-        outbox: Outbox,
     }
 
     impl World {
         fn new(status: OrderStatus) -> Self {
-            let w = Self { store: Rc::new(MemoryStore::default()), keys: SessionKeys::new(KEY, 3600).unwrap(), gateway: Fake::default(), outbox: Outbox::default() };
+            let w = Self { store: Rc::new(MemoryStore::default()), keys: SessionKeys::new(KEY, 3600).unwrap(), gateway: Fake::default() };
             let order = OrderReplica { id: ORDER.into(), version: 0, user_id: ALICE.into(), price: Cents(2050), status };
             store::put_order(&*w.store, &order).unwrap();
             w
         }
 
         fn pay_at(&self, user: Option<&str>, body: Value, now: u64) -> (u16, Value) {
-            let ctx = Ctx { store: &*self.store, keys: Some(&self.keys), now_millis: now, gateway: &self.gateway, orders: &self.gateway, outbox: &self.outbox };
+            let ctx = Ctx { store: &*self.store, keys: Some(&self.keys), now_millis: now, gateway: &self.gateway, orders: &self.gateway };
             let session = user.map(|id| (&self.keys, id, now / 1000));
             status_and_json(&handle(&ctx, &request("POST", "/api/payments", session, Some(&body))))
         }
@@ -295,15 +293,15 @@ mod tests {
         assert_eq!(charges, vec![(2050, "tok_visa".to_string(), format!("charge-{id}"))]);
         let charge = store::charge_of(&*w.store, ORDER).unwrap().unwrap();
         assert_eq!((charge.status, charge.amount, charge.stripe_id.as_deref()), (ChargeStatus::Completed, Cents(2050), Some("ch_1")));
-        let published = w.outbox.take();
-        let event = PaymentCreated::from_bytes(&published[0].1).unwrap();
+        let published = w.store.take_announced();
+        let event = published[0].decode::<PaymentCreated>().unwrap();
         assert_eq!(event, PaymentCreated { id, order_id: ORDER.into(), stripe_id: "ch_1".into() });
     }
 
     #[test]
     fn the_owner_can_see_the_payment_state_of_an_order() {
         let w = World::new(OrderStatus::Created);
-        let ctx = Ctx { store: &*w.store, keys: Some(&w.keys), now_millis: NOW, gateway: &w.gateway, orders: &w.gateway, outbox: &w.outbox };
+        let ctx = Ctx { store: &*w.store, keys: Some(&w.keys), now_millis: NOW, gateway: &w.gateway, orders: &w.gateway };
         let path = format!("/api/payments/orders/{ORDER}");
         let show = |user: &str| status_and_json(&handle(&ctx, &request("GET", &path, Some((&w.keys, user, NOW / 1000)), None)));
         assert_eq!(show(ALICE), (200, serde_json::json!({"orderId": ORDER, "orderStatus": "created", "payment": null})));
@@ -332,8 +330,8 @@ mod tests {
         assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Your card was declined.")));
         let charge = store::charge_of(&*w.store, ORDER).unwrap().unwrap();
         assert_eq!(charge.status, ChargeStatus::Failed);
-        let published = w.outbox.take();
-        assert_eq!(PaymentFailed::from_bytes(&published[0].1).unwrap().order_id, ORDER);
+        let published = w.store.take_announced();
+        assert_eq!(published[0].decode::<PaymentFailed>().unwrap().order_id, ORDER);
         // Asking again answers the same, without charging again.
         assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 400);
         assert_eq!(w.gateway.charges().len(), 1);
@@ -345,7 +343,7 @@ mod tests {
         w.gateway.answer(Err(PayError::Invalid("No such token: 'tok_nope'".into())));
         let (status, res) = w.pay(Some(ALICE), body("tok_nope"));
         assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("No such token: 'tok_nope'")));
-        assert!(w.outbox.take().is_empty(), "the order is not ended");
+        assert!(w.store.take_announced().is_empty(), "the order is not ended");
         assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 201);
         assert_eq!(w.gateway.charges().len(), 2);
     }
@@ -384,7 +382,7 @@ mod tests {
 
     /// Alice pays on `store` at `now`, with an `Idempotency-Key` if given.
     fn pay_on(w: &World, store: &impl KeyValue, now: u64, key: Option<&str>, token: &str) -> (u16, Value) {
-        let ctx = Ctx { store, keys: Some(&w.keys), now_millis: now, gateway: &w.gateway, orders: &w.gateway, outbox: &w.outbox };
+        let ctx = Ctx { store, keys: Some(&w.keys), now_millis: now, gateway: &w.gateway, orders: &w.gateway };
         let mut request = request("POST", "/api/payments", Some((&w.keys, ALICE, now / 1000)), Some(&body(token)));
         if let Some(key) = key {
             request = request.with_header("Idempotency-Key", key);
@@ -472,6 +470,6 @@ mod tests {
         let (status, res) = pay_on(&w, &*w.store, NOW + 5, Some("p-1"), "tok_visa");
         assert_eq!((status, res["errors"][0]["message"].as_str()), (422, Some("This Idempotency-Key was used with another request")));
         assert_eq!(w.gateway.charges().len(), 1);
-        assert_eq!(w.outbox.take().len(), 1, "payment:failed once");
+        assert_eq!(w.store.take_announced_subjects(), ["payment:failed"], "announced once");
     }
 }

@@ -10,7 +10,7 @@
 //! winner that was only slow and a request that took over would charge the card once.
 
 use serde::{Deserialize, Serialize};
-use ticketing_common::events::OrderStatus;
+use ticketing_common::events::{Announcement, Event, OrderStatus};
 use ticketing_common::ids::derived_id;
 use ticketing_common::lease::{self, Lease};
 use ticketing_common::money::Cents;
@@ -67,6 +67,12 @@ pub fn put_order(store: &impl KeyValue, order: &OrderReplica) -> StoreResult<()>
 
 pub fn put_charge(store: &impl KeyValue, charge: &Charge) -> StoreResult<()> {
     store.set_json(CHARGES, &charge.id, charge)
+}
+
+/// Stores the outcome of a charge with the event announcing it (`payment:created`,
+/// `payment:failed`), in one write: the outcome is never stored unannounced.
+pub fn put_charge_announcing(store: &impl KeyValue, charge: &Charge, event: &impl Event) -> StoreResult<()> {
+    store.set_json_announcing(CHARGES, &charge.id, charge, &[Announcement::of(event)])
 }
 
 /// The order's latest charge, if any.

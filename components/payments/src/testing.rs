@@ -22,6 +22,8 @@ pub struct Fake {
     during: RefCell<Option<Box<dyn FnOnce()>>>,
     /// What orders answers for an order's status (`created` when not told).
     order_status: RefCell<Option<Result<Option<OrderStatus>, String>>>,
+    /// The next refund's failure, if any.
+    refund_failure: RefCell<Option<PayError>>,
 }
 
 impl Fake {
@@ -36,6 +38,11 @@ impl Fake {
     /// Orders will answer `status` for the order from now on.
     pub fn orders_answer(&self, status: Result<Option<OrderStatus>, String>) {
         *self.order_status.borrow_mut() = Some(status);
+    }
+
+    /// The next refund fails with `error`.
+    pub fn fail_next_refund(&self, error: PayError) {
+        *self.refund_failure.borrow_mut() = Some(error);
     }
 
     pub fn charges(&self) -> Vec<(u64, String, String)> {
@@ -58,7 +65,10 @@ impl CardGateway for Fake {
 
     fn refund(&self, stripe_charge_id: &str, key: &str) -> Result<String, PayError> {
         self.refunds.borrow_mut().push((stripe_charge_id.to_string(), key.to_string()));
-        Ok("re_1".into())
+        match self.refund_failure.borrow_mut().take() {
+            Some(error) => Err(error),
+            None => Ok("re_1".into()),
+        }
     }
 }
 

@@ -11,17 +11,16 @@ pub mod listeners;
 pub mod routes;
 pub mod store;
 
-/// The wasm adapter: HTTP requests and events in, the outbox published after each.
+/// The wasm adapter: HTTP requests and events in.
 #[cfg(target_arch = "wasm32")]
 mod component {
     ticketing_guest::component_bindings!("tickets");
 
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
-    use ticketing_common::events::{Event, OrderCancelled, OrderCreated};
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
-    use ticketing_guest::{events, kv::LatticeStore, session_keys};
+    use ticketing_guest::{http, kv::LatticeStore, session_keys};
 
     use super::{listeners, routes};
 
@@ -30,20 +29,16 @@ mod component {
     impl HttpHandler for Tickets {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
-            events::serve_http(request, out, |request, outbox| {
-                let ctx = routes::Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds(), outbox };
-                routes::handle(&ctx, request)
+            http::serve(request, out, |request| {
+                let ctx = routes::Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds() };
+                routes::handle(&ctx, &request)
             });
         }
     }
 
     impl EventHandler for Tickets {
         fn handle_message(message: BrokerMessage) -> Result<(), String> {
-            match message.subject.as_str() {
-                OrderCreated::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_order_created(&LatticeStore, outbox, e)),
-                OrderCancelled::SUBJECT => events::handle(&message.body, |e, outbox| listeners::on_order_cancelled(&LatticeStore, outbox, e)),
-                other => events::unknown(other),
-            }
+            listeners::dispatch(&LatticeStore, &message.subject, &message.body).map_err(|e| e.to_wire())
         }
     }
 

@@ -1,6 +1,5 @@
 //! HTTP routes of the tickets service (`/api/tickets*`), reference §2.2.
 
-use ticketing_common::events::Outbox;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
 use ticketing_common::ids::{new_id, parse_id};
@@ -21,7 +20,6 @@ pub struct Ctx<'a, S: KeyValue> {
     pub store: &'a S,
     pub keys: Option<&'a SessionKeys>,
     pub now: u64,
-    pub outbox: &'a Outbox,
 }
 
 impl<S: KeyValue> Ctx<'_, S> {
@@ -76,7 +74,6 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> Hand
     let (title, price) = validate(&Body::parse(request)?, "Price must be greater than 0")?;
     let ticket = Ticket { id: new_id(), title, price, user_id, version: 0, order_id: None };
     store::insert(ctx.store, &ticket)?;
-    ctx.outbox.push(&ticket.created_event());
     Ok(Response::json(201, &ticket))
 }
 
@@ -110,7 +107,6 @@ fn update<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResu
     if store::save_next(ctx.store, &next)?.is_err() {
         return Err(ApiError::new(409, "The ticket changed meanwhile, please try again"));
     }
-    ctx.outbox.push(&next.updated_event());
     Ok(Response::json(200, &next))
 }
 
@@ -118,24 +114,23 @@ fn update<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResu
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use ticketing_common::store::MemoryStore;
+    use ticketing_common::store::{JsonStore, MemoryStore};
     use ticketing_common::testing::{request, status_and_json, TEST_KEY as KEY, ALICE, BOB, NOWHERE};
 
 
     struct World {
         store: MemoryStore,
         keys: SessionKeys,
-        outbox: Outbox,
     }
 
     impl World {
         fn new() -> Self {
-            Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap(), outbox: Outbox::default() }
+            Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap() }
         }
 
         fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
             let request = request(method, path, user.map(|u| (&self.keys, u, 1000)), body.as_ref());
-            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now: 1001, outbox: &self.outbox };
+            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now: 1001 };
             status_and_json(&handle(&ctx, &request))
         }
 
@@ -145,8 +140,8 @@ mod tests {
             body
         }
 
-        fn published(&self) -> Vec<&'static str> {
-            self.outbox.take().into_iter().map(|(s, _)| s).collect()
+        fn published(&self) -> Vec<String> {
+            self.store.take_announced_subjects()
         }
     }
 
@@ -258,7 +253,7 @@ mod tests {
         let w = World::new();
         let ids: Vec<String> = (0..5).map(|i| w.create(ALICE, &format!("t{i}"), json!(10))["id"].as_str().unwrap().to_string()).collect();
         let request = |path: &str| {
-            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001, outbox: &w.outbox };
+            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001 };
             handle(&ctx, &Request::new("GET", path))
         };
         let first = request("/api/tickets?limit=2");
@@ -309,7 +304,7 @@ mod tests {
 
         let mut reserved = store::find(&w.store, &id).unwrap().unwrap();
         reserved.order_id = Some("o1".into());
-        store::insert(&w.store, &reserved).unwrap();
+        w.store.set_json(store::TICKETS, &id, &reserved).unwrap();
         let (status, res) = w.call("PUT", &path, Some(ALICE), Some(valid.clone()));
         assert_eq!((status, res["errors"][0]["message"].as_str()), (400, Some("Cannot edit a reserved ticket")));
         assert_eq!(w.call("PUT", &path, Some(BOB), Some(valid)).0, 400, "reserved is checked before ownership");
@@ -336,7 +331,7 @@ mod tests {
     /// A create by Alice with an `Idempotency-Key`.
     fn create_with_key(w: &World, key: &str, body: Value) -> (u16, Value) {
         let request = request("POST", "/api/tickets", Some((&w.keys, ALICE, 1000)), Some(&body)).with_header("Idempotency-Key", key);
-        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001, outbox: &w.outbox };
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001 };
         status_and_json(&handle(&ctx, &request))
     }
 
@@ -366,7 +361,7 @@ mod tests {
         let body = json!({"title": "concert", "price": 20});
         let alice = create_with_key(&w, "k", body.clone());
         let request = request("POST", "/api/tickets", Some((&w.keys, BOB, 1000)), Some(&body)).with_header("Idempotency-Key", "k");
-        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001, outbox: &w.outbox };
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001 };
         let bob = status_and_json(&handle(&ctx, &request));
         assert_eq!((alice.0, bob.0), (201, 201));
         assert_ne!(alice.1["id"], bob.1["id"]);

@@ -2,10 +2,12 @@
 //!
 //! Every change of a ticket moves it from version v to v+1 through
 //! [`JsonStore::save_version`] (claims in bucket `ticket_versions`), so a concurrent edit
-//! and reservation of one ticket can never overwrite each other.
+//! and reservation of one ticket can never overwrite each other. Each write carries the
+//! event announcing it (`ticket:created`, `ticket:updated`) in the same `set`, so a
+//! stored change is always announced (see `ticketing_common::events::Announcement`).
 
 use serde::{Deserialize, Serialize};
-use ticketing_common::events::{TicketCreated, TicketUpdated};
+use ticketing_common::events::{Announcement, TicketCreated, TicketUpdated};
 use ticketing_common::money::Cents;
 pub use ticketing_common::store::Conflict;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
@@ -53,19 +55,20 @@ pub fn find(store: &impl KeyValue, id: &str) -> StoreResult<Option<Ticket>> {
     store.get_json(TICKETS, id)
 }
 
-/// Stores a new ticket (version 0), listed for sale first: an entry whose ticket is
-/// missing is skipped, a ticket without its entry would never be listed.
+/// Stores a new ticket (version 0) with its `ticket:created`, listed for sale first: an
+/// entry whose ticket is missing is skipped, a ticket without its entry would never be
+/// listed.
 pub fn insert(store: &impl KeyValue, ticket: &Ticket) -> StoreResult<()> {
     if ticket.order_id.is_none() {
         crate::for_sale::add(store, &ticket.id)?;
     }
-    store.set_json(TICKETS, &ticket.id, ticket)
+    store.set_json_announcing(TICKETS, &ticket.id, ticket, &[Announcement::of(&ticket.created_event())])
 }
 
-/// Stores `next`, which must be `current` with its version bumped by one, unless another
-/// writer already claimed that version.
+/// Stores `next`, which must be `current` with its version bumped by one, with its
+/// `ticket:updated`, unless another writer already claimed that version.
 pub fn save_next(store: &impl KeyValue, next: &Ticket) -> StoreResult<Result<(), Conflict>> {
-    store.save_version(TICKETS, VERSION_CLAIMS, &next.id, next.version, next)
+    store.save_version(TICKETS, VERSION_CLAIMS, &next.id, next.version, next, &[Announcement::of(&next.updated_event())])
 }
 
 /// Every ticket, in id (= creation time) order: reads them all, for tests.
@@ -99,7 +102,11 @@ mod tests {
         let reserve = Ticket { order_id: Some("o1".into()), ..ticket(1) };
         assert_eq!(save_next(&store, &reserve).unwrap(), Ok(()));
         assert_eq!(save_next(&store, &edit).unwrap(), Err(Conflict));
-        assert_eq!(find(&store, "t1").unwrap(), Some(reserve));
+        assert_eq!(find(&store, "t1").unwrap(), Some(reserve.clone()));
+        let announced = store.take_announced();
+        assert_eq!(announced.len(), 2, "the creation and the one change that was stored");
+        assert_eq!(announced[0].decode::<TicketCreated>().unwrap(), ticket(0).created_event());
+        assert_eq!(announced[1].decode::<TicketUpdated>().unwrap(), reserve.updated_event());
     }
 
     #[test]

@@ -72,9 +72,12 @@ pub struct Bus {
 pub enum Delivery {
     /// The subscriber handled the event: it is acknowledged.
     Handled,
-    /// The subscriber refused it or failed: it comes again after a backoff, and goes to
-    /// the dead letters after the last attempt.
+    /// The subscriber failed in a way that may pass: it comes again after a backoff, and
+    /// goes to the dead letters after the last attempt.
     Failed(String),
+    /// The subscriber says it can never handle this event (a payload that does not
+    /// decode, a subject it does not know): dead-lettered at once, with the reason.
+    Rejected(String),
     /// Nobody was there to take it (the component is not running): the event is held and
     /// offered again until someone is, without using up its attempts. A subscriber that is
     /// down must not make its events dead letters.
@@ -205,17 +208,19 @@ impl Bus {
                         pause = (pause * 2).min(MAX_UNREACHABLE_PAUSE).min(self.settings.ack_wait / 3);
                     }
                     Delivery::Handled => break Ok(()),
-                    Delivery::Failed(reason) => break Err(reason),
+                    Delivery::Failed(reason) => break Err((reason, false)),
+                    Delivery::Rejected(reason) => break Err((reason, true)),
                 }
             };
             let result = match outcome {
                 Ok(()) => message.ack().await,
-                Err(reason) if delivered >= self.settings.max_deliver => {
-                    warn!(consumer = %name, delivered, %reason, "event failed for the last time; dead-lettered");
+                Err((reason, rejected)) if rejected || delivered >= self.settings.max_deliver => {
+                    let why = if rejected { "event rejected by its handler" } else { "event failed for the last time" };
+                    warn!(consumer = %name, delivered, %reason, "{why}; dead-lettered");
                     self.dead_letter(&name, subject, &message.payload, &reason).await;
                     message.ack_with(AckKind::Term).await
                 }
-                Err(reason) => {
+                Err((reason, _)) => {
                     let delay = self.settings.retry_delay(delivered);
                     debug!(consumer = %name, delivered, ?delay, %reason, "event failed; will be redelivered");
                     message.ack_with(AckKind::Nak(Some(delay))).await

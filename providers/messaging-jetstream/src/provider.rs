@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use tokio::sync::{watch, Mutex, OnceCell};
+use ticketing_common::events::HandlerError;
 use ticketing_common::wrpc::is_no_responders;
 use tracing::{info, warn};
 use wasmcloud_provider_sdk::{
@@ -122,7 +123,10 @@ async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient,
                 let message = BrokerMessage { subject, body, reply_to: None };
                 match handler::handle_message(&client, None, &message).await {
                     Ok(Ok(())) => Delivery::Handled,
-                    Ok(Err(reason)) => Delivery::Failed(reason),
+                    Ok(Err(reason)) => match HandlerError::from_wire(&reason) {
+                        HandlerError::Retry(reason) => Delivery::Failed(reason),
+                        HandlerError::Reject(reason) => Delivery::Rejected(reason),
+                    },
                     Err(e) if is_no_responders(e.as_ref()) => Delivery::Unreachable(format!("{e:#}")),
                     Err(e) => Delivery::Failed(format!("{e:#}")),
                 }

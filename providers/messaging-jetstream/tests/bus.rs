@@ -144,26 +144,52 @@ async fn an_unreachable_subscriber_gets_the_event_later_without_using_up_its_att
     task.await.unwrap();
 }
 
+/// Waits for the dead letter of `subscriber`/`subject`; returns it and how many attempts
+/// the consumer made.
+async fn dead_letter(nats: &Server, subscriber: &str, subject: &str) -> (async_nats::jetstream::message::StreamMessage, u64) {
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let dead = js.get_stream("TICKETING_DEAD_LETTERS").await.unwrap();
+    let name = consumer_name(subscriber, subject);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let message = loop {
+        if let Ok(m) = dead.get_last_raw_message_by_subject(&format!("deadletter.{name}")).await {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let events = js.get_stream("TICKETING_EVENTS").await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = events.get_consumer(&name).await.unwrap();
+    let delivered = consumer.info().await.unwrap().delivered.consumer_sequence;
+    (message, delivered)
+}
+
 #[tokio::test]
 async fn an_event_that_always_fails_ends_in_the_dead_letters() {
     let nats = start_nats();
     let bus = bus(&nats).await;
     let (seen, stop, task) = spawn_consumer(&bus, "orders", "expiration:complete", usize::MAX);
     bus.publish("expiration:complete", Bytes::from("doomed")).await.unwrap();
-
-    let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.port)).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let dead = js.get_stream("TICKETING_DEAD_LETTERS").await.unwrap();
-    let subject = format!("deadletter.{}", consumer_name("orders", "expiration:complete"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let message = loop {
-        if let Ok(m) = dead.get_last_raw_message_by_subject(&subject).await {
-            break m;
-        }
-        assert!(Instant::now() < deadline, "no dead letter");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (message, delivered) = dead_letter(&nats, "orders", "expiration:complete").await;
     assert_eq!(&message.payload[..], b"doomed");
+    assert_eq!(delivered, 3, "after max_deliver attempts");
+    assert!(seen.lock().unwrap().is_empty());
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rejected_event_goes_to_the_dead_letters_at_once_with_its_reason() {
+    let nats = start_nats();
+    let bus = bus(&nats).await;
+    let (seen, stop, task) = spawn_consumer_with(&bus, "orders", "payment:failed", usize::MAX, Delivery::Rejected);
+    bus.publish("payment:failed", Bytes::from("not json")).await.unwrap();
+    let (message, delivered) = dead_letter(&nats, "orders", "payment:failed").await;
+    assert_eq!(&message.payload[..], b"not json");
+    assert_eq!(delivered, 1, "no retry for what can never succeed");
+    let failure = message.headers.get("Ticketing-Failure").map(|v| v.to_string());
+    assert_eq!(failure.as_deref(), Some("failing attempt 1"));
     assert!(seen.lock().unwrap().is_empty());
     stop.send(()).unwrap();
     task.await.unwrap();
