@@ -1,5 +1,7 @@
 //! orders service: reservations of tickets.
 //!
+//! - the order and its rules (placing, cancelling, expiring, completing; the ticket
+//!   replica in version order): [`order`]
 //! - HTTP routes: [`routes`]
 //! - storage and the no-double-sale rule: [`store`]
 //! - event handlers (ticket replica, expiry, payment): [`listeners`]
@@ -7,6 +9,7 @@
 //!   export (the wasm adapter below)
 
 pub mod listeners;
+pub mod order;
 pub mod routes;
 pub mod store;
 
@@ -28,7 +31,7 @@ mod component {
 
     /// Config `expiration_window_seconds` (15 minutes when absent or not a number).
     fn window_seconds() -> u64 {
-        config("expiration_window_seconds").and_then(|v| v.trim().parse().ok()).filter(|&s| s > 0).unwrap_or(routes::DEFAULT_WINDOW_SECONDS)
+        config("expiration_window_seconds").and_then(|v| v.trim().parse().ok()).filter(|&s| s > 0).unwrap_or(super::order::DEFAULT_WINDOW_SECONDS)
     }
 
     impl HttpHandler for Orders {

@@ -2,12 +2,13 @@
 //! later (retried, dead-lettered after the last attempt) or never (dead-lettered at once).
 
 use ticketing_common::events::{
-    decode_and, unknown_subject, Event, ExpirationComplete, HandlerError, Handled, OrderStatus, PaymentCreated, PaymentFailed,
+    decode_and, unknown_subject, Event, ExpirationComplete, HandlerError, Handled, PaymentCreated, PaymentFailed,
     TicketCreated, TicketUpdated,
 };
 use ticketing_common::store::KeyValue;
 
-use crate::store::{self, Order, TicketReplica};
+use crate::order::{Order, ReplicaUpdate, TicketReplica};
+use crate::store;
 
 /// Runs the handler of `subject` on the event in `body`.
 pub fn dispatch(store: &impl KeyValue, subject: &str, body: &[u8]) -> Handled {
@@ -35,14 +36,13 @@ pub fn on_ticket_created(store: &impl KeyValue, event: &TicketCreated) -> Handle
 /// and let it be redelivered.
 pub fn on_ticket_updated(store: &impl KeyValue, event: &TicketUpdated) -> Handled {
     let stored = store::ticket(store, &event.id)?.ok_or_else(|| HandlerError::retry(format!("Ticket not found: {}", event.id)))?;
-    if event.version <= stored.version {
-        return Ok(());
+    match stored.update(event) {
+        ReplicaUpdate::Apply(next) => Ok(store::put_ticket(store, &next)?),
+        ReplicaUpdate::Seen => Ok(()),
+        ReplicaUpdate::Gap { have } => {
+            Err(HandlerError::retry(format!("ticket {} is at version {have}, event has {}", event.id, event.version)))
+        }
     }
-    if event.version != stored.version + 1 {
-        return Err(HandlerError::retry(format!("ticket {} is at version {}, event has {}", event.id, stored.version, event.version)));
-    }
-    let replica = TicketReplica { title: event.title.clone(), price: event.price, version: event.version, ..stored };
-    store::put_ticket(store, &replica).map_err(Into::into)
 }
 
 /// `expiration:complete`: an unpaid order is cancelled (and the ticket released).
@@ -55,29 +55,23 @@ pub fn on_payment_failed(store: &impl KeyValue, event: &PaymentFailed) -> Handle
     cancel_unless_paid(store, &event.order_id)
 }
 
-/// A redelivery finds the order cancelled already: its `order:cancelled` was stored with
-/// the cancellation, so there is nothing left to do.
+/// Cancels the order (announced with it) unless it is paid. A redelivery finds it
+/// cancelled already: its `order:cancelled` was stored with the cancellation, so there is
+/// nothing left to do.
 fn cancel_unless_paid(store: &impl KeyValue, order_id: &str) -> Handled {
-    let order = load(store, order_id)?;
-    match order.status {
-        OrderStatus::Complete | OrderStatus::Cancelled => Ok(()),
-        OrderStatus::Created | OrderStatus::AwaitingPayment => cancel(store, order),
+    match load(store, order_id)?.end_unpaid() {
+        Some(cancelled) => save(store, &cancelled),
+        None => Ok(()),
     }
-}
-
-/// Moves an order to `cancelled` (announced with it), on expiry or a declined card.
-fn cancel(store: &impl KeyValue, order: Order) -> Handled {
-    save(store, &order.cancelled())
 }
 
 /// `payment:created`: the order is complete. A payment that raced with a cancellation
 /// leaves the order cancelled (payments refunds it).
 pub fn on_payment_created(store: &impl KeyValue, event: &PaymentCreated) -> Handled {
-    let order = load(store, &event.order_id)?;
-    if order.status != OrderStatus::Created && order.status != OrderStatus::AwaitingPayment {
-        return Ok(());
+    match load(store, &event.order_id)?.complete() {
+        Some(complete) => save(store, &complete),
+        None => Ok(()),
     }
-    save(store, &Order { status: OrderStatus::Complete, version: order.version + 1, ..order })
 }
 
 /// Stores the order's next version; losing the race to another change is "not handled
@@ -96,7 +90,7 @@ fn load(store: &impl KeyValue, id: &str) -> Result<Order, HandlerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketing_common::events::OrderCancelled;
+    use ticketing_common::events::{OrderCancelled, OrderStatus};
     use ticketing_common::money::Cents;
     use ticketing_common::store::MemoryStore;
 

@@ -4,19 +4,16 @@ use serde::Serialize;
 use ticketing_common::events::OrderStatus;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
-use ticketing_common::ids::{is_valid_id, new_id, parse_id};
+use ticketing_common::ids::{is_valid_id, parse_id};
 use ticketing_common::money::Cents;
 use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
-use ticketing_common::time::iso8601;
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
 
-use crate::store::{self, Order, TicketReplica};
-
-/// How long an order holds its ticket unless configured otherwise.
-pub const DEFAULT_WINDOW_SECONDS: u64 = 15 * 60;
+use crate::order::{Order, TicketReplica};
+use crate::store;
 
 pub struct Ctx<'a, S: KeyValue> {
     pub store: &'a S,
@@ -93,14 +90,7 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> Hand
     if !store::claim_ticket(ctx.store, &ticket.id)? {
         return Err(ApiError::bad_request("Ticket is already reserved"));
     }
-    let order = Order {
-        id: new_id(),
-        user_id,
-        status: OrderStatus::Created,
-        expires_at: iso8601(ctx.now_millis + ctx.window_seconds * 1000),
-        ticket_id: ticket.id.clone(),
-        version: 0,
-    };
+    let order = Order::place(user_id, &ticket, ctx.now_millis, ctx.window_seconds);
     // Indexed first: an entry whose order failed to store is skipped in lists, while an
     // order stored (and announced) must keep its claim.
     if let Err(e) = store::index_for_user(ctx.store, &order).and_then(|()| store::insert_order(ctx.store, &order, &ticket)) {
@@ -147,13 +137,10 @@ fn show<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult
 /// `DELETE /api/orders/:id` → 204; the order is kept as `cancelled` and the ticket
 /// released (`order:cancelled`). A paid order cannot be cancelled.
 fn cancel<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult {
-    let order = own_order(ctx, request, id)?;
-    match order.status {
-        OrderStatus::Cancelled => return Ok(Response::empty(204)),
-        OrderStatus::Complete => return Err(ApiError::bad_request("Cannot cancel a completed order")),
-        OrderStatus::Created | OrderStatus::AwaitingPayment => {}
-    }
-    match store::save_next(ctx.store, &order.cancelled())? {
+    let Some(cancelled) = own_order(ctx, request, id)?.cancel_by_buyer()? else {
+        return Ok(Response::empty(204));
+    };
+    match store::save_next(ctx.store, &cancelled)? {
         Ok(()) => Ok(Response::empty(204)),
         Err(store::Conflict) => Err(ApiError::new(409, "The order changed meanwhile, please try again")),
     }

@@ -11,11 +11,11 @@
 //! cancellation with its `order:cancelled`, in the same `set` (the transactional outbox,
 //! see `ticketing_common::events::Announcement`).
 
-use serde::{Deserialize, Serialize};
-use ticketing_common::events::{Announcement, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef};
-use ticketing_common::money::Cents;
+use ticketing_common::events::{Announcement, OrderStatus};
 pub use ticketing_common::store::Conflict;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
+
+pub use crate::order::{Order, TicketReplica};
 
 pub const TICKETS: &str = "tickets";
 pub const ORDERS: &str = "orders";
@@ -24,26 +24,6 @@ pub const TICKET_CLAIMS: &str = "ticket_claims";
 pub const TICKET_RELEASES: &str = "ticket_releases";
 pub const USER_ORDER_COUNT: &str = "user_order_count";
 pub const USER_ORDERS: &str = "user_orders";
-
-/// What orders knows of a ticket (from `ticket:created` / `ticket:updated`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TicketReplica {
-    pub id: String,
-    pub title: String,
-    pub price: Cents,
-    pub version: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Order {
-    pub id: String,
-    pub user_id: String,
-    pub status: OrderStatus,
-    pub expires_at: String,
-    pub ticket_id: String,
-    pub version: u64,
-}
 
 pub fn ticket(store: &impl KeyValue, id: &str) -> StoreResult<Option<TicketReplica>> {
     store.get_json(TICKETS, id)
@@ -61,28 +41,6 @@ pub fn order(store: &impl KeyValue, id: &str) -> StoreResult<Option<Order>> {
 pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str) -> StoreResult<bool> {
     let releases = store.counter(TICKET_RELEASES, ticket_id)?;
     store.claim(TICKET_CLAIMS, &format!("{ticket_id}#{releases}"))
-}
-
-impl Order {
-    /// The order's next version, cancelled.
-    pub fn cancelled(self) -> Order {
-        Order { status: OrderStatus::Cancelled, version: self.version + 1, ..self }
-    }
-
-    pub fn created_event(&self, ticket: &TicketReplica) -> OrderCreated {
-        OrderCreated {
-            id: self.id.clone(),
-            version: self.version,
-            status: self.status,
-            user_id: self.user_id.clone(),
-            expires_at: self.expires_at.clone(),
-            ticket: OrderTicket { id: ticket.id.clone(), price: ticket.price },
-        }
-    }
-
-    pub fn cancelled_event(&self) -> OrderCancelled {
-        OrderCancelled { id: self.id.clone(), version: self.version, ticket: TicketRef { id: self.ticket_id.clone() } }
-    }
 }
 
 /// Stores a new order (version 0) of `ticket` with its `order:created`.
@@ -156,6 +114,8 @@ pub fn save_next(store: &impl KeyValue, next: &Order) -> StoreResult<Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ticketing_common::events::{OrderCancelled, OrderCreated};
+    use ticketing_common::money::Cents;
     use ticketing_common::store::MemoryStore;
 
     fn order(id: &str, status: OrderStatus, version: u64) -> Order {

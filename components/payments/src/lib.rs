@@ -1,14 +1,16 @@
 //! payments service: card payments for orders (`/api/payments`).
 //!
+//! - paying an order and refunding a late charge, the rules: [`payment`]
 //! - HTTP routes: [`routes`]
+//! - event handlers (order replica, refunds): [`listeners`]
 //! - storage (order replica, charges, one charge per order): [`store`]
-//! - the card gateway and refunds: [`gateway`]
+//! - the card port (Stripe through the payments-stripe provider): [`card`]
 //! - an order's status asked of orders itself, before charging: [`orders`]
-//! - event handlers (order replica): [`listeners`]
 
-pub mod gateway;
+pub mod card;
 pub mod listeners;
 pub mod orders;
+pub mod payment;
 pub mod routes;
 pub mod store;
 
@@ -30,7 +32,7 @@ mod component {
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
     use ticketing_guest::{http, kv::LatticeStore, session_keys};
 
-    use super::gateway::{CardGateway, PayError};
+    use super::card::{CardGateway, PayError};
     use super::orders::OrderLookup;
     use super::{listeners, routes};
 

@@ -4,7 +4,8 @@
 use ticketing_common::events::{decode_and, unknown_subject, Event, HandlerError, Handled, OrderCancelled, OrderCreated, OrderStatus};
 use ticketing_common::store::KeyValue;
 
-use crate::gateway::{refund_if_cancelled, CardGateway};
+use crate::card::CardGateway;
+use crate::payment::refund_if_cancelled;
 use crate::store::{self, OrderReplica};
 
 /// Runs the handler of `subject` on the event in `body`.
@@ -117,7 +118,7 @@ mod tests {
             stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at_ms: 0,
         };
         store::start_charge(&store, &charge).unwrap();
-        fake.fail_next_refund(crate::gateway::PayError::Unavailable("stripe down".into()));
+        fake.fail_next_refund(crate::card::PayError::Unavailable("stripe down".into()));
         let first = dispatch(&store, &fake, "order:cancelled", &cancelled(1).to_bytes());
         assert!(matches!(first, Err(HandlerError::Retry(_))), "the event comes again: {first:?}");
         assert_eq!(store::order(&store, ORDER).unwrap().unwrap().status, OrderStatus::Cancelled, "the cancellation is kept");

@@ -1,26 +1,18 @@
 //! HTTP routes of the payments service (`/api/payments`), reference §2.4.
 
 use serde_json::json;
-use ticketing_common::events::{OrderStatus, PaymentCreated, PaymentFailed};
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
 use ticketing_common::ids::parse_id;
-use ticketing_common::lease::Lease;
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
 
-use crate::gateway::{refund_if_cancelled, CardGateway, PayError};
+use crate::card::CardGateway;
 use crate::orders::OrderLookup;
-use crate::store::{self, Charge, ChargeStatus, OrderReplica};
-
-/// A charge still `created` after this long lost its answer (Stripe unreachable, or the
-/// request died): a new request asks Stripe again with the same idempotency key. Also how
-/// long an attempt claimed without a charge (its request failed half-way) blocks others.
-pub const UNKNOWN_AFTER_MS: u64 = 30_000;
-
-const IN_PROGRESS: &str = "A payment for this order is in progress; try again in a moment";
+use crate::payment::{self, Payer};
+use crate::store;
 
 pub struct Ctx<'a, S: KeyValue, G: CardGateway> {
     pub store: &'a S,
@@ -29,6 +21,12 @@ pub struct Ctx<'a, S: KeyValue, G: CardGateway> {
     pub gateway: &'a G,
     /// Orders itself, asked for an order's status just before its card is charged.
     pub orders: &'a dyn OrderLookup,
+}
+
+impl<'a, S: KeyValue, G: CardGateway> Ctx<'a, S, G> {
+    fn payer(&self) -> Payer<'a, S, G> {
+        Payer { store: self.store, card: self.gateway, orders: self.orders, now_millis: self.now_millis }
+    }
 }
 
 pub fn handle<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Response {
@@ -71,124 +69,17 @@ fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request, user_
     v.check(!order_id.is_empty(), "orderId", "Invalid value");
     v.finish()?;
 
-    let order = store::order(ctx.store, parse_id(&order_id)?)?.ok_or_else(ApiError::not_found)?;
-    if order.user_id != user_id {
-        return Err(ApiError::not_authorized());
-    }
-    if order.status == OrderStatus::Cancelled {
-        return Err(ApiError::bad_request("Cannot pay for a cancelled order"));
-    }
-    confirm_with_orders(ctx.orders, &order.id)?;
-    match store::claim_attempt(ctx.store, &order.id, ctx.now_millis)? {
-        (attempt, Lease::Won { generation }) => start_charge(ctx, &order, attempt, generation, &token),
-        (attempt, held) => answer_from_earlier_attempt(ctx, &order, attempt, held, &token),
-    }
-}
-
-/// Records the charge of the attempt this request holds, then charges the card.
-fn start_charge<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, order: &OrderReplica, attempt: u64, generation: u64, token: &str) -> HandlerResult {
-    let charge = Charge {
-        id: store::charge_id(&order.id, attempt),
-        order_id: order.id.clone(),
-        status: ChargeStatus::Created,
-        amount: order.price,
-        stripe_id: None,
-        stripe_refund_id: None,
-        failure: None,
-        created_at_ms: ctx.now_millis,
-    };
-    if let Err(e) = store::start_charge(ctx.store, &charge) {
-        // Nothing was charged: a retry may go ahead at once.
-        let _ = store::release_attempt(ctx.store, &order.id, attempt, generation);
-        return Err(e.into());
-    }
-    charge_card(ctx, charge, token)
-}
-
-/// Our replica may not have heard of a cancellation yet: orders is asked before any
-/// charge, and a card is never charged for an order it cannot confirm. (A cancellation
-/// in the moment between this and the charge is still refunded, see `charge_card`.)
-fn confirm_with_orders(orders: &dyn OrderLookup, order_id: &str) -> Result<(), ApiError> {
-    match orders.current_status(order_id) {
-        Ok(Some(OrderStatus::Cancelled)) => Err(ApiError::bad_request("Cannot pay for a cancelled order")),
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(ApiError::not_found()),
-        Err(_) => Err(ApiError::new(503, "Payments are unavailable right now, please try again")),
-    }
-}
-
-/// Another request holds this attempt: answer with its outcome, never a second charge.
-fn answer_from_earlier_attempt<S: KeyValue, G: CardGateway>(
-    ctx: &Ctx<S, G>,
-    order: &OrderReplica,
-    attempt: u64,
-    held: Lease,
-    token: &str,
-) -> HandlerResult {
-    let charge = store::charge_of(ctx.store, &order.id)?;
-    match charge {
-        Some(charge) if charge.status == ChargeStatus::Completed => Ok(Response::json(201, &json!({ "id": charge.id }))),
-        Some(charge) if charge.status == ChargeStatus::Failed && charge.id == store::charge_id(&order.id, attempt) => {
-            Err(ApiError::bad_request(charge.failure.as_deref().unwrap_or("The payment failed")))
-        }
-        Some(charge) if charge.status == ChargeStatus::Created => {
-            if ctx.now_millis.saturating_sub(charge.created_at_ms) < UNKNOWN_AFTER_MS {
-                return Err(ApiError::new(409, IN_PROGRESS));
-            }
-            charge_card(ctx, charge, token)
-        }
-        // No charge of this attempt: its holder is recording it, or failed before it could.
-        _ => match held {
-            Lease::Held { generation, .. } if held.held_longer_than(UNKNOWN_AFTER_MS, ctx.now_millis) => {
-                match store::take_over_attempt(ctx.store, &order.id, attempt, generation, ctx.now_millis)? {
-                    Lease::Won { generation } => start_charge(ctx, order, attempt, generation, token),
-                    Lease::Held { .. } => Err(ApiError::new(409, IN_PROGRESS)),
-                }
-            }
-            _ => Err(ApiError::new(409, IN_PROGRESS)),
-        },
-    }
-}
-
-fn charge_card<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, mut charge: Charge, token: &str) -> HandlerResult {
-    let key = format!("charge-{}", charge.id);
-    match ctx.gateway.charge(charge.amount, token, &key, &charge.order_id) {
-        Ok(stripe_id) => {
-            charge.status = ChargeStatus::Completed;
-            charge.stripe_id = Some(stripe_id.clone());
-            let paid = PaymentCreated { id: charge.id.clone(), order_id: charge.order_id.clone(), stripe_id };
-            store::put_charge_announcing(ctx.store, &charge, &paid)?;
-            // The order may have been cancelled (expired) while the card was charged.
-            if refund_if_cancelled(ctx.store, ctx.gateway, &charge.order_id).unwrap_or(false) {
-                return Err(ApiError::bad_request("The order expired while paying; the charge was refunded"));
-            }
-            Ok(Response::json(201, &json!({ "id": charge.id })))
-        }
-        // A declined card ends the order: the failure is announced with it.
-        Err(PayError::Declined(message)) => {
-            let failed = failed(charge, &message);
-            let ended = PaymentFailed { order_id: failed.order_id.clone(), reason: message.clone() };
-            store::put_charge_announcing(ctx.store, &failed, &ended)?;
-            Err(ApiError::bad_request(message))
-        }
-        // A bad token the buyer can correct: the order stays open for another attempt.
-        Err(PayError::Invalid(message)) => {
-            let failed = failed(charge, &message);
-            store::put_charge(ctx.store, &failed)?;
-            store::allow_another_attempt(ctx.store, &failed.order_id)?;
-            Err(ApiError::bad_request(message))
-        }
-        Err(PayError::Unavailable(_)) => Err(ApiError::new(503, "Payments are unavailable right now, please try again")),
-    }
-}
-
-fn failed(charge: Charge, message: &str) -> Charge {
-    Charge { status: ChargeStatus::Failed, failure: Some(message.to_string()), ..charge }
+    let charge_id = payment::pay(&ctx.payer(), user_id, parse_id(&order_id)?, &token)?;
+    Ok(Response::json(201, &json!({ "id": charge_id })))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::card::PayError;
+    use crate::payment::{IN_PROGRESS, UNKNOWN_AFTER_MS};
+    use crate::store::ChargeStatus;
+    use ticketing_common::events::{OrderStatus, PaymentCreated, PaymentFailed};
     use crate::store::OrderReplica;
     use crate::testing::{Fake, ORDER};
     use serde_json::Value;

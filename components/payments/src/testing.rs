@@ -6,7 +6,7 @@ use ticketing_common::money::Cents;
 
 use ticketing_common::events::OrderStatus;
 
-use crate::gateway::{CardGateway, PayError};
+use crate::card::{CardGateway, PayError};
 use crate::orders::OrderLookup;
 
 pub const ORDER: &str = "5ec00000aaaaaaaaaaaaaaaa";

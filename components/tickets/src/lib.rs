@@ -1,6 +1,7 @@
 //! tickets service: tickets for sale (`/api/tickets*`) and the ticket side of
 //! reservations (events `order:created` / `order:cancelled`).
 //!
+//! - the ticket and its rules (listing, editing, reserving, releasing): [`ticket`]
 //! - HTTP routes: [`routes`]
 //! - event handlers: [`listeners`]
 //! - storage (bucket `tickets`, version claims in `ticket_versions`): [`store`]
@@ -10,6 +11,7 @@ pub mod for_sale;
 pub mod listeners;
 pub mod routes;
 pub mod store;
+pub mod ticket;
 
 /// The wasm adapter: HTTP requests and events in.
 #[cfg(target_arch = "wasm32")]

@@ -6,6 +6,7 @@ use ticketing_common::store::KeyValue;
 
 use crate::for_sale;
 use crate::store::{self, Ticket};
+use crate::ticket::Reservation;
 
 /// Orders known to be cancelled. `order:created` and `order:cancelled` arrive on
 /// consumers of their own, so a cancellation can be applied before its creation (or a
@@ -27,18 +28,17 @@ pub fn on_order_created(store: &impl KeyValue, event: &OrderCreated) -> Handled 
     if store.exists(CANCELLED_ORDERS, &event.id)? {
         return Ok(());
     }
-    let ticket = load(store, &event.ticket.id)?;
-    match ticket.order_id.as_deref() {
+    let id = event.ticket.id.as_str();
+    match load(store, id)?.reserve(&event.id) {
+        Reservation::Reserve(next) => save(store, next)?,
         // A redelivery after we saved but before the ack: the reservation and its
         // announcement were stored together; only the index may be behind.
-        Some(order) if order == event.id => for_sale::withdraw(store, &ticket.id).map_err(Into::into),
-        Some(other) => Err(HandlerError::retry(format!("ticket {} is already reserved by order {other}", ticket.id))),
-        None => {
-            let id = ticket.id.clone();
-            save(store, Ticket { order_id: Some(event.id.clone()), version: ticket.version + 1, ..ticket })?;
-            for_sale::withdraw(store, &id).map_err(Into::into)
+        Reservation::AlreadyHeld => {}
+        Reservation::HeldByOther(other) => {
+            return Err(HandlerError::retry(format!("ticket {id} is already reserved by order {other}")));
         }
     }
+    Ok(for_sale::withdraw(store, id)?)
 }
 
 /// `order:cancelled`: the ticket is released, but only if that order still holds it;
@@ -47,17 +47,16 @@ pub fn on_order_created(store: &impl KeyValue, event: &OrderCreated) -> Handled 
 pub fn on_order_cancelled(store: &impl KeyValue, event: &OrderCancelled) -> Handled {
     store.set(CANCELLED_ORDERS, &event.id, b"1")?;
     let ticket = load(store, &event.ticket.id)?;
-    if ticket.order_id.as_deref() != Some(event.id.as_str()) {
-        // Held by another order, or released already (a redelivery): the release and
-        // its announcement were stored together; only the index may be behind.
-        if ticket.order_id.is_none() {
-            for_sale::add(store, &ticket.id)?;
-        }
-        return Ok(());
+    let (id, for_sale) = (ticket.id.clone(), ticket.is_for_sale());
+    match ticket.release(&event.id) {
+        Some(next) => save(store, next)?,
+        // Released already (a redelivery): the release and its announcement were stored
+        // together; only the index may be behind.
+        None if for_sale => {}
+        // Held by another order: it stays off the list.
+        None => return Ok(()),
     }
-    let id = ticket.id.clone();
-    save(store, Ticket { order_id: None, version: ticket.version + 1, ..ticket })?;
-    for_sale::add(store, &id).map_err(Into::into)
+    Ok(for_sale::add(store, &id)?)
 }
 
 fn load(store: &impl KeyValue, id: &str) -> Result<Ticket, HandlerError> {

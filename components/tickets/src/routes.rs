@@ -2,19 +2,16 @@
 
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
-use ticketing_common::ids::{new_id, parse_id};
-use ticketing_common::money::{Cents, PriceError};
+use ticketing_common::ids::parse_id;
 use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
-use ticketing_common::validate::{Body, Validation};
+use ticketing_common::validate::Body;
 use ticketing_common::ApiError;
 
 use crate::for_sale;
-use crate::store::{self, Ticket};
-
-/// Longest title accepted: titles are shown in every list and page.
-pub const MAX_TITLE_CHARS: usize = 100;
+use crate::store;
+use crate::ticket::{Listing, Ticket};
 
 pub struct Ctx<'a, S: KeyValue> {
     pub store: &'a S,
@@ -45,34 +42,10 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
 }
 
-/// Title and price of a create or update body; `price_message` differs between the two
-/// as in the reference app.
-fn validate(body: &Body, price_message: &str) -> Result<(String, Cents), ApiError> {
-    let title = body.trimmed("title");
-    let price = Cents::parse_price(body.value("price"));
-    let mut v = Validation::new();
-    v.check(!title.is_empty(), "title", "Title is required");
-    v.max_chars(&title, MAX_TITLE_CHARS, "title", "Title");
-    match price {
-        Ok(_) => {}
-        Err(PriceError::NotPositive) => {
-            v.check(false, "price", price_message);
-        }
-        Err(PriceError::TooPrecise) => {
-            v.check(false, "price", "Price must have at most 2 decimal places");
-        }
-        Err(PriceError::TooLarge) => {
-            v.check(false, "price", "Price must be at most 999999.99");
-        }
-    }
-    v.finish()?;
-    Ok((title, price.expect("validated above")))
-}
-
 /// `POST /api/tickets {title, price}` by `user_id` → 201 ticket; publishes `ticket:created`.
 fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> HandlerResult {
-    let (title, price) = validate(&Body::parse(request)?, "Price must be greater than 0")?;
-    let ticket = Ticket { id: new_id(), title, price, user_id, version: 0, order_id: None };
+    let listing = Listing::parse(&Body::parse(request)?, "Price must be greater than 0")?;
+    let ticket = Ticket::list(listing, user_id);
     store::insert(ctx.store, &ticket)?;
     Ok(Response::json(201, &ticket))
 }
@@ -95,15 +68,9 @@ fn show<S: KeyValue>(ctx: &Ctx<S>, id: &str) -> HandlerResult {
 /// valid body, exists, not reserved, owned. Publishes `ticket:updated`.
 fn update<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult {
     let user_id = ctx.user_id(request)?;
-    let (title, price) = validate(&Body::parse(request)?, "Price must be provided and must be greater than 0")?;
+    let listing = Listing::parse(&Body::parse(request)?, "Price must be provided and must be greater than 0")?;
     let ticket = store::find(ctx.store, parse_id(id)?)?.ok_or_else(ApiError::not_found)?;
-    if ticket.order_id.is_some() {
-        return Err(ApiError::bad_request("Cannot edit a reserved ticket"));
-    }
-    if ticket.user_id != user_id {
-        return Err(ApiError::not_authorized());
-    }
-    let next = Ticket { title, price, version: ticket.version + 1, ..ticket };
+    let next = ticket.edit(&user_id, listing)?;
     if store::save_next(ctx.store, &next)?.is_err() {
         return Err(ApiError::new(409, "The ticket changed meanwhile, please try again"));
     }
@@ -113,6 +80,8 @@ fn update<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ticket::MAX_TITLE_CHARS;
+    use ticketing_common::money::Cents;
     use serde_json::{json, Value};
     use ticketing_common::store::{JsonStore, MemoryStore};
     use ticketing_common::testing::{request, status_and_json, TEST_KEY as KEY, ALICE, BOB, NOWHERE};

@@ -6,50 +6,14 @@
 //! event announcing it (`ticket:created`, `ticket:updated`) in the same `set`, so a
 //! stored change is always announced (see `ticketing_common::events::Announcement`).
 
-use serde::{Deserialize, Serialize};
-use ticketing_common::events::{Announcement, TicketCreated, TicketUpdated};
-use ticketing_common::money::Cents;
+use ticketing_common::events::Announcement;
 pub use ticketing_common::store::Conflict;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
 
+pub use crate::ticket::Ticket;
+
 pub const TICKETS: &str = "tickets";
 pub const VERSION_CLAIMS: &str = "ticket_versions";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ticket {
-    pub id: String,
-    pub title: String,
-    pub price: Cents,
-    pub user_id: String,
-    pub version: u64,
-    /// The order holding the ticket, while it is reserved.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
-}
-
-impl Ticket {
-    pub fn created_event(&self) -> TicketCreated {
-        TicketCreated {
-            id: self.id.clone(),
-            version: self.version,
-            title: self.title.clone(),
-            price: self.price,
-            user_id: self.user_id.clone(),
-        }
-    }
-
-    pub fn updated_event(&self) -> TicketUpdated {
-        TicketUpdated {
-            id: self.id.clone(),
-            version: self.version,
-            title: self.title.clone(),
-            price: self.price,
-            user_id: self.user_id.clone(),
-            order_id: self.order_id.clone(),
-        }
-    }
-}
 
 pub fn find(store: &impl KeyValue, id: &str) -> StoreResult<Option<Ticket>> {
     store.get_json(TICKETS, id)
@@ -88,6 +52,8 @@ pub fn all(store: &impl KeyValue) -> StoreResult<Vec<Ticket>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ticketing_common::events::{TicketCreated, TicketUpdated};
+    use ticketing_common::money::Cents;
     use ticketing_common::store::MemoryStore;
 
     fn ticket(version: u64) -> Ticket {
