@@ -1,15 +1,51 @@
-//! Link settings. The connection URI may carry a password, so it is read from the
-//! link's secrets first; plain config is accepted for local development.
+//! Settings. Link settings (one per component): where its database is. Provider settings
+//! (named config on the provider in wadm.yaml): where the outbox relay publishes events.
+//! Connection URLs may carry a password, so they are read from secrets first; plain
+//! config is accepted for local development.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 pub use ticketing_common::settings::redacted;
-use ticketing_common::settings::lookup;
+use ticketing_common::settings::{lookup, number, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
+
+use crate::outbox::valid_subject;
 
 pub const DEFAULT_URI: &str = "mongodb://127.0.0.1:27017";
 pub const DEFAULT_DATABASE: &str = "ticketing";
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+/// The messaging provider's stream keeps `events.>`.
+pub const DEFAULT_EVENT_PREFIX: &str = "events";
+pub const DEFAULT_SWEEP_MS: u64 = 2000;
+
+/// The outbox relay's settings: `nats_url` (secret, then config), `event_prefix`,
+/// `outbox_sweep_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    pub nats_url: String,
+    pub event_prefix: String,
+    pub sweep_interval: Duration,
+}
+
+impl ProviderSettings {
+    pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
+        let nats_url = lookup(secrets, "nats_url")
+            .and_then(|v| v.as_string().map(str::to_string))
+            .or_else(|| text(config, "nats_url"))
+            .unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
+        let event_prefix = text(config, "event_prefix").unwrap_or_else(|| DEFAULT_EVENT_PREFIX.to_string());
+        if !valid_subject(&event_prefix) {
+            bail!("`event_prefix` must be a subject prefix such as `events`, got `{event_prefix}`");
+        }
+        let sweep_ms = number(config, "outbox_sweep_ms").map_err(anyhow::Error::msg)?.unwrap_or(DEFAULT_SWEEP_MS);
+        if sweep_ms < 10 {
+            bail!("`outbox_sweep_ms` must be at least 10");
+        }
+        Ok(Self { nats_url, event_prefix, sweep_interval: Duration::from_millis(sweep_ms) })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSettings {
@@ -60,6 +96,37 @@ mod tests {
     fn rejects_bad_values() {
         assert!(LinkSettings::from_link(&map(&[("uri", "http://x")]), &HashMap::new()).is_err());
         assert!(LinkSettings::from_link(&map(&[("database", "a.b")]), &HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn provider_defaults_and_overrides() {
+        let s = ProviderSettings::from_config(&HashMap::new(), &HashMap::new()).unwrap();
+        assert_eq!(s, ProviderSettings {
+            nats_url: DEFAULT_NATS_URL.into(),
+            event_prefix: "events".into(),
+            sweep_interval: Duration::from_secs(2),
+        });
+        let s = ProviderSettings::from_config(
+            &map(&[("NATS_URL", "nats://n:1"), ("event_prefix", "test.events"), ("outbox_sweep_ms", "250")]),
+            &HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!((s.nats_url.as_str(), s.event_prefix.as_str()), ("nats://n:1", "test.events"));
+        assert_eq!(s.sweep_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_secret_nats_url_wins() {
+        let secrets = HashMap::from([("nats_url".to_string(), SecretValue::String("nats://u:p@n:1".into()))]);
+        let s = ProviderSettings::from_config(&map(&[("nats_url", "nats://other:2")]), &secrets).unwrap();
+        assert_eq!(s.nats_url, "nats://u:p@n:1");
+    }
+
+    #[test]
+    fn bad_provider_settings_are_refused() {
+        for (key, value) in [("outbox_sweep_ms", "soon"), ("outbox_sweep_ms", "5"), ("event_prefix", "a b"), ("event_prefix", "events.>")] {
+            assert!(ProviderSettings::from_config(&map(&[(key, value)]), &HashMap::new()).is_err(), "{key}={value}");
+        }
     }
 
 }

@@ -1,10 +1,15 @@
-//! keyvalue-mongo: the lattice's keyvalue capability on MongoDB (FerretDB locally).
+//! keyvalue-mongo: the lattice's keyvalue capability on MongoDB (FerretDB locally), and
+//! the relay that gets the events stored with a value out to NATS JetStream.
 //!
 //! - [`mongo`]: the storage itself, on the official `mongodb` driver (tested on its own
 //!   against a real server);
-//! - [`config`]: what a link says (connection URI, database);
+//! - [`outbox`]: the transactional outbox: a value's `_outbox` events are stored with it
+//!   and published to JetStream at least once, whatever fails in between;
+//! - [`config`]: what a link says (connection URI, database) and what the provider's own
+//!   config says (NATS URL, event subject prefix, sweep interval);
 //! - [`provider`]: the thin wRPC adapter that serves `wrpc:keyvalue/{store,atomics,batch}`.
 
 pub mod config;
 pub mod mongo;
+pub mod outbox;
 pub mod provider;

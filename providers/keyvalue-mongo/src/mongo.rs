@@ -10,6 +10,12 @@
 //! to several callers (our test saw it). So increments of one key are also serialized
 //! inside this process ([`KeyLocks`]); with FerretDB, run a single provider instance
 //! (as wadm.yaml does); with MongoDB any number of instances is safe.
+//!
+//! A value may carry events to publish in its `_outbox` field (see [`crate::outbox`]):
+//! they are kept in the document until published, every write (`set`, `set_many`)
+//! carries them forward, and reads never show them. Writes hold the key's lock for the
+//! same reason increments do: a write must not slip between another writer's read and
+//! write of the document's pending events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,6 +26,8 @@ use futures::TryStreamExt as _;
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database};
+
+use crate::outbox::{self, Pointer, Relay};
 
 /// Field holding a value that is not a JSON object.
 pub const VALUE_FIELD: &str = "_kv";
@@ -32,7 +40,12 @@ const UPSERT_RETRIES: usize = 5;
 pub struct MongoStore {
     client: Client,
     db: Database,
+    /// Where the database is (URI and name): links naming the same one share its sweep.
+    location: String,
     page_size: u64,
+    /// Publishes a document's events right after `set` stored them; without one they wait
+    /// for a sweep.
+    relay: Option<Relay>,
 }
 
 impl MongoStore {
@@ -47,7 +60,12 @@ impl MongoStore {
         options.retry_reads = Some(true);
         let client = Client::with_options(options).context("failed to create the MongoDB client")?;
         let db = client.database(database);
-        Ok(Self { client, db, page_size: DEFAULT_PAGE_SIZE })
+        Ok(Self { client, db, location: format!("{uri}\n{database}"), page_size: DEFAULT_PAGE_SIZE, relay: None })
+    }
+
+    pub fn with_relay(mut self, relay: Relay) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     pub fn with_page_size(mut self, page_size: u64) -> Self {
@@ -64,6 +82,11 @@ impl MongoStore {
         &self.db
     }
 
+    /// Equal for stores on the same database of the same server (holds the URI: never log it).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
     fn collection(&self, bucket: &str) -> Result<Collection<Document>> {
         Ok(self.db.collection(&collection_name(bucket)?))
     }
@@ -73,19 +96,24 @@ impl MongoStore {
         found.map(decode).transpose()
     }
 
+    /// Stores `value`; the events of its `_outbox` field, if any, are published after it
+    /// (pointer first, then the document, then the relay is started without waiting).
     pub async fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
-        let document = encode(key, value);
+        let (body, events) = outbox::split(value)?;
         let collection = self.collection(bucket)?;
-        let mut attempt = 0;
-        loop {
-            match collection.replace_one(doc! { "_id": key }, document.clone()).upsert(true).await {
-                Ok(_) => return Ok(()),
-                // Two first sets of a new key can both try to insert it; the loser sees a
-                // duplicate key error and retries as a replacement.
-                Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
-                Err(e) => return Err(e.into()),
+        let document = encode(key, &body);
+        {
+            let lock = document_lock(self.db.name(), collection.name(), key);
+            let _held = lock.lock().await;
+            if let Some(pointer) = Pointer::new(collection.name(), key, &events) {
+                outbox::save_pointer(&self.db, &pointer).await?;
             }
+            outbox::replace_keeping_pending(&collection, key, document, &events).await?;
         }
+        if let (false, Some(relay)) = (events.is_empty(), &self.relay) {
+            relay.spawn(self.db.clone(), collection.name().to_string(), key.to_string());
+        }
+        Ok(())
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
@@ -117,7 +145,7 @@ impl MongoStore {
             .await?;
         let more = found.len() as u64 > self.page_size;
         found.truncate(self.page_size as usize);
-        let keys = found.iter().filter_map(|d| key_of(d)).collect();
+        let keys = found.iter().filter_map(key_of).collect();
         Ok((keys, more.then_some(offset + self.page_size)))
     }
 
@@ -125,7 +153,7 @@ impl MongoStore {
     pub async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64> {
         let delta = i64::try_from(delta).context("increment delta too large")?;
         let collection = self.collection(bucket)?;
-        let lock = KeyLocks::global().lock_for(&format!("{}/{}/{key}", self.db.name(), collection.name()));
+        let lock = document_lock(self.db.name(), collection.name(), key);
         let _serialized = lock.lock().await;
         let mut attempt = 0;
         loop {
@@ -172,23 +200,56 @@ impl MongoStore {
         Ok(keys.iter().map(|k| by_key.remove(k).map(|v| (k.clone(), v))).collect())
     }
 
-    /// All upserts in one `update` command (one round trip).
+    /// All upserts in one `update` command (one round trip), each only if its document has
+    /// no pending events; if one has, every value is written again by [`Self::set`], which
+    /// keeps them. Values carrying events are written one by one with `set`.
     pub async fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let updates: Vec<Document> = entries
-            .iter()
-            .map(|(key, value)| doc! { "q": { "_id": key }, "u": encode(key, value), "upsert": true })
-            .collect();
+        let collection = self.collection(bucket)?;
+        let mut updates = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let (body, events) = outbox::split(value)?;
+            if !events.is_empty() {
+                return self.set_each(bucket, entries).await;
+            }
+            updates.push(doc! { "q": outbox::unchanged(key, None), "u": encode(key, &body), "upsert": true });
+        }
+        let mut keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // Always taken in key order, so two batches never wait for each other.
+        let locks: Vec<_> = keys.iter().map(|key| document_lock(self.db.name(), collection.name(), key)).collect();
+        let mut held = Vec::with_capacity(locks.len());
+        for lock in &locks {
+            held.push(lock.lock().await);
+        }
         let reply = self
             .db
-            .run_command(doc! { "update": collection_name(bucket)?, "updates": updates, "ordered": false })
-            .await?;
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            if !errors.is_empty() {
-                return Err(anyhow!("{} of {} writes failed: {errors:?}", errors.len(), entries.len()));
-            }
+            .run_command(doc! { "update": collection.name(), "updates": updates, "ordered": false })
+            .await;
+        drop(held);
+        let errors = match reply {
+            Ok(reply) => reply.get_array("writeErrors").cloned().unwrap_or_default(),
+            // FerretDB stops at the first failed write and fails the whole command.
+            Err(e) if is_duplicate_key(&e) => return self.set_each(bucket, entries).await,
+            Err(e) => return Err(e.into()),
+        };
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let duplicate = |e: &Bson| e.as_document().and_then(|d| d.get("code")).is_some_and(|c| matches!(c, Bson::Int32(11000) | Bson::Int64(11000)));
+        if errors.iter().all(duplicate) {
+            // Some documents have pending events (or were just created by someone else).
+            return self.set_each(bucket, entries).await;
+        }
+        Err(anyhow!("{} of {} writes failed: {errors:?}", errors.len(), entries.len()))
+    }
+
+    async fn set_each(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        for (key, value) in entries {
+            self.set(bucket, key, value).await?;
         }
         Ok(())
     }
@@ -224,18 +285,24 @@ impl KeyLocks {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.locks.lock().expect("never poisoned").len()
     }
 }
 
+/// The lock of document `key` in `collection` of database `db`, shared by every link.
+pub fn document_lock(db: &str, collection: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    KeyLocks::global().lock_for(&format!("{db}/{collection}/{key}"))
+}
+
 /// Bucket → collection: the empty bucket name (the official providers' default) is
-/// `default`; names Mongo would reject are refused.
+/// `default`; names Mongo would reject are refused, and so is `_outbox` (the provider's
+/// own collection of outbox pointers).
 pub fn collection_name(bucket: &str) -> Result<String> {
     if bucket.is_empty() {
         return Ok("default".into());
     }
-    if bucket.contains(['$', '\0']) || bucket.starts_with("system.") || bucket.len() > 120 {
+    if bucket.contains(['$', '\0']) || bucket.starts_with("system.") || bucket.len() > 120 || bucket == outbox::COLLECTION {
         return Err(anyhow!("`{bucket}` cannot be used as a bucket name"));
     }
     Ok(bucket.to_string())
@@ -245,7 +312,7 @@ fn key_of(document: &Document) -> Option<String> {
     document.get_str("_id").ok().map(str::to_string)
 }
 
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
@@ -268,7 +335,8 @@ pub fn encode(key: &str, value: &[u8]) -> Document {
     doc! { "_id": key, VALUE_FIELD: Binary { subtype: BinarySubtype::Generic, bytes: value.to_vec() } }
 }
 
-/// The value bytes of a stored document.
+/// The value bytes of a stored document (without its pending events: those are the
+/// provider's business).
 pub fn decode(mut document: Document) -> Result<Vec<u8>> {
     match document.get(VALUE_FIELD) {
         Some(Bson::Binary(binary)) => Ok(binary.bytes.clone()),
@@ -277,6 +345,7 @@ pub fn decode(mut document: Document) -> Result<Vec<u8>> {
         Some(other) => Err(anyhow!("unexpected stored value {other:?}")),
         None => {
             document.remove("_id");
+            document.remove(outbox::FIELD);
             Ok(serde_json::to_vec(&Bson::Document(document).into_relaxed_extjson())?)
         }
     }
@@ -307,6 +376,14 @@ mod tests {
     }
 
     #[test]
+    fn pending_events_are_not_part_of_the_value() {
+        let document = doc! { "_id": "k", "a": 1_i64, outbox::FIELD: [{ "id": "x" }] };
+        assert_eq!(decode(document).unwrap(), br#"{"a":1}"#);
+        let binary = doc! { "_id": "k", VALUE_FIELD: Binary { subtype: BinarySubtype::Generic, bytes: b"raw".to_vec() }, outbox::FIELD: [] };
+        assert_eq!(decode(binary).unwrap(), b"raw");
+    }
+
+    #[test]
     fn counters_read_as_decimal_text() {
         assert_eq!(decode(doc! { "_id": "c", VALUE_FIELD: 42_i64 }).unwrap(), b"42");
     }
@@ -321,7 +398,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&a1, &b));
         drop((a1, a2, b));
         let _c = locks.lock_for("c");
-        assert_eq!(locks.len(), 1);
+        assert_eq!(locks.count(), 1);
     }
 
     #[test]
@@ -330,5 +407,6 @@ mod tests {
         assert_eq!(collection_name("users").unwrap(), "users");
         assert!(collection_name("a$b").is_err());
         assert!(collection_name("system.users").is_err());
+        assert!(collection_name("_outbox").is_err());
     }
 }

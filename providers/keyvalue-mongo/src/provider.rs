@@ -1,19 +1,27 @@
 //! The wRPC side: one [`MongoStore`] (one connection pool) per link from a component;
 //! each call is served from the store of the link it came through.
+//!
+//! At start (`init`, from the provider's named config) it connects to NATS for the outbox
+//! relay and starts the sweep over every linked database. NATS being away does not stop
+//! keyvalue from being served: the client keeps connecting in the background, and the
+//! events wait in the database meanwhile.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use tokio::sync::RwLock;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use wasmcloud_provider_sdk::{
     get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
+    ProviderInitConfig,
 };
 
-use crate::config::{redacted, LinkSettings};
+use crate::config::{redacted, LinkSettings, ProviderSettings};
 use crate::mongo::MongoStore;
+use crate::outbox::{self, Relay};
 
 mod bindings {
     wit_bindgen_wrpc::generate!({
@@ -32,6 +40,9 @@ type LinkKey = (String, String);
 #[derive(Clone, Default)]
 pub struct KeyvalueMongo {
     links: Arc<RwLock<HashMap<LinkKey, MongoStore>>>,
+    /// Set by `init`, before any link arrives.
+    relay: Arc<OnceLock<Relay>>,
+    sweep: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
 pub async fn run() -> Result<()> {
@@ -61,10 +72,50 @@ fn fail(op: &str, bucket: &str, e: anyhow::Error) -> Error {
     Error::Other(format!("{op} failed: {e:#}"))
 }
 
+/// The databases linked now, each once (several links may share one).
+async fn linked_databases(links: &RwLock<HashMap<LinkKey, MongoStore>>) -> Vec<mongodb::Database> {
+    let links = links.read().await;
+    let mut seen: Vec<&str> = Vec::new();
+    let mut databases = Vec::new();
+    for store in links.values() {
+        if !seen.contains(&store.location()) {
+            seen.push(store.location());
+            databases.push(store.database().clone());
+        }
+    }
+    databases
+}
+
 impl Provider for KeyvalueMongo {
+    async fn init(&self, init: impl ProviderInitConfig) -> Result<()> {
+        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets())?;
+        let nats = async_nats::ConnectOptions::new()
+            .name("keyvalue-mongo outbox relay")
+            .retry_on_initial_connect()
+            .connect(&settings.nats_url)
+            .await
+            .with_context(|| format!("invalid NATS URL {}", redacted(&settings.nats_url)))?;
+        let relay = Relay::new(nats, &settings.event_prefix);
+        let links = Arc::clone(&self.links);
+        let sweep = tokio::spawn(outbox::sweep_forever(relay.clone(), settings.sweep_interval, move || {
+            let links = Arc::clone(&links);
+            async move { linked_databases(&links).await }
+        }));
+        if let Some(old) = self.sweep.lock().expect("never poisoned").replace(sweep) {
+            old.abort();
+        }
+        let _ = self.relay.set(relay);
+        info!(nats = redacted(&settings.nats_url), prefix = settings.event_prefix, sweep_ms = settings.sweep_interval.as_millis() as u64,
+              "outbox relay ready");
+        Ok(())
+    }
+
     async fn receive_link_config_as_target(&self, link: LinkConfig<'_>) -> Result<()> {
         let settings = LinkSettings::from_link(link.config, link.secrets)?;
-        let store = MongoStore::connect(&settings.uri, &settings.database).await?;
+        let mut store = MongoStore::connect(&settings.uri, &settings.database).await?;
+        if let Some(relay) = self.relay.get() {
+            store = store.with_relay(relay.clone());
+        }
         info!(component = link.source_id, link = link.link_name, uri = redacted(&settings.uri),
               database = settings.database, "keyvalue link ready");
         let old = self.links.write().await.insert((link.source_id.to_string(), link.link_name.to_string()), store);
@@ -84,6 +135,10 @@ impl Provider for KeyvalueMongo {
     }
 
     async fn shutdown(&self) -> Result<()> {
+        // Stopping mid-sweep is safe: whatever it did not finish, the next start does.
+        if let Some(sweep) = self.sweep.lock().expect("never poisoned").take() {
+            sweep.abort();
+        }
         for (_, store) in self.links.write().await.drain() {
             store.shutdown().await;
         }

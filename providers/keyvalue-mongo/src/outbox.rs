@@ -1,0 +1,628 @@
+//! The provider side of the transactional outbox: a change that was stored always gets
+//! its events out, and no event goes out for a change that was not stored.
+//!
+//! A component cannot store a change and publish its event atomically: it can die, or
+//! NATS can be down, between the two. So it stores the change and the events announcing
+//! it in one keyvalue `set`: the value's top-level `_outbox` field lists them
+//! (`{"id": "<24 hex>", "subject": "ticket:created", "payload": {...}}`, see [`split`]),
+//! and this provider publishes them to JetStream, at least once, whatever fails.
+//!
+//! - **Pointer first.** Before it writes the document, `set` writes a [`Pointer`]
+//!   `{_id: first event id, bucket, key, events, at}` into the `_outbox` collection of the
+//!   same database. A crash at any point then leaves either a failed `set` (nothing was
+//!   promised) or a pointer that leads the sweep to the document.
+//! - **Pending events live in the document**, in its `_outbox` field, until published:
+//!   written by the same write as the change, so only a stored change has events to
+//!   publish (a pointer only says where to look). A write never drops them: it replaces a document only if its `_outbox` is still what
+//!   the writer read (absent, on the fast path), and carries pending events forward
+//!   ([`merge`]). `get` never shows the field.
+//! - **The relay** ([`Relay::relay`]) publishes one document's pending events in order,
+//!   each with `Nats-Msg-Id` = its id (JetStream drops a duplicate within its window;
+//!   consumers are idempotent beyond it), stops at the first failure, then removes what
+//!   went out and deletes the pointers that are done ([`Pointer::is_done`]). `set` starts
+//!   one at once without waiting for it; [`sweep_forever`] relays every pointer older than
+//!   a second, again and again, so NATS being down, the process being killed or FerretDB
+//!   restarting only delays an event.
+//! - **One writer per document at a time.** FerretDB v1 applies an update by reading the
+//!   document, then writing it, with nothing in between to stop another writer; so every
+//!   write of a document and every change of its `_outbox` holds that key's in-process
+//!   lock ([`crate::mongo::document_lock`]). On MongoDB the compare-and-set filters alone
+//!   keep several provider instances correct; sweeping from several at once only
+//!   publishes duplicates.
+//!
+//! Not covered: `delete` removes a document with whatever is still pending in it. A
+//! component must not delete a key whose change it just announced.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use async_nats::jetstream::{self, context::Publish};
+use futures::TryStreamExt as _;
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::{Collection, Database};
+use tracing::{debug, error, info, warn};
+
+use crate::mongo::{document_lock, is_duplicate_key};
+
+/// The document field holding its unpublished events, and the collection of pointers.
+pub const FIELD: &str = "_outbox";
+pub const COLLECTION: &str = "_outbox";
+
+/// A pointer none of whose events is in its document after this long belongs to a change
+/// that never landed (its `set` failed after writing the pointer).
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(300);
+/// The sweep leaves younger pointers to the relay their `set` started.
+pub const SWEEP_MIN_AGE: Duration = Duration::from_secs(1);
+/// Longest pause between sweeps while events cannot go out.
+pub const MAX_SWEEP_PAUSE: Duration = Duration::from_secs(30);
+/// How long one publish may wait for JetStream's acknowledgement.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a compare-and-set write is tried again after another writer got in between.
+const CAS_ATTEMPTS: usize = 20;
+
+/// One event to publish: `<prefix>.<subject>`, body `payload` as JSON, `Nats-Msg-Id: id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub subject: String,
+    pub payload: Bson,
+}
+
+impl Event {
+    /// The event as it is kept in a document's `_outbox`.
+    pub fn to_bson(&self) -> Bson {
+        Bson::Document(doc! { "id": &self.id, "subject": &self.subject, "payload": self.payload.clone() })
+    }
+
+    /// An entry of a stored `_outbox`; `None` if it is not a well-formed event.
+    pub fn from_bson(entry: &Bson) -> Option<Event> {
+        let entry = entry.as_document()?;
+        let id = entry.get_str("id").ok().filter(|id| valid_id(id))?;
+        let subject = entry.get_str("subject").ok().filter(|s| valid_subject(s))?;
+        let payload = entry.get("payload")?.clone();
+        Some(Event { id: id.to_string(), subject: subject.to_string(), payload })
+    }
+
+    /// The body published: the payload as JSON.
+    pub fn body(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&self.payload.clone().into_relaxed_extjson())?)
+    }
+
+    fn from_json(entry: serde_json::Value) -> Result<Event> {
+        let serde_json::Value::Object(mut entry) = entry else {
+            bail!("each `_outbox` entry must be an object with `id`, `subject` and `payload`");
+        };
+        let id = match entry.remove("id") {
+            Some(serde_json::Value::String(id)) if valid_id(&id) => id,
+            other => bail!("`_outbox` entry id must be 24 lowercase hex characters, got {other:?}"),
+        };
+        let subject = match entry.remove("subject") {
+            Some(serde_json::Value::String(s)) if valid_subject(&s) => s,
+            other => bail!("`_outbox` entry {id}: `subject` must be a subject such as `ticket:created`, got {other:?}"),
+        };
+        let payload = match entry.remove("payload") {
+            Some(payload @ serde_json::Value::Object(_)) => payload,
+            _ => bail!("`_outbox` entry {id}: `payload` must be a JSON object"),
+        };
+        let payload = mongodb::bson::to_bson(&payload).with_context(|| format!("`_outbox` entry {id}: payload cannot be stored"))?;
+        Ok(Event { id, subject, payload })
+    }
+}
+
+/// Event ids are ObjectId-like: 24 lowercase hex characters.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 24 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A subject NATS accepts as (the end of) a publish subject: no spaces or wildcards, no
+/// empty token.
+pub fn valid_subject(subject: &str) -> bool {
+    !subject.is_empty()
+        && subject.len() <= 200
+        && !subject.contains(|c: char| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
+        && subject.split('.').all(|token| !token.is_empty())
+}
+
+/// Splits a value given to `set` into what is stored as the entity (the value without its
+/// `_outbox` field) and the events it announces. A value that is not a JSON object, or
+/// has no `_outbox`, is all entity; a malformed `_outbox` is refused.
+pub fn split(value: &[u8]) -> Result<(Cow<'_, [u8]>, Vec<Event>)> {
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice::<serde_json::Value>(value) else {
+        return Ok((Cow::Borrowed(value), Vec::new()));
+    };
+    let Some(outbox) = fields.remove(FIELD) else {
+        return Ok((Cow::Borrowed(value), Vec::new()));
+    };
+    let serde_json::Value::Array(entries) = outbox else {
+        bail!("`_outbox` must be an array of events");
+    };
+    let mut events: Vec<Event> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let event = Event::from_json(entry)?;
+        if !events.iter().any(|e| e.id == event.id) {
+            events.push(event);
+        }
+    }
+    Ok((Cow::Owned(serde_json::to_vec(&fields)?), events))
+}
+
+/// The `_outbox` to store: the entries still pending in the stored document, untouched
+/// and in order, then the new events it does not hold yet (a retried `set` brings the
+/// same ids again).
+pub fn merge(pending: &[Bson], new: &[Event]) -> Vec<Bson> {
+    let mut merged = pending.to_vec();
+    for event in new {
+        if !pending.iter().any(|entry| entry_id(entry) == Some(event.id.as_str())) {
+            merged.push(event.to_bson());
+        }
+    }
+    merged
+}
+
+/// What stays pending once `published` went out. Malformed entries go too: they can
+/// never be published (only a direct database write can make one).
+pub fn without(pending: &[Bson], published: &[String]) -> Vec<Bson> {
+    pending
+        .iter()
+        .filter(|entry| Event::from_bson(entry).is_some_and(|e| !published.contains(&e.id)))
+        .cloned()
+        .collect()
+}
+
+fn entry_id(entry: &Bson) -> Option<&str> {
+    entry.as_document().and_then(|d| d.get_str("id").ok())
+}
+
+/// The ids of a stored `_outbox` value (anything but an array holds none).
+fn ids(outbox: &[Bson]) -> Vec<String> {
+    outbox.iter().filter_map(entry_id).map(str::to_string).collect()
+}
+
+fn entries(outbox: Option<&Bson>) -> &[Bson] {
+    match outbox {
+        Some(Bson::Array(entries)) => entries,
+        _ => &[],
+    }
+}
+
+/// Matches document `key` only while its `_outbox` is `expected` (`None`: absent).
+pub fn unchanged(key: &str, expected: Option<&Bson>) -> Document {
+    match expected {
+        None => doc! { "_id": key, FIELD: { "$exists": false } },
+        Some(outbox) => doc! { "_id": key, FIELD: outbox.clone() },
+    }
+}
+
+/// The stored `_outbox` of document `key`: `None` if it has none (or does not exist).
+async fn stored_outbox(documents: &Collection<Document>, key: &str) -> Result<Option<Bson>> {
+    let found = documents.find_one(doc! { "_id": key }).projection(doc! { FIELD: 1 }).await?;
+    Ok(found.and_then(|mut d| d.remove(FIELD)))
+}
+
+/// Replaces document `key` with `document` plus the pending events of the stored one and
+/// `new`, never dropping an event that is pending. Tries the cheap write first (the stored
+/// document has no `_outbox`: one round trip), then compare-and-set on what it read.
+/// The caller holds the key's lock.
+pub(crate) async fn replace_keeping_pending(
+    documents: &Collection<Document>,
+    key: &str,
+    document: Document,
+    new: &[Event],
+) -> Result<()> {
+    let mut expected: Option<Bson> = None;
+    for _ in 0..CAS_ATTEMPTS {
+        let outbox = merge(entries(expected.as_ref()), new);
+        let mut replacement = document.clone();
+        if !outbox.is_empty() {
+            replacement.insert(FIELD, outbox);
+        }
+        // Only a document without `_outbox` may be created; one with pending events makes
+        // the insert of the upsert fail on its `_id` (E11000).
+        let write = documents.replace_one(unchanged(key, expected.as_ref()), replacement).upsert(expected.is_none()).await;
+        match write {
+            Ok(result) if result.matched_count > 0 || result.upserted_id.is_some() => return Ok(()),
+            Ok(_) => {}                               // its `_outbox` changed since we read it
+            Err(e) if is_duplicate_key(&e) => {}      // it has pending events (or was just created)
+            Err(e) => return Err(e.into()),
+        }
+        expected = stored_outbox(documents, key).await?;
+    }
+    Err(anyhow!("`{key}` kept changing while it was written; try again"))
+}
+
+/// "Document `key` of collection `bucket` may have events to publish": written before the
+/// document, deleted once they went out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pointer {
+    /// The first event's id.
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    pub events: Vec<String>,
+    pub at: DateTime,
+}
+
+impl Pointer {
+    pub fn new(bucket: &str, key: &str, events: &[Event]) -> Option<Pointer> {
+        let first = events.first()?;
+        Some(Pointer {
+            id: first.id.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            events: events.iter().map(|e| e.id.clone()).collect(),
+            at: DateTime::now(),
+        })
+    }
+
+    pub fn to_document(&self) -> Document {
+        doc! { "_id": &self.id, "bucket": &self.bucket, "key": &self.key, "events": &self.events, "at": self.at }
+    }
+
+    /// A stored pointer; a missing `at` counts as very old, missing `events` as none.
+    pub fn from_document(document: &Document) -> Option<Pointer> {
+        let events = match document.get("events") {
+            Some(Bson::Array(ids)) => ids.iter().filter_map(|id| id.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        };
+        Some(Pointer {
+            id: document.get_str("_id").ok()?.to_string(),
+            bucket: document.get_str("bucket").ok()?.to_string(),
+            key: document.get_str("key").ok()?.to_string(),
+            events,
+            at: document.get_datetime("at").copied().unwrap_or(DateTime::MIN),
+        })
+    }
+
+    /// Whether this pointer can go, after a relay that published `published` and left
+    /// `pending` in the document: none of its events may still be pending, and either all
+    /// of them went out with this relay, or it is so old that its change never landed. A
+    /// younger pointer whose events are nowhere may belong to a `set` still on its way.
+    pub fn is_done(&self, pending: &[String], published: &[String], now: DateTime) -> bool {
+        if self.events.iter().any(|id| pending.contains(id)) {
+            return false;
+        }
+        let all_published = !self.events.is_empty() && self.events.iter().all(|id| published.contains(id));
+        let age = Duration::from_millis(u64::try_from(now.timestamp_millis().saturating_sub(self.at.timestamp_millis())).unwrap_or(0));
+        all_published || age > ABANDONED_AFTER
+    }
+}
+
+/// Writes (or renews: a retried `set` brings the same first id) a pointer.
+pub(crate) async fn save_pointer(db: &Database, pointer: &Pointer) -> Result<()> {
+    let pointers = db.collection::<Document>(COLLECTION);
+    let mut attempt = 0;
+    loop {
+        match pointers.replace_one(doc! { "_id": &pointer.id }, pointer.to_document()).upsert(true).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_duplicate_key(&e) && attempt < 5 => attempt += 1,
+            Err(e) => return Err(anyhow::Error::new(e).context("failed to write the outbox pointer")),
+        }
+    }
+}
+
+/// Publishes outbox events to JetStream.
+#[derive(Clone)]
+pub struct Relay {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+}
+
+impl Relay {
+    /// `prefix` starts every subject: `events` publishes `ticket:created` as
+    /// `events.ticket:created`, into the stream the messaging provider keeps.
+    pub fn new(client: async_nats::Client, prefix: &str) -> Relay {
+        let js = jetstream::new(client.clone());
+        Relay { client, js, prefix: prefix.to_string() }
+    }
+
+    /// Whether NATS is reachable right now (as far as the client knows).
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Publishes one event and waits until the stream stored it.
+    pub async fn publish(&self, event: &Event) -> Result<()> {
+        let subject = format!("{}.{}", self.prefix, event.subject);
+        let message = Publish::build().payload(event.body()?.into()).message_id(&event.id);
+        let publish = async {
+            let ack = self.js.send_publish(subject, message).await?;
+            ack.await?;
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(PUBLISH_TIMEOUT, publish).await.map_err(|_| anyhow!("no acknowledgement from JetStream"))?
+    }
+
+    /// Relays document `key` of collection `bucket` now, in the background: what `set`
+    /// does after storing events. If it fails, the sweep does it later.
+    pub fn spawn(&self, db: Database, bucket: String, key: String) {
+        if !self.connected() {
+            return; // the sweep publishes once NATS is back
+        }
+        let relay = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = relay.relay(&db, &bucket, &key).await {
+                debug!(bucket, key, error = format!("{e:#}"), "relay failed; the sweep retries it");
+            }
+        });
+    }
+
+    /// Publishes the pending events of document `key` in order, stopping at the first
+    /// failure; removes the published ones from the document and deletes the pointers
+    /// that are done. Errors if an event could not be published (or the database failed).
+    pub async fn relay(&self, db: &Database, bucket: &str, key: &str) -> Result<()> {
+        let documents = db.collection::<Document>(bucket);
+        let pending = stored_outbox(&documents, key).await?;
+        let mut published = Vec::new();
+        let mut failure = None;
+        for entry in entries(pending.as_ref()) {
+            let Some(event) = Event::from_bson(entry) else {
+                error!(bucket, key, ?entry, "dropping a malformed outbox entry: it cannot be published");
+                continue;
+            };
+            match self.publish(&event).await {
+                Ok(()) => published.push(event.id),
+                Err(e) => {
+                    failure = Some(e.context(format!("publishing event {} ({}) of `{bucket}/{key}`", event.id, event.subject)));
+                    break;
+                }
+            }
+        }
+        {
+            let lock = document_lock(db.name(), bucket, key);
+            let _held = lock.lock().await;
+            let still_pending = remove_published(&documents, key, &published).await?;
+            forget_done_pointers(db, bucket, key, &still_pending, &published).await?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Removes `published` (and malformed entries) from document `key`'s `_outbox`, dropping
+/// the field when nothing remains so that writes take the fast path again. Returns the
+/// ids still pending. The caller holds the key's lock.
+async fn remove_published(documents: &Collection<Document>, key: &str, published: &[String]) -> Result<Vec<String>> {
+    for _ in 0..CAS_ATTEMPTS {
+        let Some(stored) = stored_outbox(documents, key).await? else {
+            return Ok(Vec::new());
+        };
+        let before = entries(Some(&stored));
+        let remaining = without(before, published);
+        if matches!(stored, Bson::Array(_)) && remaining.len() == before.len() {
+            return Ok(ids(&remaining)); // nothing of ours is there
+        }
+        let update = if remaining.is_empty() {
+            doc! { "$unset": { FIELD: "" } }
+        } else {
+            doc! { "$set": { FIELD: remaining.clone() } }
+        };
+        if documents.update_one(unchanged(key, Some(&stored)), update).await?.matched_count > 0 {
+            return Ok(ids(&remaining));
+        }
+    }
+    Err(anyhow!("the outbox of `{key}` kept changing"))
+}
+
+/// Deletes the pointers of document `key` that are done (see [`Pointer::is_done`]); each
+/// only in the version that was judged, so a pointer a retried `set` just renewed stays.
+/// The caller holds the key's lock.
+async fn forget_done_pointers(db: &Database, bucket: &str, key: &str, pending: &[String], published: &[String]) -> Result<()> {
+    let pointers = db.collection::<Document>(COLLECTION);
+    let found: Vec<Document> = pointers.find(doc! { "bucket": bucket, "key": key }).await?.try_collect().await?;
+    let now = DateTime::now();
+    for stored in &found {
+        let Some(pointer) = Pointer::from_document(stored) else { continue };
+        if pointer.is_done(pending, published, now) {
+            let at = stored.get("at").cloned().unwrap_or_else(|| Bson::Document(doc! { "$exists": false }));
+            pointers.delete_one(doc! { "_id": &pointer.id, "at": at }).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One sweep of database `db`: relays every document named by a pointer older than
+/// `min_age`. Stops early while NATS is unreachable; one document failing does not stop
+/// the others. Returns how many documents failed.
+pub async fn sweep(relay: &Relay, db: &Database, min_age: Duration) -> Result<usize> {
+    let pointers: Vec<Document> = db.collection::<Document>(COLLECTION).find(doc! {}).await?.try_collect().await?;
+    let cutoff = DateTime::now().timestamp_millis() - i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
+    let mut documents: Vec<(String, String)> = Vec::new();
+    for pointer in pointers.iter().filter_map(Pointer::from_document) {
+        let target = (pointer.bucket, pointer.key);
+        if pointer.at.timestamp_millis() <= cutoff && !documents.contains(&target) {
+            documents.push(target);
+        }
+    }
+    let mut failed = 0;
+    for (bucket, key) in &documents {
+        if !relay.connected() {
+            bail!("NATS is unreachable");
+        }
+        if let Err(e) = relay.relay(db, bucket, key).await {
+            warn!(database = db.name(), bucket, key, error = format!("{e:#}"), "outbox events not published yet; retrying later");
+            failed += 1;
+        }
+    }
+    Ok(failed)
+}
+
+/// Sweeps the databases `databases()` returns every `interval`, for ever. While events
+/// cannot go out (NATS or the database unreachable, a publish refused) the pause doubles
+/// up to [`MAX_SWEEP_PAUSE`], but the next sweep starts as soon as NATS is back.
+pub async fn sweep_forever<F, Fut>(relay: Relay, interval: Duration, databases: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Vec<Database>>,
+{
+    let mut pause = interval;
+    let mut was_failing = false;
+    loop {
+        let nats_was_up = relay.connected();
+        let mut waited = Duration::ZERO;
+        while waited < pause {
+            let step = interval.min(pause - waited);
+            tokio::time::sleep(step).await;
+            waited += step;
+            if !nats_was_up && relay.connected() {
+                break;
+            }
+        }
+        let mut failing = false;
+        for db in databases().await {
+            match sweep(&relay, &db, SWEEP_MIN_AGE).await {
+                Ok(0) => {}
+                Ok(_) => failing = true,
+                Err(e) => {
+                    failing = true;
+                    warn!(database = db.name(), error = format!("{e:#}"), "outbox sweep failed; retrying later");
+                }
+            }
+        }
+        if failing != was_failing {
+            if failing {
+                warn!("outbox events are waiting to be published");
+            } else {
+                info!("outbox events flow again");
+            }
+            was_failing = failing;
+        }
+        pause = if failing { (pause * 2).min(MAX_SWEEP_PAUSE.max(interval)) } else { interval };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbb";
+    const C: &str = "cccccccccccccccccccccccc";
+
+    fn event(id: &str) -> Event {
+        Event { id: id.into(), subject: "ticket:created".into(), payload: Bson::Document(doc! { "n": 1_i64 }) }
+    }
+
+    fn stored(ids: &[&str]) -> Vec<Bson> {
+        ids.iter().map(|id| event(id).to_bson()).collect()
+    }
+
+    #[test]
+    fn split_takes_the_outbox_out_of_the_value() {
+        let value = format!(r#"{{"title":"x","_outbox":[{{"id":"{A}","subject":"ticket:created","payload":{{"id":"t1","price":1050,"ok":true}}}}]}}"#);
+        let (body, events) = split(value.as_bytes()).unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap(), serde_json::json!({"title": "x"}));
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].id.as_str(), events[0].subject.as_str()), (A, "ticket:created"));
+        let published: serde_json::Value = serde_json::from_slice(&events[0].body().unwrap()).unwrap();
+        assert_eq!(published, serde_json::json!({"id": "t1", "price": 1050, "ok": true}));
+    }
+
+    #[test]
+    fn values_without_an_outbox_are_left_alone() {
+        for value in [&b"plain"[..], b"[1]", br#"{"a":1}"#, b"\xff"] {
+            let (body, events) = split(value).unwrap();
+            assert!(matches!(body, Cow::Borrowed(_)));
+            assert_eq!(&*body, value);
+            assert!(events.is_empty());
+        }
+        let (body, events) = split(br#"{"a":1,"_outbox":[]}"#).unwrap();
+        assert_eq!(&*body, br#"{"a":1}"#);
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn malformed_outboxes_are_refused() {
+        for outbox in [
+            r#""x""#,
+            r#"[1]"#,
+            r#"[{"id":"short","subject":"s","payload":{}}]"#,
+            r#"[{"id":"AAAAAAAAAAAAAAAAAAAAAAAA","subject":"s","payload":{}}]"#,
+            r#"[{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","subject":"a b","payload":{}}]"#,
+            r#"[{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","subject":"a.>","payload":{}}]"#,
+            r#"[{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","subject":"","payload":{}}]"#,
+            r#"[{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","subject":"s","payload":1}]"#,
+            r#"[{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","subject":"s"}]"#,
+            r#"[{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","subject":"s","payload":{"big":18446744073709551615}}]"#,
+        ] {
+            let value = format!(r#"{{"a":1,"_outbox":{outbox}}}"#);
+            assert!(split(value.as_bytes()).is_err(), "{outbox}");
+        }
+    }
+
+    #[test]
+    fn an_id_given_twice_is_one_event() {
+        let value = format!(
+            r#"{{"_outbox":[{{"id":"{A}","subject":"s","payload":{{}}}},{{"id":"{A}","subject":"s","payload":{{}}}},{{"id":"{B}","subject":"s","payload":{{}}}}]}}"#
+        );
+        let ids: Vec<String> = split(value.as_bytes()).unwrap().1.into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![A, B]);
+    }
+
+    #[test]
+    fn merge_keeps_pending_events_first_and_adds_only_new_ones() {
+        assert_eq!(merge(&[], &[event(A)]), stored(&[A]));
+        assert_eq!(merge(&stored(&[A]), &[event(B)]), stored(&[A, B]));
+        // A retried set brings A again: it is not added twice.
+        assert_eq!(merge(&stored(&[A, B]), &[event(A), event(C)]), stored(&[A, B, C]));
+        // A plain write keeps what is pending.
+        assert_eq!(merge(&stored(&[A, B]), &[]), stored(&[A, B]));
+        assert!(merge(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn pending_entries_are_kept_exactly_as_stored() {
+        // A compare-and-set filter needs the stored array byte for byte.
+        let odd = Bson::Document(doc! { "payload": { "x": 1.5 }, "subject": "s", "id": A });
+        assert_eq!(merge(std::slice::from_ref(&odd), &[event(B)])[0], odd);
+    }
+
+    #[test]
+    fn without_drops_published_and_malformed_entries() {
+        let mut pending = stored(&[A, B, C]);
+        pending.push(Bson::String("junk".into()));
+        assert_eq!(without(&pending, &[A.to_string(), C.to_string()]), stored(&[B]));
+        assert!(without(&stored(&[A]), &[A.to_string()]).is_empty());
+    }
+
+    fn pointer(events: &[&str], age: Duration) -> Pointer {
+        let at = DateTime::from_millis(DateTime::now().timestamp_millis() - age.as_millis() as i64);
+        Pointer { id: events[0].into(), bucket: "b".into(), key: "k".into(), events: events.iter().map(|s| s.to_string()).collect(), at }
+    }
+
+    #[test]
+    fn a_pointer_is_done_when_its_events_went_out_or_never_landed() {
+        let now = DateTime::now();
+        let s = |ids: &[&str]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        let fresh = pointer(&[A, B], Duration::from_secs(2));
+        assert!(fresh.is_done(&[], &s(&[A, B]), now), "all published and gone");
+        assert!(!fresh.is_done(&s(&[B]), &s(&[A]), now), "B is still pending");
+        assert!(!fresh.is_done(&[], &s(&[A]), now), "B may still be written by its set");
+        assert!(!fresh.is_done(&[], &[], now), "its set may still be on its way");
+        let old = pointer(&[A, B], Duration::from_secs(301));
+        assert!(old.is_done(&[], &[], now), "its change never landed");
+        assert!(!old.is_done(&s(&[A]), &[], now), "still pending, however old");
+    }
+
+    #[test]
+    fn pointers_round_trip_through_documents() {
+        let p = pointer(&[A, B], Duration::ZERO);
+        assert_eq!(Pointer::from_document(&p.to_document()), Some(p));
+        let bare = Pointer::from_document(&doc! { "_id": A, "bucket": "b", "key": "k" }).unwrap();
+        assert!(bare.events.is_empty());
+        assert_eq!(bare.at, DateTime::MIN);
+    }
+
+    #[test]
+    fn subjects() {
+        assert!(valid_subject("ticket:created"));
+        assert!(valid_subject("a.b"));
+        for bad in ["", "a b", "a.*", ">", "a..b", ".a", "a.", "a\nb"] {
+            assert!(!valid_subject(bad), "{bad:?}");
+        }
+    }
+}
