@@ -7,7 +7,27 @@ use ticketing_common::time::parse_iso8601;
 /// The scheduler capability: schedule job `id` for `due_ms`; false when that id is
 /// already scheduled or ran recently.
 pub trait Scheduler {
-    fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, String>;
+    fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, ScheduleError>;
+}
+
+/// Why the scheduler did not schedule a job (`ticketing:jobs/types.schedule-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleError {
+    /// Repeating the call will not help (a job without an id, ...).
+    Refused(String),
+    /// The job store is out of reach for now.
+    StoreUnavailable(String),
+}
+
+impl From<ScheduleError> for HandlerError {
+    /// A refused job never will be scheduled, so its event is rejected; an unavailable
+    /// store is retried.
+    fn from(e: ScheduleError) -> Self {
+        match e {
+            ScheduleError::Refused(reason) => HandlerError::Reject(format!("the scheduler refused the job: {reason}")),
+            ScheduleError::StoreUnavailable(reason) => HandlerError::Retry(format!("the scheduler's store is unavailable: {reason}")),
+        }
+    }
 }
 
 /// Runs the handler of `subject` on the event in `body`.
@@ -24,12 +44,13 @@ pub fn on_order_created(scheduler: &impl Scheduler, event: &OrderCreated) -> Han
     let due_ms = parse_iso8601(&event.expires_at)
         .ok_or_else(|| HandlerError::Reject(format!("order {} has an unreadable expiresAt `{}`", event.id, event.expires_at)))?;
     let payload = ExpirationComplete { order_id: event.id.clone() }.to_bytes();
-    scheduler.schedule(&event.id, payload, due_ms).map(|_newly_scheduled| ()).map_err(HandlerError::Retry)
+    scheduler.schedule(&event.id, payload, due_ms).map(|_newly_scheduled| ()).map_err(HandlerError::from)
 }
 
 /// A due job: the `expiration:complete` to announce for its order. Nothing is stored
 /// here, so the adapter publishes it directly; a failed publish fails the job, which the
-/// scheduler runs again.
+/// scheduler runs again. An error here is a payload that never decodes: the adapter
+/// rejects the job, so the scheduler gives it up at once.
 pub fn run_job(payload: &[u8]) -> Result<ExpirationComplete, String> {
     ExpirationComplete::from_bytes(payload)
 }
@@ -47,7 +68,7 @@ mod tests {
     struct Jobs(RefCell<BTreeMap<String, (Vec<u8>, u64)>>);
 
     impl Scheduler for Jobs {
-        fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, String> {
+        fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, ScheduleError> {
             let mut jobs = self.0.borrow_mut();
             if jobs.contains_key(id) {
                 return Ok(false);
@@ -89,6 +110,24 @@ mod tests {
         assert_eq!(jobs.0.borrow().len(), 1);
         assert!(matches!(dispatch(&jobs, "order:created", b"{}"), Err(HandlerError::Reject(_))));
         assert!(matches!(dispatch(&jobs, "order:cancelled", b"{}"), Err(HandlerError::Reject(_))));
+    }
+
+    /// A scheduler that fails every call with `error`.
+    struct Failing(ScheduleError);
+
+    impl Scheduler for Failing {
+        fn schedule(&self, _: &str, _: Vec<u8>, _: u64) -> Result<bool, ScheduleError> {
+            Err(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn an_unavailable_store_is_retried_and_a_refused_job_rejected() {
+        let event = order_created("2026-11-23T10:15:00.000Z");
+        let outage = on_order_created(&Failing(ScheduleError::StoreUnavailable("connection refused".into())), &event);
+        assert!(matches!(outage, Err(HandlerError::Retry(ref r)) if r.contains("connection refused")), "{outage:?}");
+        let refused = on_order_created(&Failing(ScheduleError::Refused("a job needs an id".into())), &event);
+        assert!(matches!(refused, Err(HandlerError::Reject(ref r)) if r.contains("needs an id")), "{refused:?}");
     }
 
     #[test]

@@ -15,7 +15,8 @@ mod component {
 
     use bindings::exports::ticketing::jobs::runner::Guest as JobRunner;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
-    use bindings::ticketing::jobs::{scheduler, types::Job};
+    use bindings::ticketing::jobs::scheduler;
+    use bindings::ticketing::jobs::types::{Job, JobId, RunError, ScheduleError};
     use ticketing_guest::events;
     use ticketing_guest::wasmcloud::messaging::types::BrokerMessage;
 
@@ -25,8 +26,11 @@ mod component {
     struct LatticeScheduler;
 
     impl expiry::Scheduler for LatticeScheduler {
-        fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, String> {
-            scheduler::schedule(&Job { id: id.to_string(), payload, due_ms })
+        fn schedule(&self, id: &str, payload: Vec<u8>, due_ms: u64) -> Result<bool, expiry::ScheduleError> {
+            scheduler::schedule(&Job { id: id.to_string(), payload, due_ms }).map_err(|e| match e {
+                ScheduleError::Refused(reason) => expiry::ScheduleError::Refused(reason),
+                ScheduleError::StoreUnavailable(reason) => expiry::ScheduleError::StoreUnavailable(reason),
+            })
         }
     }
 
@@ -39,8 +43,9 @@ mod component {
     }
 
     impl JobRunner for Expiration {
-        fn run(_id: String, payload: Vec<u8>) -> Result<(), String> {
-            events::publish(&expiry::run_job(&payload)?)
+        fn run(_id: JobId, payload: Vec<u8>) -> Result<(), RunError> {
+            let event = expiry::run_job(&payload).map_err(RunError::Reject)?;
+            events::publish(&event).map_err(RunError::Retry)
         }
     }
 

@@ -25,7 +25,8 @@ mod component {
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use bindings::exports::wasmcloud::messaging::handler::Guest as EventHandler;
     use bindings::ticketing::orders::status;
-    use bindings::ticketing::stripe::charges::{self, ChargeRequest, Error};
+    use bindings::ticketing::stripe::charges;
+    use bindings::ticketing::stripe::types::{ChargeRequest, Error};
     use ticketing_common::events::OrderStatus;
     use ticketing_common::money::Cents;
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};

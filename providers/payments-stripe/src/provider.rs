@@ -16,7 +16,8 @@ mod bindings {
     });
 }
 
-use bindings::exports::ticketing::stripe::charges::{self, Charge, ChargeRequest, Error, Refund};
+use bindings::exports::ticketing::stripe::charges;
+use bindings::ticketing::stripe::types::{Charge, ChargeRequest, Error, Refund};
 
 #[derive(Clone, Default)]
 pub struct PaymentsStripe {

@@ -17,6 +17,9 @@ pub enum Outcome {
     /// The component failed the job: it runs again after a backoff, and is given up after
     /// the last attempt.
     Failed(String),
+    /// The component says the job can never run: it is given up at once (and kept for an
+    /// operator, like a job that failed its last attempt).
+    Rejected(String),
     /// Nobody was there to run it (the component is not running): it is offered again
     /// soon, without using up an attempt.
     Unreachable(String),
@@ -79,6 +82,10 @@ async fn record(store: &JobStore, ns: &str, job: &Taken, outcome: Outcome) {
         Outcome::Unreachable(reason) => {
             debug!(namespace = ns, job = job.id, %reason, "component unreachable; job held");
             store.retry(ns, &job.id, now_ms() + UNREACHABLE_RETRY.as_millis() as u64, true).await
+        }
+        Outcome::Rejected(reason) => {
+            warn!(namespace = ns, job = job.id, attempts = job.attempts, %reason, "job rejected by the component; given up");
+            store.give_up(ns, &job.id, &reason).await
         }
         Outcome::Failed(reason) if job.attempts >= settings.max_attempts => {
             warn!(namespace = ns, job = job.id, attempts = job.attempts, %reason, "job failed for the last time; given up");

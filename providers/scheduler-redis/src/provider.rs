@@ -34,7 +34,7 @@ mod bindings {
 
 use bindings::exports::ticketing::jobs::scheduler;
 use bindings::ticketing::jobs::runner;
-use bindings::ticketing::jobs::types::Job;
+use bindings::ticketing::jobs::types::{Job, JobId, RunError, ScheduleError};
 
 #[derive(Clone, Default)]
 pub struct SchedulerRedis {
@@ -64,11 +64,16 @@ impl SchedulerRedis {
         self.defaults.get().ok_or_else(|| "the scheduler is not connected to Redis".to_string())
     }
 
-    async fn store_for(&self, component: &str) -> Result<JobStore, String> {
+    /// The component making a call: its id is the namespace of its jobs.
+    fn caller(cx: Option<Context>) -> Result<String, ScheduleError> {
+        cx.and_then(|cx| cx.component).ok_or_else(|| ScheduleError::Refused("call without an invocation context".into()))
+    }
+
+    async fn store_for(&self, component: &str) -> Result<JobStore, ScheduleError> {
         if let Some(store) = self.state.lock().await.own_stores.get(component) {
             return Ok(store.clone());
         }
-        Ok(self.defaults()?.1.clone())
+        Ok(self.defaults().map_err(ScheduleError::StoreUnavailable)?.1.clone())
     }
 
     /// (Re)starts the loop running `component`'s jobs.
@@ -83,7 +88,8 @@ impl SchedulerRedis {
                 async move {
                     match runner::run(&client, None, &job.id, &Bytes::from(job.payload)).await {
                         Ok(Ok(())) => Outcome::Done,
-                        Ok(Err(reason)) => Outcome::Failed(reason),
+                        Ok(Err(RunError::Retry(reason))) => Outcome::Failed(reason),
+                        Ok(Err(RunError::Reject(reason))) => Outcome::Rejected(reason),
                         Err(e) if is_no_responders(e.as_ref()) => Outcome::Unreachable(format!("{e:#}")),
                         Err(e) => Outcome::Failed(format!("{e:#}")),
                     }
@@ -153,25 +159,21 @@ impl Provider for SchedulerRedis {
 }
 
 impl scheduler::Handler<Option<Context>> for SchedulerRedis {
-    async fn schedule(&self, cx: Option<Context>, job: Job) -> Result<Result<bool, String>> {
-        let Some(component) = cx.and_then(|cx| cx.component) else {
-            return Ok(Err("call without an invocation context".into()));
-        };
+    async fn schedule(&self, cx: Option<Context>, job: Job) -> Result<Result<bool, ScheduleError>> {
+        let component = match Self::caller(cx) { Ok(c) => c, Err(e) => return Ok(Err(e)) };
         if job.id.is_empty() {
-            return Ok(Err("a job needs an id".into()));
+            return Ok(Err(ScheduleError::Refused("a job needs an id".into())));
         }
         let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
         Ok(store.schedule(&component, &job.id, &job.payload, job.due_ms).await.map_err(|e| {
             warn!(component, job = job.id, error = format!("{e:#}"), "schedule failed");
-            format!("schedule failed: {e:#}")
+            ScheduleError::StoreUnavailable(format!("schedule failed: {e:#}"))
         }))
     }
 
-    async fn cancel(&self, cx: Option<Context>, id: String) -> Result<Result<bool, String>> {
-        let Some(component) = cx.and_then(|cx| cx.component) else {
-            return Ok(Err("call without an invocation context".into()));
-        };
+    async fn cancel(&self, cx: Option<Context>, id: JobId) -> Result<Result<bool, ScheduleError>> {
+        let component = match Self::caller(cx) { Ok(c) => c, Err(e) => return Ok(Err(e)) };
         let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.cancel(&component, &id).await.map_err(|e| format!("cancel failed: {e:#}")))
+        Ok(store.cancel(&component, &id).await.map_err(|e| ScheduleError::StoreUnavailable(format!("cancel failed: {e:#}"))))
     }
 }

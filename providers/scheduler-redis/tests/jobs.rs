@@ -132,6 +132,33 @@ async fn a_job_that_always_fails_is_given_up_and_kept_for_an_operator() {
 }
 
 #[tokio::test]
+async fn a_job_the_component_rejects_is_given_up_at_its_first_attempt() {
+    let redis = start_redis();
+    let store = store(&redis).await;
+    store.schedule("orders", "unreadable", b"garbage", now_ms()).await.unwrap();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&runs);
+    let (_stop, stopped) = watch::channel(false);
+    let run = move |job: Taken| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().unwrap().push(job.attempts);
+            Outcome::Rejected("unreadable payload".into())
+        }
+    };
+    tokio::spawn(deliver(store.clone(), "orders".into(), Duration::from_millis(20), run, stopped));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.failed("orders").await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "never given up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.failed("orders").await.unwrap(), vec![("unreadable".to_string(), "unreadable payload".to_string())]);
+    assert_eq!(store.pending("orders").await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(200)).await; // more than the backoff (50 ms)
+    assert_eq!(*runs.lock().unwrap(), [1], "run once, not retried");
+}
+
+#[tokio::test]
 async fn an_unreachable_component_does_not_use_up_attempts() {
     let redis = start_redis();
     let store = store(&redis).await;
