@@ -4,7 +4,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{OrderId, TicketId, UserId};
 use crate::money::Cents;
+use crate::time::Timestamp;
 
 /// An event payload and the subject it travels on.
 pub trait Event: Serialize + DeserializeOwned {
@@ -158,11 +160,11 @@ impl OrderStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketCreated {
-    pub id: String,
+    pub id: TicketId,
     pub version: u64,
     pub title: String,
     pub price: Cents,
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 impl Event for TicketCreated {
@@ -172,13 +174,13 @@ impl Event for TicketCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketUpdated {
-    pub id: String,
+    pub id: TicketId,
     pub version: u64,
     pub title: String,
     pub price: Cents,
-    pub user_id: String,
+    pub user_id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
+    pub order_id: Option<OrderId>,
 }
 
 impl Event for TicketUpdated {
@@ -187,19 +189,20 @@ impl Event for TicketUpdated {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderTicket {
-    pub id: String,
+    pub id: TicketId,
     pub price: Cents,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
-    pub id: String,
+    pub id: OrderId,
     pub version: u64,
     pub status: OrderStatus,
-    pub user_id: String,
-    /// ISO 8601 (RFC 3339) instant the reservation ends.
-    pub expires_at: String,
+    pub user_id: UserId,
+    /// The instant the reservation ends, as ISO 8601 (RFC 3339) text.
+    #[serde(with = "crate::time::as_iso8601")]
+    pub expires_at: Timestamp,
     pub ticket: OrderTicket,
 }
 
@@ -209,12 +212,12 @@ impl Event for OrderCreated {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketRef {
-    pub id: String,
+    pub id: TicketId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCancelled {
-    pub id: String,
+    pub id: OrderId,
     pub version: u64,
     pub ticket: TicketRef,
 }
@@ -226,7 +229,7 @@ impl Event for OrderCancelled {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpirationComplete {
-    pub order_id: String,
+    pub order_id: OrderId,
 }
 
 impl Event for ExpirationComplete {
@@ -237,7 +240,7 @@ impl Event for ExpirationComplete {
 #[serde(rename_all = "camelCase")]
 pub struct PaymentCreated {
     pub id: String,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub stripe_id: String,
 }
 
@@ -250,7 +253,7 @@ impl Event for PaymentCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentFailed {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub reason: String,
 }
 
@@ -270,7 +273,7 @@ mod tests {
             version: 0,
             status: OrderStatus::Created,
             user_id: "u".into(),
-            expires_at: "2026-11-23T10:15:00.000Z".into(),
+            expires_at: Timestamp::from_millis(1_795_428_900_000),
             ticket: OrderTicket { id: "t".into(), price: Cents(2050) },
         };
         assert_eq!(
@@ -305,7 +308,7 @@ mod tests {
         assert_eq!(HandlerError::from_wire("anything else"), HandlerError::retry("anything else"));
         let rejected = decode_and::<ExpirationComplete>(b"{}", |_| Ok(())).unwrap_err();
         assert!(matches!(rejected, HandlerError::Reject(ref r) if r.contains("bad expiration:complete payload")), "{rejected}");
-        assert_eq!(decode_and::<ExpirationComplete>(br#"{"orderId":"o"}"#, |e| Err(HandlerError::retry(e.order_id.clone()))), Err(HandlerError::retry("o")));
+        assert_eq!(decode_and::<ExpirationComplete>(br#"{"orderId":"o"}"#, |e| Err(HandlerError::retry(e.order_id.to_string()))), Err(HandlerError::retry("o")));
         assert!(matches!(unknown_subject("x:y"), Err(HandlerError::Reject(_))));
         let from_store: HandlerError = crate::store::StoreError("down".into()).into();
         assert!(matches!(from_store, HandlerError::Retry(_)));

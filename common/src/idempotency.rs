@@ -22,6 +22,7 @@ use crate::error::{ApiError, ErrorItem};
 use crate::http::{HandlerResult, Request, Response};
 use crate::lease::{self, Lease};
 use crate::session::SessionKeys;
+use crate::time::Timestamp;
 use crate::store::{JsonStore, KeyValue};
 
 pub const HEADER: &str = "idempotency-key";
@@ -79,7 +80,7 @@ struct Header {
 pub fn once(
     store: &impl KeyValue,
     keys: &SessionKeys,
-    now_ms: u64,
+    now: Timestamp,
     owner: &str,
     request: &Request,
     handler: impl FnOnce() -> HandlerResult,
@@ -89,14 +90,15 @@ pub fn once(
     let id = record_id(request, owner, key);
     let fingerprint = keys.mac("idempotency", &request.body);
 
-    let generation = match lease::take(store, CLAIMS, &id, now_ms)? {
+    let now_ms = now.millis();
+    let generation = match lease::take(store, CLAIMS, &id, now)? {
         Lease::Won { generation } => generation,
         held @ Lease::Held { generation, .. } => {
             let record = store.get_json::<Record>(RECORDS, &lease::generation_key(&id, generation))?;
             if let Some(answer) = earlier_answer(record.as_ref(), held, &fingerprint, now_ms)? {
                 return Ok(answer);
             }
-            match lease::take_over(store, CLAIMS, &id, generation, now_ms)? {
+            match lease::take_over(store, CLAIMS, &id, generation, now)? {
                 Lease::Won { generation } => generation,
                 Lease::Held { .. } => return Err(ApiError::new(409, IN_PROGRESS)),
             }
@@ -138,7 +140,7 @@ fn record_id(request: &Request, owner: &str, key: &str) -> String {
 fn earlier_answer(record: Option<&Record>, held: Lease, fingerprint: &str, now_ms: u64) -> Result<Option<Response>, ApiError> {
     let Some(record) = record else {
         // Claimed, but its record never came: running its first step, or failed there.
-        return match held.held_longer_than(UNFINISHED_AFTER_MS, now_ms) {
+        return match held.held_longer_than(UNFINISHED_AFTER_MS, Timestamp::from_millis(now_ms)) {
             true => Ok(None),
             false => Err(ApiError::new(409, IN_PROGRESS)),
         };
@@ -216,7 +218,7 @@ mod tests {
     }
 
     fn call(store: &impl KeyValue, owner: &str, request: &Request, now_ms: u64) -> Response {
-        crate::http::respond(once(store, &keys(), now_ms, owner, request, || make_thing(store)))
+        crate::http::respond(once(store, &keys(), Timestamp::from_millis(now_ms), owner, request, || make_thing(store)))
     }
 
     fn made(store: &impl KeyValue) -> u64 {
@@ -276,7 +278,7 @@ mod tests {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
         let mut during = None;
-        let first = crate::http::respond(once(&store, &keys(), NOW, "u1", &request, || {
+        let first = crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, || {
             during = Some(call(&store, "u1", &request, NOW + 10));
             make_thing(&store)
         }));
@@ -290,7 +292,7 @@ mod tests {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
         for status in [500, 503, 409, 429, 404] {
-            let res = crate::http::respond(once(&store, &keys(), NOW, "u1", &request, || Err(ApiError::new(status, "not now"))));
+            let res = crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, || Err(ApiError::new(status, "not now"))));
             assert_eq!(res.status, status);
         }
         assert_eq!(call(&store, "u1", &request, NOW).status, 201, "the retry runs");
@@ -303,7 +305,7 @@ mod tests {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
         let bad = || Err(ApiError::bad_request("Title is required"));
-        assert_eq!(crate::http::respond(once(&store, &keys(), NOW, "u1", &request, bad)).status, 400);
+        assert_eq!(crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, bad)).status, 400);
         let again = call(&store, "u1", &request, NOW);
         assert_eq!((message(&again), again.header("idempotent-replayed")), ((400, "Title is required".into()), Some("true")));
         assert_eq!(made(&store), 0);

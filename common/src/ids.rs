@@ -5,6 +5,104 @@
 
 use crate::error::ApiError;
 
+/// Defines a typed id: a `String` on the wire and in the store (`serde(transparent)`),
+/// but a type of its own in the code, so a ticket id can never be passed where an order
+/// id belongs. It reads as a `&str` wherever one is expected (`Deref`).
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh id (see [`new_id`]).
+            pub fn generate() -> Self {
+                Self(new_id())
+            }
+
+            /// An id taken from a client (a URL, a body): a malformed one is a 400.
+            pub fn parse(text: &str) -> Result<Self, ApiError> {
+                parse_id(text).map(|id| Self(id.to_string()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// An id from a trusted place (the store, an event, a verified session),
+        /// taken as it is.
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// A user's id (auth makes it at sign-up; sessions carry it).
+    UserId
+);
+typed_id!(
+    /// A ticket's id.
+    TicketId
+);
+typed_id!(
+    /// An order's id.
+    OrderId
+);
+
 /// Builds an id from a timestamp and 8 random bytes (pure, so it is testable).
 pub fn id_from_parts(unix_seconds: u64, random: [u8; 8]) -> String {
     let mut bytes = [0u8; 12];
@@ -25,7 +123,7 @@ pub fn id_at(unix_millis: u64, random: [u8; 6]) -> String {
 pub fn new_id() -> String {
     let mut random = [0u8; 6];
     getrandom::fill(&mut random).expect("the system random source is always available");
-    id_at(crate::time::now_millis(), random)
+    id_at(crate::time::Timestamp::now().millis(), random)
 }
 
 /// The id of the `n`-th thing of kind `kind` made for the record `parent` (an id): the
@@ -92,6 +190,17 @@ mod tests {
         let (a, b) = (new_id(), new_id());
         assert!(is_valid_id(&a) && is_valid_id(&b));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn typed_ids_are_strings_on_the_wire_and_checked_from_clients() {
+        let id = TicketId::generate();
+        assert!(is_valid_id(&id));
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<TicketId>(&format!("\"{id}\"")).unwrap(), id);
+        assert_eq!(TicketId::parse(id.as_str()).unwrap(), id);
+        assert_eq!(OrderId::parse("nope").unwrap_err().status, 400);
+        assert!(UserId::from("u1") == "u1");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Everything here is plain Rust that compiles natively and to wasm32-wasip2, so
 //! service logic built on it is unit-tested without a lattice.
 
+pub mod api;
 pub mod error;
 pub mod events;
 pub mod http;

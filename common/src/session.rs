@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::http::Request;
+use crate::ids::UserId;
+use crate::time::Timestamp;
 
 pub const COOKIE_NAME: &str = "session";
 /// How long a session lasts unless configured otherwise.
@@ -15,7 +17,7 @@ pub const MIN_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub iat: u64,
     pub exp: u64,
@@ -24,7 +26,7 @@ pub struct Claims {
 /// The signed-in user as the reference app exposes it: `{id, email, iat}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub iat: u64,
 }
@@ -51,8 +53,8 @@ impl SessionKeys {
         })
     }
 
-    pub fn issue(&self, id: &str, email: &str, now: u64) -> String {
-        let claims = Claims { id: id.into(), email: email.into(), iat: now, exp: now + self.ttl_seconds };
+    pub fn issue(&self, id: &str, email: &str, now: Timestamp) -> String {
+        let claims = Claims { id: id.into(), email: email.into(), iat: now.seconds(), exp: now.seconds() + self.ttl_seconds };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail")
     }
@@ -71,24 +73,24 @@ impl SessionKeys {
     }
 
     /// The claims of a valid, unexpired token signed with our key.
-    pub fn verify(&self, token: &str, now: u64) -> Option<Claims> {
+    pub fn verify(&self, token: &str, now: Timestamp) -> Option<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is checked below against the caller's clock, so tests can move time.
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?.claims;
-        (claims.exp > now).then_some(claims)
+        (claims.exp > now.seconds()).then_some(claims)
     }
 
     /// The user of the request's session cookie, if any.
-    pub fn current_user(&self, request: &Request, now: u64) -> Option<CurrentUser> {
+    pub fn current_user(&self, request: &Request, now: Timestamp) -> Option<CurrentUser> {
         let token = cookie(request, COOKIE_NAME)?;
         let claims = self.verify(token, now)?;
         Some(CurrentUser { id: claims.id, email: claims.email, iat: claims.iat })
     }
 
     /// Like [`Self::current_user`], but a 401 when nobody is signed in.
-    pub fn require_user(&self, request: &Request, now: u64) -> Result<CurrentUser, ApiError> {
+    pub fn require_user(&self, request: &Request, now: Timestamp) -> Result<CurrentUser, ApiError> {
         self.current_user(request, now).ok_or_else(ApiError::not_authorized)
     }
 
@@ -140,6 +142,10 @@ pub fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
+    fn secs(seconds: u64) -> Timestamp {
+        Timestamp::from_seconds(seconds)
+    }
+
     const KEY: &str = "a-test-key-that-is-long-enough-for-hs256";
 
     fn keys() -> SessionKeys {
@@ -152,39 +158,39 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_until_they_expire() {
-        let token = keys().issue("5ec00000abababababababab", "a@b.com", 1000);
-        let claims = keys().verify(&token, 1000).unwrap();
+        let token = keys().issue("5ec00000abababababababab", "a@b.com", secs(1000));
+        let claims = keys().verify(&token, secs(1000)).unwrap();
         assert_eq!(claims, Claims { id: "5ec00000abababababababab".into(), email: "a@b.com".into(), iat: 1000, exp: 4600 });
-        assert!(keys().verify(&token, 4599).is_some());
-        assert!(keys().verify(&token, 4600).is_none());
+        assert!(keys().verify(&token, secs(4599)).is_some());
+        assert!(keys().verify(&token, secs(4600)).is_none());
     }
 
     #[test]
     fn tampered_or_foreign_tokens_are_rejected() {
-        let token = keys().issue("id", "a@b.com", 1000);
+        let token = keys().issue("id", "a@b.com", secs(1000));
         let other = SessionKeys::new("another-key-that-is-long-enough-for-hs256", 3600).unwrap();
-        assert!(other.verify(&token, 1000).is_none());
+        assert!(other.verify(&token, secs(1000)).is_none());
         let mut parts: Vec<String> = token.split('.').map(String::from).collect();
         parts[1] = parts[1].chars().rev().collect();
-        assert!(keys().verify(&parts.join("."), 1000).is_none());
-        assert!(keys().verify("not-a-jwt", 1000).is_none());
-        assert!(keys().verify("", 1000).is_none());
+        assert!(keys().verify(&parts.join("."), secs(1000)).is_none());
+        assert!(keys().verify("not-a-jwt", secs(1000)).is_none());
+        assert!(keys().verify("", secs(1000)).is_none());
     }
 
     #[test]
     fn unsigned_tokens_are_rejected() {
         // header {"alg":"none"} + claims, no signature
         let token = "eyJhbGciOiJub25lIn0.eyJpZCI6ImlkIiwiZW1haWwiOiJhQGIuY29tIiwiaWF0IjoxMDAwLCJleHAiOjk5OTk5OTk5OTl9.";
-        assert!(keys().verify(token, 1000).is_none());
+        assert!(keys().verify(token, secs(1000)).is_none());
     }
 
     #[test]
     fn current_user_comes_from_the_session_cookie() {
-        let token = keys().issue("id1", "a@b.com", 1000);
-        let user = keys().current_user(&with_cookie(&token), 1001).unwrap();
+        let token = keys().issue("id1", "a@b.com", secs(1000));
+        let user = keys().current_user(&with_cookie(&token), secs(1001)).unwrap();
         assert_eq!(user, CurrentUser { id: "id1".into(), email: "a@b.com".into(), iat: 1000 });
-        assert!(keys().current_user(&Request::new("GET", "/"), 1001).is_none());
-        assert_eq!(keys().require_user(&with_cookie("garbage"), 1001).unwrap_err().status, 401);
+        assert!(keys().current_user(&Request::new("GET", "/"), secs(1001)).is_none());
+        assert_eq!(keys().require_user(&with_cookie("garbage"), secs(1001)).unwrap_err().status, 401);
     }
 
     #[test]

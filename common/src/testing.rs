@@ -10,11 +10,12 @@ pub const NOWHERE: &str = "5ec00000cccccccccccccccc";
 use crate::http::{Request, Response};
 use crate::session::SessionKeys;
 
-/// A request as a browser of `user` (or an anonymous one) would send it.
+/// A request as a browser of `user` (or an anonymous one) would send it; the session
+/// was issued at `issued_at` seconds.
 pub fn request(method: &str, path: &str, session: Option<(&SessionKeys, &str, u64)>, body: Option<&serde_json::Value>) -> Request {
     let mut request = Request::new(method, path);
-    if let Some((keys, user, now)) = session {
-        let token = keys.issue(user, "test@test.com", now);
+    if let Some((keys, user, issued_at)) = session {
+        let token = keys.issue(user, "test@test.com", crate::time::Timestamp::from_seconds(issued_at));
         request = request.with_header("cookie", &format!("session={token}"));
     }
     if let Some(body) = body {

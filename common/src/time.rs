@@ -1,13 +1,87 @@
-//! The clock, in one place (components read it through WASI).
+//! Time, in one type: a [`Timestamp`] is a moment to the millisecond. The clock is read
+//! in one place (components read it through WASI); on the wire a moment is written as
+//! the reference app wrote it: ISO 8601 text for `expiresAt` ([`as_iso8601`]), whole
+//! seconds in session tokens, milliseconds in our own records.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub fn now_seconds() -> u64 {
-    now_millis() / 1000
+/// A moment, in milliseconds since the Unix epoch (UTC). Serialised as that number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+    }
+
+    pub const fn from_millis(millis: u64) -> Timestamp {
+        Timestamp(millis)
+    }
+
+    pub const fn from_seconds(seconds: u64) -> Timestamp {
+        Timestamp(seconds * 1000)
+    }
+
+    pub const fn millis(self) -> u64 {
+        self.0
+    }
+
+    /// Whole seconds (session tokens and rate-limit windows count in seconds).
+    pub const fn seconds(self) -> u64 {
+        self.0 / 1000
+    }
+
+    pub const fn plus_seconds(self, seconds: u64) -> Timestamp {
+        Timestamp(self.0 + seconds * 1000)
+    }
+
+    pub const fn plus_millis(self, millis: u64) -> Timestamp {
+        Timestamp(self.0 + millis)
+    }
+
+    /// Milliseconds from `earlier` to this moment (0 if `earlier` is later).
+    pub const fn millis_since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// `2026-11-23T10:15:00.000Z`, see [`iso8601`].
+    pub fn to_iso8601(self) -> String {
+        iso8601(self.0)
+    }
+
+    pub fn parse_iso8601(text: &str) -> Option<Timestamp> {
+        parse_iso8601(text).map(Timestamp)
+    }
 }
 
-pub fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+/// For `#[serde(with = "...")]`: a [`Timestamp`] written as ISO 8601 text, as the
+/// reference app's `expiresAt`.
+pub mod as_iso8601 {
+    use super::Timestamp;
+
+    pub fn serialize<S: serde::Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&at.to_iso8601())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+        Timestamp::parse_iso8601(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an ISO 8601 UTC time")))
+    }
+}
+
+/// For `#[serde(with = "...")]`: a [`Timestamp`] written as whole seconds (records that
+/// were first stored that way).
+pub mod as_seconds {
+    use super::Timestamp;
+
+    pub fn serialize<S: serde::Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(at.seconds())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(deserializer).map(Timestamp::from_seconds)
+    }
 }
 
 /// RFC 3339 / ISO 8601 UTC text of a Unix time in milliseconds, like JavaScript's
@@ -74,6 +148,27 @@ mod tests {
         for bad in ["", "2026-11-23", "2026-13-01T00:00:00.000Z", "2026-11-23T10:15:00.000", "1969-12-31T23:59:59.000Z", "2026-11-23T10:15:00.x1Z"] {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn one_timestamp_written_in_each_wire_form() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Forms {
+            #[serde(with = "as_iso8601")]
+            iso: Timestamp,
+            #[serde(with = "as_seconds")]
+            seconds: Timestamp,
+            millis: Timestamp,
+        }
+        let at = Timestamp::from_millis(1_795_428_900_000);
+        let forms = Forms { iso: at, seconds: at, millis: at.plus_millis(5) };
+        let json = serde_json::json!({"iso": "2026-11-23T10:15:00.000Z", "seconds": 1_795_428_900u64, "millis": 1_795_428_900_005u64});
+        assert_eq!(serde_json::to_value(&forms).unwrap(), json);
+        assert_eq!(serde_json::from_value::<Forms>(json).unwrap(), forms);
+        assert!(serde_json::from_value::<Forms>(serde_json::json!({"iso": "soon", "seconds": 1, "millis": 1})).is_err());
+        assert_eq!(at.plus_seconds(900).millis_since(at), 900_000);
+        assert_eq!(at.millis_since(at.plus_seconds(1)), 0);
+        assert_eq!((at.seconds(), Timestamp::from_seconds(at.seconds())), (1_795_428_900, at));
     }
 
     #[test]

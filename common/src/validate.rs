@@ -87,6 +87,61 @@ impl Validation {
     }
 }
 
+/// An e-mail address in the one form that identifies its account: trimmed and
+/// lower-case, so `Ann@X.com` and `ann@x.com ` are one account. A string on the wire
+/// and in the store (`serde(transparent)`); users stored before e-mails were normalised
+/// still read back as they were typed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// The normalised form of what a client typed (not yet checked, see [`Email::check`]).
+    pub fn normalise(typed: &str) -> Email {
+        Email(typed.trim().to_lowercase())
+    }
+
+    /// Reports what is wrong with it, if anything, as the `email` field: too long
+    /// first, else not an address.
+    pub fn check(&self, v: &mut Validation) {
+        if self.0.chars().count() > MAX_EMAIL_CHARS {
+            v.max_chars(&self.0, MAX_EMAIL_CHARS, "email", "Email");
+        } else {
+            v.check(is_email(&self.0), "email", "Email must be valid");
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An address from a trusted place (the store, a verified session), taken as it is.
+impl From<&str> for Email {
+    fn from(email: &str) -> Self {
+        Email(email.to_string())
+    }
+}
+
+impl std::ops::Deref for Email {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for Email {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// A practical e-mail check: one `@`, a non-empty local part without spaces, and a
 /// dotted domain of letters, digits and hyphens whose last label is at least 2 letters.
 pub fn is_email(s: &str) -> bool {
@@ -173,6 +228,21 @@ mod tests {
             r#"{"errors":[{"message":"Email must be valid","field":"email"},{"message":"Too short","field":"password"}]}"#
         );
         assert!(Validation::new().finish().is_ok());
+    }
+
+    #[test]
+    fn emails_are_normalised_then_checked() {
+        let email = Email::normalise("  Ann@Example.COM ");
+        assert_eq!(email, "ann@example.com");
+        assert_eq!(serde_json::to_string(&email).unwrap(), r#""ann@example.com""#);
+        let mut v = Validation::new();
+        email.check(&mut v);
+        assert!(v.finish().is_ok());
+        let mut v = Validation::new();
+        Email::normalise("nope").check(&mut v);
+        Email::normalise(&format!("{}@x.com", "a".repeat(300))).check(&mut v);
+        let errors = v.finish().unwrap_err().errors;
+        assert_eq!(errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["Email must be valid", "Email must be at most 254 characters"]);
     }
 
     #[test]

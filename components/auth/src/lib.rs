@@ -33,7 +33,7 @@ mod component {
                 store: &LatticeStore,
                 keys: keys.as_ref(),
                 limits: Limits::from_config(config),
-                now: ticketing_common::time::now_seconds(),
+                now: ticketing_common::time::Timestamp::now(),
             };
             ticketing_guest::http::serve(request, out, |request| handle(&ctx, &request));
         }

@@ -13,6 +13,7 @@
 //! - sign-up **attempts** per client address: any attempt counts, refused once over.
 
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
+use ticketing_common::time::Timestamp;
 
 pub const BUCKET: &str = "rate_limits";
 
@@ -131,7 +132,7 @@ fn later(a: Option<Blocked>, b: Option<Blocked>) -> Option<Blocked> {
 pub struct Limiter<'a, S: KeyValue> {
     pub store: &'a S,
     pub limits: &'a Limits,
-    pub now: u64,
+    pub now: Timestamp,
 }
 
 impl<S: KeyValue> Limiter<'_, S> {
@@ -147,20 +148,20 @@ impl<S: KeyValue> Limiter<'_, S> {
     /// can overshoot the limit by the number in flight; the next ones are refused.)
     pub fn check_signin(&self, account: &str, address: &str) -> StoreResult<Option<Blocked>> {
         let [a, b] = self.signin_counters(account, address);
-        Ok(later(a.check(self.store, self.now)?, b.check(self.store, self.now)?))
+        Ok(later(a.check(self.store, self.now.seconds())?, b.check(self.store, self.now.seconds())?))
     }
 
     /// After a failed sign-in (unknown account or wrong password).
     pub fn signin_failed(&self, account: &str, address: &str) -> StoreResult<()> {
         for counter in self.signin_counters(account, address) {
-            counter.add(self.store, self.now)?;
+            counter.add(self.store, self.now.seconds())?;
         }
         Ok(())
     }
 
     /// Counts a sign-up attempt from `address`; refused once over the limit.
     pub fn signup_attempt(&self, address: &str) -> StoreResult<Option<Blocked>> {
-        Counter { kind: "signup-address", subject: address, rule: self.limits.signups_per_address }.add(self.store, self.now)
+        Counter { kind: "signup-address", subject: address, rule: self.limits.signups_per_address }.add(self.store, self.now.seconds())
     }
 }
 
@@ -181,7 +182,7 @@ mod tests {
     }
 
     fn at<'a>(store: &'a MemoryStore, limits: &'a Limits, now: u64) -> Limiter<'a, MemoryStore> {
-        Limiter { store, limits, now }
+        Limiter { store, limits, now: Timestamp::from_seconds(now) }
     }
 
     #[test]

@@ -3,15 +3,17 @@
 use serde_json::json;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
-use ticketing_common::ids::new_id;
+use ticketing_common::api::CurrentUserReply;
+use ticketing_common::ids::UserId;
+use ticketing_common::time::Timestamp;
 use ticketing_common::session::{clear_cookie, configured, SessionKeys};
 use ticketing_common::store::KeyValue;
-use ticketing_common::validate::{is_email, Body, Validation, MAX_EMAIL_CHARS};
+use ticketing_common::validate::{Body, Email, Validation};
 use ticketing_common::ApiError;
 
 use crate::limits::{Blocked, Limiter, Limits};
 use crate::password;
-use crate::users::{self, normalise, Created, User};
+use crate::users::{self, Created, User};
 
 /// Longest password sign-in hashes; sign-up allows 4 to 20 characters anyway.
 pub const MAX_SIGNIN_PASSWORD_CHARS: usize = 100;
@@ -22,7 +24,7 @@ pub struct Ctx<'a, S: KeyValue> {
     /// `None` when the deployment has no usable `jwt_key`: a server fault, reported as such.
     pub keys: Option<&'a SessionKeys>,
     pub limits: Limits,
-    pub now: u64,
+    pub now: Timestamp,
 }
 
 impl<S: KeyValue> Ctx<'_, S> {
@@ -44,7 +46,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
         // Nobody is signed in yet: an Idempotency-Key belongs to the client address.
         ("POST", ["api", "users", "signup"]) => {
             let owner = request.client_address();
-            idempotency::once(ctx.store, ctx.keys()?, ctx.now * 1000, &owner, request, || sign_up(ctx, request))
+            idempotency::once(ctx.store, ctx.keys()?, ctx.now, &owner, request, || sign_up(ctx, request))
         }
         ("POST", ["api", "users", "signin"]) => sign_in(ctx, request),
         ("POST", ["api", "users", "signout"]) => Ok(sign_out(request)),
@@ -59,15 +61,6 @@ fn too_many_attempts(blocked: Blocked) -> Response {
         .with_header("retry-after", &blocked.retry_after.to_string())
 }
 
-/// An e-mail (normalised) is bounded first, then must look like an address.
-fn check_email(v: &mut Validation, email: &str) {
-    if email.chars().count() > MAX_EMAIL_CHARS {
-        v.max_chars(email, MAX_EMAIL_CHARS, "email", "Email");
-    } else {
-        v.check(is_email(email), "email", "Email must be valid");
-    }
-}
-
 /// `POST /api/users/signup {email, password}` → 201 `{id, email}` and a session.
 /// Every attempt counts towards the client address's sign-up limit.
 fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
@@ -76,16 +69,16 @@ fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
     let body = Body::parse(request)?;
     let typed = body.str("email").unwrap_or_default();
-    let email = normalise(typed);
+    let email = Email::normalise(typed);
     let password = body.trimmed("password");
     let mut v = Validation::new();
-    check_email(&mut v, &email);
+    email.check(&mut v);
     v.check((4..=20).contains(&password.chars().count()), "password", "Password must be between 4 and 20 characters");
     v.finish()?;
     let keys = ctx.keys()?;
 
-    let user = User { id: new_id(), email, password_hash: password::hash(&password), created_at: ctx.now };
-    match users::create(ctx.store, &user, typed, ctx.now * 1000)? {
+    let user = User { id: UserId::generate(), email, password_hash: password::hash(&password), created_at: ctx.now };
+    match users::create(ctx.store, &user, typed, ctx.now)? {
         Created::EmailInUse => Err(ApiError::bad_request("Email in use")),
         Created::Yes => Ok(signed_in(keys, ctx.now, request, &user, 201)),
     }
@@ -96,10 +89,10 @@ fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
 fn sign_in<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     let body = Body::parse(request)?;
     let typed = body.str("email").unwrap_or_default();
-    let email = normalise(typed);
+    let email = Email::normalise(typed);
     let password = body.trimmed("password");
     let mut v = Validation::new();
-    check_email(&mut v, &email);
+    email.check(&mut v);
     v.check(!password.is_empty(), "password", "You must supply a password");
     v.max_chars(&password, MAX_SIGNIN_PASSWORD_CHARS, "password", "Password");
     v.finish()?;
@@ -120,9 +113,9 @@ fn sign_in<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
 }
 
-fn signed_in(keys: &SessionKeys, now: u64, request: &Request, user: &User, status: u16) -> Response {
+fn signed_in(keys: &SessionKeys, now: Timestamp, request: &Request, user: &User, status: u16) -> Response {
     let token = keys.issue(&user.id, &user.email, now);
-    Response::json(status, &user.public()).with_header("set-cookie", &keys.session_cookie(&token, request))
+    Response::json(status, &user.view()).with_header("set-cookie", &keys.session_cookie(&token, request))
 }
 
 /// `POST /api/users/signout` → 200 `{}`, session cookie cleared.
@@ -133,7 +126,7 @@ fn sign_out(request: &Request) -> Response {
 /// `GET /api/users/currentuser` → `{currentUser: {id, email, iat} | null}`.
 fn current_user<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     let user = ctx.keys()?.current_user(request, ctx.now);
-    Ok(Response::json(200, &json!({ "currentUser": user })))
+    Ok(Response::json(200, &CurrentUserReply { current_user: user }))
 }
 
 #[cfg(test)]
@@ -157,7 +150,7 @@ mod tests {
         }
 
         fn call(&self, request: Request) -> Response {
-            handle(&Ctx { store: &self.store, keys: Some(&self.keys), limits: self.limits, now: self.now }, &request)
+            handle(&Ctx { store: &self.store, keys: Some(&self.keys), limits: self.limits, now: Timestamp::from_seconds(self.now) }, &request)
         }
 
         fn post(&self, path: &str, body: Value) -> Response {
@@ -195,8 +188,8 @@ mod tests {
         let body = json_of(&res);
         assert_eq!(body["email"], "test@test.com");
         assert_eq!(body.as_object().unwrap().len(), 2, "only id and email: {body}");
-        let claims = w.keys.verify(&session_token(&res), w.now).unwrap();
-        assert_eq!(claims.id, body["id"]);
+        let claims = w.keys.verify(&session_token(&res), Timestamp::from_seconds(w.now)).unwrap();
+        assert_eq!(claims.id.as_str(), body["id"]);
     }
 
     #[test]
@@ -287,7 +280,7 @@ mod tests {
     #[test]
     fn missing_jwt_key_is_a_server_error() {
         let w = World::new();
-        let res = handle(&Ctx { store: &w.store, keys: None, limits: w.limits, now: w.now }, &Request::new("GET", "/api/users/currentuser"));
+        let res = handle(&Ctx { store: &w.store, keys: None, limits: w.limits, now: Timestamp::from_seconds(w.now) }, &Request::new("GET", "/api/users/currentuser"));
         assert_eq!(res.status, 500);
     }
 
@@ -306,7 +299,7 @@ mod tests {
     #[test]
     fn a_user_stored_before_normalising_signs_in_and_keeps_the_address() {
         let w = World::new();
-        let legacy = User { id: new_id(), email: "Old@Test.com".into(), password_hash: password::hash("password"), created_at: 1 };
+        let legacy = User { id: UserId::generate(), email: "Old@Test.com".into(), password_hash: password::hash("password"), created_at: Timestamp::from_seconds(1) };
         w.store.set(users::USERS, "Old@Test.com", &serde_json::to_vec(&legacy).unwrap()).unwrap();
         let res = w.post("/api/users/signin", serde_json::json!({"email": "Old@Test.com", "password": "password"}));
         assert_eq!((res.status, json_of(&res)["id"].clone()), (200, serde_json::json!(legacy.id)));
@@ -323,7 +316,7 @@ mod tests {
             assert_eq!((res.status, json_of(&res)), (400, too_long.clone()), "{path}");
         }
         let longest = format!("{}@{}.{}.{}.com", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(57));
-        assert_eq!(longest.len(), MAX_EMAIL_CHARS);
+        assert_eq!(longest.len(), ticketing_common::validate::MAX_EMAIL_CHARS);
         assert_eq!(signup(&w, &longest).status, 201, "the longest address is fine");
 
         let res = w.post("/api/users/signin", serde_json::json!({"email": longest, "password": "p".repeat(101)}));
@@ -431,7 +424,7 @@ mod tests {
     #[test]
     fn an_address_claimed_without_its_user_is_no_account_and_can_sign_up_later() {
         let w = World::new();
-        ticketing_common::lease::take(&w.store, users::EMAIL_CLAIMS, "a@test.com", w.now * 1000).unwrap(); // sign-up died here
+        ticketing_common::lease::take(&w.store, users::EMAIL_CLAIMS, "a@test.com", Timestamp::from_seconds(w.now)).unwrap(); // sign-up died here
         let signin = w.post("/api/users/signin", serde_json::json!({"email": "a@test.com", "password": "password"}));
         assert_eq!(message(&signin), (400, "Invalid credentials".into()));
         assert_eq!(message(&signup(&w, "a@test.com")), (400, "Email in use".into()), "maybe still signing up");
@@ -448,7 +441,7 @@ mod tests {
     fn a_sign_up_cut_short_at_any_write_succeeds_when_retried() {
         use ticketing_common::testing::FlakyStore;
         let keys = SessionKeys::new(KEY, 3600).unwrap();
-        let call = |store: &FlakyStore, now: u64, request: Request| handle(&Ctx { store, keys: Some(&keys), limits: Limits::default(), now }, &request);
+        let call = |store: &FlakyStore, now: u64, request: Request| handle(&Ctx { store, keys: Some(&keys), limits: Limits::default(), now: Timestamp::from_seconds(now) }, &request);
         let signup = |key: &str| {
             let body = serde_json::json!({"email": "a@test.com", "password": "password"}).to_string();
             Request::new("POST", "/api/users/signup").with_header("idempotency-key", key).with_body(body)

@@ -9,11 +9,15 @@
 //! then the address has no account: sign-in finds no user.
 //!
 //! One address is one account whatever its case: e-mails are stored and looked up in
-//! their [`normalise`]d form. Users stored before that (under the form they typed, in
+//! their normalised form ([`Email::normalise`]). Users stored before that (under the form they typed, in
 //! any case) are still found under that form, and nobody can sign up again with it.
 
 use serde::{Deserialize, Serialize};
+use ticketing_common::api::UserView;
+use ticketing_common::ids::UserId;
 use ticketing_common::lease::{self, Lease};
+use ticketing_common::time::Timestamp;
+use ticketing_common::validate::Email;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
 
 pub const USERS: &str = "users";
@@ -25,34 +29,24 @@ pub const ABANDONED_AFTER_MS: u64 = 30_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    pub id: String,
-    pub email: String,
+    pub id: UserId,
+    pub email: Email,
     pub password_hash: String,
-    pub created_at: u64,
-}
-
-/// What clients see of a user.
-#[derive(Debug, Serialize)]
-pub struct PublicUser<'a> {
-    pub id: &'a str,
-    pub email: &'a str,
+    #[serde(with = "ticketing_common::time::as_seconds")]
+    pub created_at: Timestamp,
 }
 
 impl User {
-    pub fn public(&self) -> PublicUser<'_> {
-        PublicUser { id: &self.id, email: &self.email }
+    /// What clients see of a user.
+    pub fn view(&self) -> UserView {
+        UserView { id: self.id.clone(), email: self.email.clone() }
     }
-}
-
-/// The one form of an e-mail that identifies its account: trimmed and lower-case.
-pub fn normalise(email: &str) -> String {
-    email.trim().to_lowercase()
 }
 
 /// The keys a user typing `email` may be stored under: the normalised form, then the
 /// form as typed, which is how users were stored before e-mails were normalised.
 fn stored_forms(email: &str) -> Vec<String> {
-    let normalised = normalise(email);
+    let normalised = Email::normalise(email).as_str().to_string();
     let typed = email.trim();
     if typed == normalised {
         vec![normalised]
@@ -79,21 +73,21 @@ pub enum Created {
 }
 
 /// Stores `user` for a client who typed the e-mail `typed` (`user.email` is its
-/// [`normalise`]d form) unless the address is taken, in either form, also against
+/// normalised form) unless the address is taken, in either form, also against
 /// concurrent sign-ups; takes over a claim whose sign-up was abandoned half-way.
-pub fn create(store: &impl KeyValue, user: &User, typed: &str, now_ms: u64) -> StoreResult<Created> {
-    debug_assert_eq!(user.email, normalise(typed));
+pub fn create(store: &impl KeyValue, user: &User, typed: &str, now: Timestamp) -> StoreResult<Created> {
+    debug_assert_eq!(user.email, Email::normalise(typed));
     if has_user(store, typed)? {
         return Ok(Created::EmailInUse);
     }
-    let generation = match lease::take(store, EMAIL_CLAIMS, &user.email, now_ms)? {
+    let generation = match lease::take(store, EMAIL_CLAIMS, &user.email, now)? {
         Lease::Won { generation } => generation,
         held @ Lease::Held { generation, .. } => {
             // Another sign-up is storing its user, or failed to: wait until it is abandoned.
-            if !held.held_longer_than(ABANDONED_AFTER_MS, now_ms) || has_user(store, typed)? {
+            if !held.held_longer_than(ABANDONED_AFTER_MS, now) || has_user(store, typed)? {
                 return Ok(Created::EmailInUse);
             }
-            match lease::take_over(store, EMAIL_CLAIMS, &user.email, generation, now_ms)? {
+            match lease::take_over(store, EMAIL_CLAIMS, &user.email, generation, now)? {
                 Lease::Won { generation } => generation,
                 Lease::Held { .. } => return Ok(Created::EmailInUse),
             }
@@ -123,22 +117,22 @@ mod tests {
     use ticketing_common::store::MemoryStore;
     use ticketing_common::testing::FlakyStore;
 
-    const NOW: u64 = 1_800_000_000_000;
+    const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
     fn user(email: &str) -> User {
-        User { id: "5ec00000abababababababab".into(), email: email.into(), password_hash: "h".into(), created_at: 1 }
+        User { id: "5ec00000abababababababab".into(), email: email.into(), password_hash: "h".into(), created_at: Timestamp::from_seconds(1) }
     }
 
     /// Signs up as a client typing `typed` would.
     fn sign_up(store: &MemoryStore, typed: &str) -> Created {
-        create(store, &user(&normalise(typed)), typed, NOW).unwrap()
+        create(store, &user(&Email::normalise(typed)), typed, NOW).unwrap()
     }
 
     #[test]
     fn normalising_trims_and_lowercases() {
-        assert_eq!(normalise("  UPPER@Test.COM "), "upper@test.com");
-        assert_eq!(normalise("Ünïcode@Exämple.DE"), "ünïcode@exämple.de");
-        assert_eq!(normalise("a@b.com"), "a@b.com");
+        assert_eq!(Email::normalise("  UPPER@Test.COM "), "upper@test.com");
+        assert_eq!(Email::normalise("Ünïcode@Exämple.DE"), "ünïcode@exämple.de");
+        assert_eq!(Email::normalise("a@b.com"), "a@b.com");
     }
 
     #[test]
@@ -152,7 +146,7 @@ mod tests {
     #[test]
     fn a_lost_claim_race_is_email_in_use_even_before_the_winner_stored_the_user() {
         let store = MemoryStore::default();
-        lease::take(&store, EMAIL_CLAIMS, "a@b.com", NOW - 1000).unwrap(); // a concurrent winner, mid-way
+        lease::take(&store, EMAIL_CLAIMS, "a@b.com", Timestamp::from_millis(NOW.millis() - 1000)).unwrap(); // a concurrent winner, mid-way
         assert_eq!(sign_up(&store, "A@B.com"), Created::EmailInUse, "claims are on the normalised form");
         assert_eq!(find_by_email(&store, "a@b.com").unwrap(), None);
     }
@@ -160,7 +154,7 @@ mod tests {
     #[test]
     fn an_abandoned_claim_is_taken_over_by_one_sign_up() {
         let store = MemoryStore::default();
-        lease::take(&store, EMAIL_CLAIMS, "a@b.com", NOW - ABANDONED_AFTER_MS).unwrap(); // failed before storing its user
+        lease::take(&store, EMAIL_CLAIMS, "a@b.com", Timestamp::from_millis(NOW.millis() - ABANDONED_AFTER_MS)).unwrap(); // failed before storing its user
         let (first, second) = (user("a@b.com"), User { id: "5ec00000cdcdcdcdcdcdcdcd".into(), ..user("a@b.com") });
         assert_eq!(create(&store, &first, "a@b.com", NOW).unwrap(), Created::Yes);
         assert_eq!(create(&store, &second, "a@b.com", NOW).unwrap(), Created::EmailInUse);
@@ -181,7 +175,7 @@ mod tests {
         store.increment(EMAIL_CLAIMS, "a@b.com", 1).unwrap();
         store.set_json(USERS, "a@b.com", &user("a@b.com")).unwrap();
         let other = User { id: "5ec00000cdcdcdcdcdcdcdcd".into(), ..user("a@b.com") };
-        assert_eq!(create(&store, &other, "a@b.com", NOW + ABANDONED_AFTER_MS).unwrap(), Created::EmailInUse);
+        assert_eq!(create(&store, &other, "a@b.com", NOW.plus_millis(ABANDONED_AFTER_MS)).unwrap(), Created::EmailInUse);
         assert_eq!(find_by_email(&store, "a@b.com").unwrap(), Some(user("a@b.com")));
     }
 
@@ -200,11 +194,11 @@ mod tests {
             assert!(create(&store, &user("a@b.com"), "a@b.com", NOW).is_err(), "write {n}");
             store.heal();
             assert_eq!(find_by_email(&store, "a@b.com").unwrap(), None, "write {n}: no account meanwhile");
-            let at_once = create(&store, &user("a@b.com"), "a@b.com", NOW + 1000).unwrap();
+            let at_once = create(&store, &user("a@b.com"), "a@b.com", NOW.plus_millis(1000)).unwrap();
             let expected = if n == 3 { Created::EmailInUse } else { Created::Yes };
             assert_eq!(at_once, expected, "write {n}: the claim could not be given back during the outage");
             if at_once == Created::EmailInUse {
-                assert_eq!(create(&store, &user("a@b.com"), "a@b.com", NOW + 1000 + ABANDONED_AFTER_MS).unwrap(), Created::Yes);
+                assert_eq!(create(&store, &user("a@b.com"), "a@b.com", NOW.plus_millis(1000 + ABANDONED_AFTER_MS)).unwrap(), Created::Yes);
             }
             assert_eq!(find_by_email(&store, "a@b.com").unwrap(), Some(user("a@b.com")), "write {n}");
         }
@@ -215,7 +209,7 @@ mod tests {
         let store = FlakyStore::default();
         store.fail_write(3);
         assert!(create(&store, &user("a@b.com"), "a@b.com", NOW).is_err());
-        assert_eq!(create(&store, &user("a@b.com"), "a@b.com", NOW + 1).unwrap(), Created::Yes);
+        assert_eq!(create(&store, &user("a@b.com"), "a@b.com", NOW.plus_millis(1)).unwrap(), Created::Yes);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Scheduling an order's expiry and announcing it when due.
 
 use ticketing_common::events::{decode_and, unknown_subject, Event, ExpirationComplete, HandlerError, Handled, OrderCreated};
-use ticketing_common::time::parse_iso8601;
 
 
 /// The scheduler capability: schedule job `id` for `due_ms`; false when that id is
@@ -39,12 +38,11 @@ pub fn dispatch(scheduler: &impl Scheduler, subject: &str, body: &[u8]) -> Handl
 }
 
 /// `order:created`: expire the order at its `expiresAt`. The job id is the order id, so a
-/// redelivered event schedules nothing new.
+/// redelivered event schedules nothing new. (An unreadable `expiresAt` never decodes: the
+/// event is rejected by [`dispatch`].)
 pub fn on_order_created(scheduler: &impl Scheduler, event: &OrderCreated) -> Handled {
-    let due_ms = parse_iso8601(&event.expires_at)
-        .ok_or_else(|| HandlerError::Reject(format!("order {} has an unreadable expiresAt `{}`", event.id, event.expires_at)))?;
     let payload = ExpirationComplete { order_id: event.id.clone() }.to_bytes();
-    scheduler.schedule(&event.id, payload, due_ms).map(|_newly_scheduled| ()).map_err(HandlerError::from)
+    scheduler.schedule(&event.id, payload, event.expires_at.millis()).map(|_newly_scheduled| ()).map_err(HandlerError::from)
 }
 
 /// A due job: the `expiration:complete` to announce for its order. Nothing is stored
@@ -62,6 +60,7 @@ mod tests {
     use std::collections::BTreeMap;
     use ticketing_common::events::{OrderStatus, OrderTicket};
     use ticketing_common::money::Cents;
+    use ticketing_common::time::Timestamp;
 
     /// Keeps jobs like the real scheduler: one per id.
     #[derive(Default)]
@@ -84,7 +83,7 @@ mod tests {
             version: 0,
             status: OrderStatus::Created,
             user_id: "u1".into(),
-            expires_at: expires_at.into(),
+            expires_at: Timestamp::parse_iso8601(expires_at).unwrap(),
             ticket: OrderTicket { id: "t1".into(), price: Cents(2000) },
         }
     }
@@ -102,10 +101,12 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_expiry_is_not_handled() {
-        let refused = on_order_created(&Jobs::default(), &order_created("soon")).unwrap_err();
-        assert!(matches!(refused, HandlerError::Reject(ref r) if r.contains("unreadable")), "never readable: {refused}");
+    fn an_unreadable_expiry_is_rejected() {
         let jobs = Jobs::default();
+        let mut unreadable = serde_json::to_value(order_created("2026-11-23T10:15:00.000Z")).unwrap();
+        unreadable["expiresAt"] = "soon".into();
+        let refused = dispatch(&jobs, "order:created", unreadable.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(refused, HandlerError::Reject(ref r) if r.contains("soon")), "never readable: {refused}");
         dispatch(&jobs, "order:created", &order_created("2026-11-23T10:15:00.000Z").to_bytes()).unwrap();
         assert_eq!(jobs.0.borrow().len(), 1);
         assert!(matches!(dispatch(&jobs, "order:created", b"{}"), Err(HandlerError::Reject(_))));

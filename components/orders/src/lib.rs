@@ -41,7 +41,7 @@ mod component {
                 let ctx = routes::Ctx {
                     store: &LatticeStore,
                     keys: keys.as_ref(),
-                    now_millis: ticketing_common::time::now_millis(),
+                    now: ticketing_common::time::Timestamp::now(),
                     window_seconds: window_seconds(),
                 };
                 routes::handle(&ctx, &request)

@@ -105,7 +105,7 @@ mod tests {
     fn with_order(status: OrderStatus) -> MemoryStore {
         let store = MemoryStore::default();
         assert!(store::claim_ticket(&store, "t1").unwrap());
-        let order = Order { id: "o1".into(), user_id: "u2".into(), status, expires_at: "x".into(), ticket_id: "t1".into(), version: 0 };
+        let order = Order { id: "o1".into(), user_id: "u2".into(), status, expires_at: ticketing_common::time::Timestamp::from_millis(0), ticket_id: "t1".into(), version: 0 };
         let ticket = TicketReplica { id: "t1".into(), title: "concert".into(), price: Cents(2000), version: 0 };
         store::insert_order(&store, &order, &ticket).unwrap();
         store.take_announced();

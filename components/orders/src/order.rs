@@ -4,10 +4,11 @@
 //! around these decisions.
 
 use serde::{Deserialize, Serialize};
+use ticketing_common::api::{OrderTicketView, OrderView};
 use ticketing_common::events::{OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef, TicketUpdated};
-use ticketing_common::ids::new_id;
+use ticketing_common::ids::{OrderId, TicketId, UserId};
 use ticketing_common::money::Cents;
-use ticketing_common::time::iso8601;
+use ticketing_common::time::Timestamp;
 use ticketing_common::ApiError;
 
 /// How long an order holds its ticket unless configured otherwise.
@@ -16,18 +17,19 @@ pub const DEFAULT_WINDOW_SECONDS: u64 = 15 * 60;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
-    pub id: String,
-    pub user_id: String,
+    pub id: OrderId,
+    pub user_id: UserId,
     pub status: OrderStatus,
-    pub expires_at: String,
-    pub ticket_id: String,
+    #[serde(with = "ticketing_common::time::as_iso8601")]
+    pub expires_at: Timestamp,
+    pub ticket_id: TicketId,
     pub version: u64,
 }
 
 /// What orders knows of a ticket (from `ticket:created` / `ticket:updated`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketReplica {
-    pub id: String,
+    pub id: TicketId,
     pub title: String,
     pub price: Cents,
     pub version: u64,
@@ -57,13 +59,13 @@ impl TicketReplica {
 }
 
 impl Order {
-    /// A new order by `buyer` holding `ticket` for `window_seconds` from `now_ms`.
-    pub fn place(buyer: String, ticket: &TicketReplica, now_ms: u64, window_seconds: u64) -> Order {
+    /// A new order by `buyer` holding `ticket` for `window_seconds` from `now`.
+    pub fn place(buyer: UserId, ticket: &TicketReplica, now: Timestamp, window_seconds: u64) -> Order {
         Order {
-            id: new_id(),
+            id: OrderId::generate(),
             user_id: buyer,
             status: OrderStatus::Created,
-            expires_at: iso8601(now_ms + window_seconds * 1000),
+            expires_at: now.plus_seconds(window_seconds),
             ticket_id: ticket.id.clone(),
             version: 0,
         }
@@ -99,13 +101,26 @@ impl Order {
         Order { status, version: self.version + 1, ..self }
     }
 
+    /// The order as the API shows it, with its ticket from the replica (`null` while the
+    /// replica has not heard of it).
+    pub fn view(&self, ticket: Option<&TicketReplica>) -> OrderView {
+        OrderView {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            status: self.status,
+            expires_at: self.expires_at,
+            ticket: ticket.map(|t| OrderTicketView { id: t.id.clone(), title: t.title.clone(), price: t.price, version: t.version }),
+            version: self.version,
+        }
+    }
+
     pub fn created_event(&self, ticket: &TicketReplica) -> OrderCreated {
         OrderCreated {
             id: self.id.clone(),
             version: self.version,
             status: self.status,
             user_id: self.user_id.clone(),
-            expires_at: self.expires_at.clone(),
+            expires_at: self.expires_at,
             ticket: OrderTicket { id: ticket.id.clone(), price: ticket.price },
         }
     }
@@ -124,14 +139,14 @@ mod tests {
     }
 
     fn order(status: OrderStatus) -> Order {
-        Order { status, ..Order::place("u1".into(), &ticket(), 1_795_428_000_000, 900) }
+        Order { status, ..Order::place("u1".into(), &ticket(), Timestamp::from_millis(1_795_428_000_000), 900) }
     }
 
     #[test]
     fn a_new_order_holds_its_ticket_for_the_window() {
-        let placed = Order::place("u1".into(), &ticket(), 1_795_428_900_000, 900);
+        let placed = Order::place("u1".into(), &ticket(), Timestamp::from_millis(1_795_428_900_000), 900);
         assert_eq!((placed.status, placed.version, placed.ticket_id.as_str()), (OrderStatus::Created, 0, "t1"));
-        assert_eq!(placed.expires_at, "2026-11-23T10:30:00.000Z");
+        assert_eq!(serde_json::to_value(&placed).unwrap()["expiresAt"], "2026-11-23T10:30:00.000Z");
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! HTTP routes of the orders service (`/api/orders*`), reference §2.3.
 
-use serde::Serialize;
-use ticketing_common::events::OrderStatus;
+use ticketing_common::api::OrderView;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
-use ticketing_common::ids::{is_valid_id, parse_id};
-use ticketing_common::money::Cents;
+use ticketing_common::ids::{is_valid_id, OrderId, UserId};
 use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
+use ticketing_common::time::Timestamp;
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
 
@@ -18,44 +17,13 @@ use crate::store;
 pub struct Ctx<'a, S: KeyValue> {
     pub store: &'a S,
     pub keys: Option<&'a SessionKeys>,
-    pub now_millis: u64,
+    pub now: Timestamp,
     pub window_seconds: u64,
 }
 
 impl<S: KeyValue> Ctx<'_, S> {
-    fn user_id(&self, request: &Request) -> Result<String, ApiError> {
-        Ok(configured(self.keys)?.require_user(request, self.now_millis / 1000)?.id)
-    }
-}
-
-/// An order as clients see it: the ticket populated from the replica.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OrderView<'a> {
-    id: &'a str,
-    user_id: &'a str,
-    status: OrderStatus,
-    expires_at: &'a str,
-    ticket: Option<TicketView<'a>>,
-    version: u64,
-}
-
-#[derive(Serialize)]
-struct TicketView<'a> {
-    id: &'a str,
-    title: &'a str,
-    price: Cents,
-    version: u64,
-}
-
-fn view<'a>(order: &'a Order, ticket: Option<&'a TicketReplica>) -> OrderView<'a> {
-    OrderView {
-        id: &order.id,
-        user_id: &order.user_id,
-        status: order.status,
-        expires_at: &order.expires_at,
-        ticket: ticket.map(|t| TicketView { id: &t.id, title: &t.title, price: t.price, version: t.version }),
-        version: order.version,
+    fn user_id(&self, request: &Request) -> Result<UserId, ApiError> {
+        Ok(configured(self.keys)?.require_user(request, self.now)?.id)
     }
 }
 
@@ -67,7 +35,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "orders"]) => {
             let user_id = ctx.user_id(request)?;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now_millis, &user_id, request, || create(ctx, request, user_id.clone()))
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, || create(ctx, request, user_id.clone()))
         }
         ("GET", ["api", "orders"]) => list(ctx, request),
         ("GET", ["api", "orders", id]) => show(ctx, request, id),
@@ -78,7 +46,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
 
 /// `POST /api/orders {ticketId}` by `user_id` → 201 order holding the ticket until
 /// `expiresAt`; publishes `order:created`.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> HandlerResult {
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId) -> HandlerResult {
     let body = Body::parse(request)?;
     let ticket_id = body.str("ticketId").unwrap_or_default().trim().to_string();
     let mut v = Validation::new();
@@ -90,14 +58,14 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> Hand
     if !store::claim_ticket(ctx.store, &ticket.id)? {
         return Err(ApiError::bad_request("Ticket is already reserved"));
     }
-    let order = Order::place(user_id, &ticket, ctx.now_millis, ctx.window_seconds);
+    let order = Order::place(user_id, &ticket, ctx.now, ctx.window_seconds);
     // Indexed first: an entry whose order failed to store is skipped in lists, while an
     // order stored (and announced) must keep its claim.
     if let Err(e) = store::index_for_user(ctx.store, &order).and_then(|()| store::insert_order(ctx.store, &order, &ticket)) {
         let _ = store::release_claim(ctx.store, &ticket.id);
         return Err(e.into());
     }
-    Ok(Response::json(201, &view(&order, Some(&ticket))))
+    Ok(Response::json(201, &order.view(Some(&ticket))))
 }
 
 /// `GET /api/orders[?limit=&cursor=]` → a page of the signed-in user's orders, newest
@@ -106,21 +74,21 @@ fn list<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     let user_id = ctx.user_id(request)?;
     let paging = Paging::from_request(request, store::parse_cursor)?;
     let (orders, next) = store::orders_page(ctx.store, &user_id, paging.cursor, paging.limit)?;
-    let ticket_ids: Vec<String> = orders.iter().map(|o| o.ticket_id.clone()).collect();
+    let ticket_ids: Vec<String> = orders.iter().map(|o| o.ticket_id.to_string()).collect();
     let tickets: Vec<Option<TicketReplica>> = ctx
         .store
         .get_many(store::TICKETS, &ticket_ids)?
         .into_iter()
         .map(|bytes| bytes.and_then(|b| serde_json::from_slice(&b).ok()))
         .collect();
-    let views: Vec<OrderView> = orders.iter().zip(&tickets).map(|(o, t)| view(o, t.as_ref())).collect();
+    let views: Vec<OrderView> = orders.iter().zip(&tickets).map(|(o, t)| o.view(t.as_ref())).collect();
     Ok(page_response(request, paging.limit, &views, next.map(|n| n.to_string()).as_deref()))
 }
 
 /// The caller's order `id`: 400 malformed, 404 unknown, 401 someone else's.
 fn own_order<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> Result<Order, ApiError> {
     let user_id = ctx.user_id(request)?;
-    let order = store::order(ctx.store, parse_id(id)?)?.ok_or_else(ApiError::not_found)?;
+    let order = store::order(ctx.store, &OrderId::parse(id)?)?.ok_or_else(ApiError::not_found)?;
     if order.user_id != user_id {
         return Err(ApiError::not_authorized());
     }
@@ -131,7 +99,7 @@ fn own_order<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> Result<O
 fn show<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult {
     let order = own_order(ctx, request, id)?;
     let ticket = store::ticket(ctx.store, &order.ticket_id)?;
-    Ok(Response::json(200, &view(&order, ticket.as_ref())))
+    Ok(Response::json(200, &order.view(ticket.as_ref())))
 }
 
 /// `DELETE /api/orders/:id` → 204; the order is kept as `cancelled` and the ticket
@@ -149,6 +117,8 @@ fn cancel<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ticketing_common::events::OrderStatus;
+    use ticketing_common::money::Cents;
     use serde_json::{json, Value};
     use ticketing_common::store::{JsonStore, MemoryStore};
     use ticketing_common::testing::FlakyStore;
@@ -166,7 +136,7 @@ mod tests {
             let w = Self { store: MemoryStore::default(), keys: SessionKeys::new(KEY, 3600).unwrap() };
             for (i, title) in ["concert", "match", "play"].iter().enumerate() {
                 let id = format!("5ec0000{i}dddddddddddddddd");
-                store::put_ticket(&w.store, &TicketReplica { id, title: title.to_string(), price: Cents(2000), version: 0 }).unwrap();
+                store::put_ticket(&w.store, &TicketReplica { id: id.into(), title: title.to_string(), price: Cents(2000), version: 0 }).unwrap();
             }
             w
         }
@@ -177,7 +147,7 @@ mod tests {
 
         fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
             let request = request(method, path, user.map(|u| (&self.keys, u, NOW_MS / 1000)), body.as_ref());
-            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now_millis: NOW_MS, window_seconds: 900 };
+            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now: Timestamp::from_millis(NOW_MS), window_seconds: 900 };
             status_and_json(&handle(&ctx, &request))
         }
 
@@ -242,7 +212,7 @@ mod tests {
         let second = w.order(BOB, 1).1["id"].clone();
         let page = |path: &str| {
             let request = request("GET", path, Some((&w.keys, BOB, NOW_MS / 1000)), None);
-            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900 };
+            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: Timestamp::from_millis(NOW_MS), window_seconds: 900 };
             handle(&ctx, &request)
         };
         let one = page("/api/orders?limit=1");
@@ -294,9 +264,9 @@ mod tests {
         assert_eq!((status, res["errors"][0]["message"].as_str()), (409, Some("The order changed meanwhile, please try again")));
 
         let flaky = FlakyStore::default();
-        let replica = TicketReplica { id: World::ticket(1), title: "match".into(), price: Cents(2000), version: 0 };
+        let replica = TicketReplica { id: World::ticket(1).into(), title: "match".into(), price: Cents(2000), version: 0 };
         store::put_ticket(&flaky, &replica).unwrap();
-        let ctx = Ctx { store: &flaky, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900 };
+        let ctx = Ctx { store: &flaky, keys: Some(&w.keys), now: Timestamp::from_millis(NOW_MS), window_seconds: 900 };
         let call = |method: &str, path: &str, body: Option<&Value>| {
             status_and_json(&handle(&ctx, &request(method, path, Some((&w.keys, ALICE, NOW_MS / 1000)), body)))
         };
@@ -323,7 +293,7 @@ mod tests {
     fn order_with_key(w: &World, user: &str, key: &str, ticket: usize) -> (u16, Value) {
         let body = json!({"ticketId": World::ticket(ticket)});
         let request = request("POST", "/api/orders", Some((&w.keys, user, NOW_MS / 1000)), Some(&body)).with_header("Idempotency-Key", key);
-        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now_millis: NOW_MS, window_seconds: 900 };
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: Timestamp::from_millis(NOW_MS), window_seconds: 900 };
         status_and_json(&handle(&ctx, &request))
     }
 

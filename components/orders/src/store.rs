@@ -119,7 +119,7 @@ mod tests {
     use ticketing_common::store::MemoryStore;
 
     fn order(id: &str, status: OrderStatus, version: u64) -> Order {
-        Order { id: id.into(), user_id: "u".into(), status, expires_at: "x".into(), ticket_id: "t1".into(), version }
+        Order { id: id.into(), user_id: "u".into(), status, expires_at: ticketing_common::time::Timestamp::from_millis(0), ticket_id: "t1".into(), version }
     }
 
     fn ticket() -> TicketReplica {
@@ -138,7 +138,7 @@ mod tests {
     }
 
     fn ids(orders: &[Order]) -> Vec<String> {
-        orders.iter().map(|o| o.id.clone()).collect()
+        orders.iter().map(|o| o.id.to_string()).collect()
     }
 
     #[test]

@@ -87,7 +87,7 @@ mod component {
                 let ctx = routes::Ctx {
                     store: &LatticeStore,
                     keys: keys.as_ref(),
-                    now_millis: ticketing_common::time::now_millis(),
+                    now: ticketing_common::time::Timestamp::now(),
                     gateway: &Stripe,
                     orders: &Orders,
                 };

@@ -62,7 +62,7 @@ mod tests {
             version: 0,
             status: OrderStatus::Created,
             user_id: "u1".into(),
-            expires_at: "2026-11-23T10:15:00.000Z".into(),
+            expires_at: ticketing_common::time::Timestamp::from_millis(1_795_428_900_000),
             ticket: OrderTicket { id: "t1".into(), price: Cents(2050) },
         }
     }
@@ -99,7 +99,7 @@ mod tests {
         on_order_created(&store, &created()).unwrap();
         let charge = Charge {
             id: "c1".into(), order_id: ORDER.into(), status: ChargeStatus::Completed, amount: Cents(2050),
-            stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at_ms: 0,
+            stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at: ticketing_common::time::Timestamp::from_millis(0),
         };
         store::start_charge(&store, &charge).unwrap();
         on_order_cancelled(&store, &fake, &cancelled(1)).unwrap();
@@ -115,7 +115,7 @@ mod tests {
         on_order_created(&store, &created()).unwrap();
         let charge = Charge {
             id: "c1".into(), order_id: ORDER.into(), status: ChargeStatus::Completed, amount: Cents(2050),
-            stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at_ms: 0,
+            stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at: ticketing_common::time::Timestamp::from_millis(0),
         };
         store::start_charge(&store, &charge).unwrap();
         fake.fail_next_refund(crate::card::PayError::Unavailable("stripe down".into()));

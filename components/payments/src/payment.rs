@@ -6,6 +6,7 @@
 use ticketing_common::events::{HandlerError, OrderStatus, PaymentCreated, PaymentFailed};
 use ticketing_common::lease::Lease;
 use ticketing_common::store::KeyValue;
+use ticketing_common::time::Timestamp;
 use ticketing_common::ApiError;
 
 use crate::card::{CardGateway, PayError};
@@ -25,7 +26,7 @@ pub struct Payer<'a, S: KeyValue, G: CardGateway> {
     pub store: &'a S,
     pub card: &'a G,
     pub orders: &'a dyn OrderLookup,
-    pub now_millis: u64,
+    pub now: Timestamp,
 }
 
 /// `user_id` pays order `order_id` with the card `token`: the charge id once the card is
@@ -39,7 +40,7 @@ pub fn pay<S: KeyValue, G: CardGateway>(p: &Payer<S, G>, user_id: &str, order_id
         return Err(ApiError::bad_request("Cannot pay for a cancelled order"));
     }
     confirm_with_orders(p.orders, &order.id)?;
-    match store::claim_attempt(p.store, &order.id, p.now_millis)? {
+    match store::claim_attempt(p.store, &order.id, p.now)? {
         (attempt, Lease::Won { generation }) => start_charge(p, &order, attempt, generation, token),
         (attempt, held) => answer_from_earlier_attempt(p, &order, attempt, held, token),
     }
@@ -55,7 +56,7 @@ fn start_charge<S: KeyValue, G: CardGateway>(p: &Payer<S, G>, order: &OrderRepli
         stripe_id: None,
         stripe_refund_id: None,
         failure: None,
-        created_at_ms: p.now_millis,
+        created_at: p.now,
     };
     if let Err(e) = store::start_charge(p.store, &charge) {
         // Nothing was charged: a retry may go ahead at once.
@@ -92,15 +93,15 @@ fn answer_from_earlier_attempt<S: KeyValue, G: CardGateway>(
             Err(ApiError::bad_request(charge.failure.as_deref().unwrap_or("The payment failed")))
         }
         Some(charge) if charge.status == ChargeStatus::Created => {
-            if p.now_millis.saturating_sub(charge.created_at_ms) < UNKNOWN_AFTER_MS {
+            if p.now.millis_since(charge.created_at) < UNKNOWN_AFTER_MS {
                 return Err(ApiError::new(409, IN_PROGRESS));
             }
             charge_card(p, charge, token)
         }
         // No charge of this attempt: its holder is recording it, or failed before it could.
         _ => match held {
-            Lease::Held { generation, .. } if held.held_longer_than(UNKNOWN_AFTER_MS, p.now_millis) => {
-                match store::take_over_attempt(p.store, &order.id, attempt, generation, p.now_millis)? {
+            Lease::Held { generation, .. } if held.held_longer_than(UNKNOWN_AFTER_MS, p.now) => {
+                match store::take_over_attempt(p.store, &order.id, attempt, generation, p.now)? {
                     Lease::Won { generation } => start_charge(p, order, attempt, generation, token),
                     Lease::Held { .. } => Err(ApiError::new(409, IN_PROGRESS)),
                 }

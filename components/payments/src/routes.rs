@@ -1,11 +1,13 @@
 //! HTTP routes of the payments service (`/api/payments`), reference §2.4.
 
 use serde_json::json;
+use ticketing_common::api::PaymentView;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
-use ticketing_common::ids::parse_id;
+use ticketing_common::ids::OrderId;
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
+use ticketing_common::time::Timestamp;
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
 
@@ -17,7 +19,7 @@ use crate::store;
 pub struct Ctx<'a, S: KeyValue, G: CardGateway> {
     pub store: &'a S,
     pub keys: Option<&'a SessionKeys>,
-    pub now_millis: u64,
+    pub now: Timestamp,
     pub gateway: &'a G,
     /// Orders itself, asked for an order's status just before its card is charged.
     pub orders: &'a dyn OrderLookup,
@@ -25,7 +27,7 @@ pub struct Ctx<'a, S: KeyValue, G: CardGateway> {
 
 impl<'a, S: KeyValue, G: CardGateway> Ctx<'a, S, G> {
     fn payer(&self) -> Payer<'a, S, G> {
-        Payer { store: self.store, card: self.gateway, orders: self.orders, now_millis: self.now_millis }
+        Payer { store: self.store, card: self.gateway, orders: self.orders, now: self.now }
     }
 }
 
@@ -36,8 +38,8 @@ pub fn handle<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -
 fn route<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "payments"]) => {
-            let user_id = configured(ctx.keys)?.require_user(request, ctx.now_millis / 1000)?.id;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now_millis, &user_id, request, || create(ctx, request, &user_id))
+            let user_id = configured(ctx.keys)?.require_user(request, ctx.now)?.id;
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, || create(ctx, request, &user_id))
         }
         ("GET", ["api", "payments", "orders", order_id]) => show(ctx, request, order_id),
         _ => Err(ApiError::not_found()),
@@ -47,8 +49,8 @@ fn route<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Han
 /// `GET /api/payments/orders/:orderId` → what payments knows of the caller's order: its
 /// status here and its latest charge (so a client can tell paid, failed and refunded).
 fn show<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request, order_id: &str) -> HandlerResult {
-    let user_id = configured(ctx.keys)?.require_user(request, ctx.now_millis / 1000)?.id;
-    let order = store::order(ctx.store, parse_id(order_id)?)?.ok_or_else(ApiError::not_found)?;
+    let user_id = configured(ctx.keys)?.require_user(request, ctx.now)?.id;
+    let order = store::order(ctx.store, &OrderId::parse(order_id)?)?.ok_or_else(ApiError::not_found)?;
     if order.user_id != user_id {
         return Err(ApiError::not_authorized());
     }
@@ -69,8 +71,8 @@ fn create<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request, user_
     v.check(!order_id.is_empty(), "orderId", "Invalid value");
     v.finish()?;
 
-    let charge_id = payment::pay(&ctx.payer(), user_id, parse_id(&order_id)?, &token)?;
-    Ok(Response::json(201, &json!({ "id": charge_id })))
+    let charge_id = payment::pay(&ctx.payer(), user_id, &OrderId::parse(&order_id)?, &token)?;
+    Ok(Response::json(201, &PaymentView { id: charge_id }))
 }
 
 #[cfg(test)]
@@ -105,7 +107,7 @@ mod tests {
         }
 
         fn pay_at(&self, user: Option<&str>, body: Value, now: u64) -> (u16, Value) {
-            let ctx = Ctx { store: &*self.store, keys: Some(&self.keys), now_millis: now, gateway: &self.gateway, orders: &self.gateway };
+            let ctx = Ctx { store: &*self.store, keys: Some(&self.keys), now: Timestamp::from_millis(now), gateway: &self.gateway, orders: &self.gateway };
             let session = user.map(|id| (&self.keys, id, now / 1000));
             status_and_json(&handle(&ctx, &request("POST", "/api/payments", session, Some(&body))))
         }
@@ -192,7 +194,7 @@ mod tests {
     #[test]
     fn the_owner_can_see_the_payment_state_of_an_order() {
         let w = World::new(OrderStatus::Created);
-        let ctx = Ctx { store: &*w.store, keys: Some(&w.keys), now_millis: NOW, gateway: &w.gateway, orders: &w.gateway };
+        let ctx = Ctx { store: &*w.store, keys: Some(&w.keys), now: Timestamp::from_millis(NOW), gateway: &w.gateway, orders: &w.gateway };
         let path = format!("/api/payments/orders/{ORDER}");
         let show = |user: &str| status_and_json(&handle(&ctx, &request("GET", &path, Some((&w.keys, user, NOW / 1000)), None)));
         assert_eq!(show(ALICE), (200, serde_json::json!({"orderId": ORDER, "orderStatus": "created", "payment": null})));
@@ -273,7 +275,7 @@ mod tests {
 
     /// Alice pays on `store` at `now`, with an `Idempotency-Key` if given.
     fn pay_on(w: &World, store: &impl KeyValue, now: u64, key: Option<&str>, token: &str) -> (u16, Value) {
-        let ctx = Ctx { store, keys: Some(&w.keys), now_millis: now, gateway: &w.gateway, orders: &w.gateway };
+        let ctx = Ctx { store, keys: Some(&w.keys), now: Timestamp::from_millis(now), gateway: &w.gateway, orders: &w.gateway };
         let mut request = request("POST", "/api/payments", Some((&w.keys, ALICE, now / 1000)), Some(&body(token)));
         if let Some(key) = key {
             request = request.with_header("Idempotency-Key", key);
@@ -289,7 +291,7 @@ mod tests {
     fn an_attempt_claimed_without_a_charge_is_taken_over_after_a_while_with_the_same_stripe_key() {
         let w = World::new(OrderStatus::Created);
         // A request claimed the attempt and then failed to record its charge.
-        ticketing_common::lease::take(&*w.store, store::CHARGE_CLAIMS, &format!("{ORDER}#0"), NOW).unwrap();
+        ticketing_common::lease::take(&*w.store, store::CHARGE_CLAIMS, &format!("{ORDER}#0"), Timestamp::from_millis(NOW)).unwrap();
         let (status, res) = w.pay(Some(ALICE), body("tok_visa"));
         assert_eq!((status, res["errors"][0]["message"].as_str()), (409, Some(IN_PROGRESS)));
         assert!(w.gateway.charges().is_empty());
@@ -314,7 +316,7 @@ mod tests {
         w.gateway.answer(Err(PayError::Invalid("No such token".into())));
         assert_eq!(w.pay(Some(ALICE), body("tok_nope")).0, 400);
         // Attempt 1 is claimed, then the store fails before its charge is recorded.
-        ticketing_common::lease::take(&*w.store, store::CHARGE_CLAIMS, &format!("{ORDER}#1"), NOW).unwrap();
+        ticketing_common::lease::take(&*w.store, store::CHARGE_CLAIMS, &format!("{ORDER}#1"), Timestamp::from_millis(NOW)).unwrap();
         assert_eq!(w.pay(Some(ALICE), body("tok_visa")).0, 409, "not attempt 0's 'No such token'");
         assert_eq!(w.pay_at(Some(ALICE), body("tok_visa"), NOW + UNKNOWN_AFTER_MS).0, 201);
     }

@@ -11,10 +11,11 @@
 
 use serde::{Deserialize, Serialize};
 use ticketing_common::events::{Announcement, Event, OrderStatus};
-use ticketing_common::ids::derived_id;
+use ticketing_common::ids::{derived_id, OrderId, UserId};
 use ticketing_common::lease::{self, Lease};
 use ticketing_common::money::Cents;
 use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
+use ticketing_common::time::Timestamp;
 
 pub const ORDERS: &str = "orders";
 pub const CHARGES: &str = "charges";
@@ -26,9 +27,9 @@ pub const CHARGE_ATTEMPTS: &str = "charge_attempts";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderReplica {
-    pub id: String,
+    pub id: OrderId,
     pub version: u64,
-    pub user_id: String,
+    pub user_id: UserId,
     pub price: Cents,
     pub status: OrderStatus,
 }
@@ -47,14 +48,15 @@ pub enum ChargeStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Charge {
     pub id: String,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub status: ChargeStatus,
     pub amount: Cents,
     pub stripe_id: Option<String>,
     pub stripe_refund_id: Option<String>,
     /// Why it failed, as shown to the buyer.
     pub failure: Option<String>,
-    pub created_at_ms: u64,
+    #[serde(rename = "createdAtMs")]
+    pub created_at: Timestamp,
 }
 
 pub fn order(store: &impl KeyValue, id: &str) -> StoreResult<Option<OrderReplica>> {
@@ -82,14 +84,14 @@ pub fn charge_of(store: &impl KeyValue, order_id: &str) -> StoreResult<Option<Ch
 }
 
 /// The order's current payment attempt, and whether this request holds it.
-pub fn claim_attempt(store: &impl KeyValue, order_id: &str, now_ms: u64) -> StoreResult<(u64, Lease)> {
+pub fn claim_attempt(store: &impl KeyValue, order_id: &str, now: Timestamp) -> StoreResult<(u64, Lease)> {
     let attempt = store.counter(CHARGE_ATTEMPTS, order_id)?;
-    Ok((attempt, lease::take(store, CHARGE_CLAIMS, &attempt_key(order_id, attempt), now_ms)?))
+    Ok((attempt, lease::take(store, CHARGE_CLAIMS, &attempt_key(order_id, attempt), now)?))
 }
 
 /// Takes over an attempt whose holder never recorded its charge (see [`lease::take_over`]).
-pub fn take_over_attempt(store: &impl KeyValue, order_id: &str, attempt: u64, held: u64, now_ms: u64) -> StoreResult<Lease> {
-    lease::take_over(store, CHARGE_CLAIMS, &attempt_key(order_id, attempt), held, now_ms)
+pub fn take_over_attempt(store: &impl KeyValue, order_id: &str, attempt: u64, held: u64, now: Timestamp) -> StoreResult<Lease> {
+    lease::take_over(store, CHARGE_CLAIMS, &attempt_key(order_id, attempt), held, now)
 }
 
 /// Gives back an attempt that could not record its charge (it charged nothing), so a

@@ -108,7 +108,7 @@ fn backfill(store: &impl KeyValue) -> StoreResult<()> {
         let entries: Vec<(String, Vec<u8>)> = tickets(store, &page.keys)?
             .into_iter()
             .filter(|t| t.order_id.is_none())
-            .map(|t| (key_of(&t.id), t.id.into_bytes()))
+            .map(|t| (key_of(&t.id), t.id.as_bytes().to_vec()))
             .collect();
         store.set_many(FOR_SALE, &entries)?;
         match page.cursor {
@@ -129,7 +129,7 @@ mod tests {
 
     /// Ticket `n` of a test, made `n` milliseconds after T0 (so a higher `n` is newer).
     fn ticket(n: u64) -> Ticket {
-        Ticket { id: id_at(T0 + n, [7; 6]), title: format!("t{n}"), price: Cents(100), user_id: "u1".into(), version: 0, order_id: None }
+        Ticket { id: id_at(T0 + n, [7; 6]).into(), title: format!("t{n}"), price: Cents(100), user_id: "u1".into(), version: 0, order_id: None }
     }
 
     fn titles(tickets: &[Ticket]) -> Vec<String> {
@@ -163,7 +163,7 @@ mod tests {
         let (old, new) = (ticket(1).id, ticket(2).id);
         assert!(key_of(&new) < key_of(&old));
         assert!(BACKFILLED < key_of("ffffffffffffffffffffffff").as_str());
-        assert_eq!(id_of(&key_of(&old)), Some(old));
+        assert_eq!(id_of(&key_of(&old)), Some(old.to_string()));
         assert_eq!(id_of(BACKFILLED), None);
     }
 

@@ -32,7 +32,7 @@ mod component {
         fn handle(request: IncomingRequest, out: ResponseOutparam) {
             let keys = session_keys();
             http::serve(request, out, |request| {
-                let ctx = routes::Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::now_seconds() };
+                let ctx = routes::Ctx { store: &LatticeStore, keys: keys.as_ref(), now: ticketing_common::time::Timestamp::now() };
                 routes::handle(&ctx, &request)
             });
         }

@@ -92,7 +92,7 @@ mod tests {
             version: 0,
             status: OrderStatus::Created,
             user_id: "u2".into(),
-            expires_at: "2026-11-23T10:15:00.000Z".into(),
+            expires_at: ticketing_common::time::Timestamp::from_millis(1_795_428_900_000),
             ticket: OrderTicket { id: "t1".into(), price: Cents(2000) },
         }
     }

@@ -2,10 +2,11 @@
 
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
 use ticketing_common::idempotency;
-use ticketing_common::ids::parse_id;
+use ticketing_common::ids::{TicketId, UserId};
 use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
 use ticketing_common::store::KeyValue;
+use ticketing_common::time::Timestamp;
 use ticketing_common::validate::Body;
 use ticketing_common::ApiError;
 
@@ -16,11 +17,11 @@ use crate::ticket::{Listing, Ticket};
 pub struct Ctx<'a, S: KeyValue> {
     pub store: &'a S,
     pub keys: Option<&'a SessionKeys>,
-    pub now: u64,
+    pub now: Timestamp,
 }
 
 impl<S: KeyValue> Ctx<'_, S> {
-    fn user_id(&self, request: &Request) -> Result<String, ApiError> {
+    fn user_id(&self, request: &Request) -> Result<UserId, ApiError> {
         Ok(configured(self.keys)?.require_user(request, self.now)?.id)
     }
 }
@@ -33,7 +34,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "tickets"]) => {
             let user_id = ctx.user_id(request)?;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now * 1000, &user_id, request, || create(ctx, request, user_id.clone()))
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, || create(ctx, request, user_id.clone()))
         }
         ("GET", ["api", "tickets"]) => list(ctx, request),
         ("GET", ["api", "tickets", id]) => show(ctx, id),
@@ -43,11 +44,11 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
 }
 
 /// `POST /api/tickets {title, price}` by `user_id` → 201 ticket; publishes `ticket:created`.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> HandlerResult {
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId) -> HandlerResult {
     let listing = Listing::parse(&Body::parse(request)?, "Price must be greater than 0")?;
     let ticket = Ticket::list(listing, user_id);
     store::insert(ctx.store, &ticket)?;
-    Ok(Response::json(201, &ticket))
+    Ok(Response::json(201, &ticket.view()))
 }
 
 /// `GET /api/tickets[?limit=&cursor=]` → a page of the tickets that are not reserved,
@@ -55,13 +56,14 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: String) -> Hand
 fn list<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     let paging = Paging::from_request(request, for_sale::parse_cursor)?;
     let (tickets, next) = for_sale::page(ctx.store, paging.cursor.as_ref(), paging.limit)?;
-    Ok(page_response(request, paging.limit, &tickets, next.map(|p| p.to_string()).as_deref()))
+    let views: Vec<_> = tickets.iter().map(Ticket::view).collect();
+    Ok(page_response(request, paging.limit, &views, next.map(|p| p.to_string()).as_deref()))
 }
 
 /// `GET /api/tickets/:id`
 fn show<S: KeyValue>(ctx: &Ctx<S>, id: &str) -> HandlerResult {
-    let ticket = store::find(ctx.store, parse_id(id)?)?.ok_or_else(ApiError::not_found)?;
-    Ok(Response::json(200, &ticket))
+    let ticket = store::find(ctx.store, &TicketId::parse(id)?)?.ok_or_else(ApiError::not_found)?;
+    Ok(Response::json(200, &ticket.view()))
 }
 
 /// `PUT /api/tickets/:id {title, price}`: checks in the reference order: signed in,
@@ -69,12 +71,12 @@ fn show<S: KeyValue>(ctx: &Ctx<S>, id: &str) -> HandlerResult {
 fn update<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResult {
     let user_id = ctx.user_id(request)?;
     let listing = Listing::parse(&Body::parse(request)?, "Price must be provided and must be greater than 0")?;
-    let ticket = store::find(ctx.store, parse_id(id)?)?.ok_or_else(ApiError::not_found)?;
+    let ticket = store::find(ctx.store, &TicketId::parse(id)?)?.ok_or_else(ApiError::not_found)?;
     let next = ticket.edit(&user_id, listing)?;
     if store::save_next(ctx.store, &next)?.is_err() {
         return Err(ApiError::new(409, "The ticket changed meanwhile, please try again"));
     }
-    Ok(Response::json(200, &next))
+    Ok(Response::json(200, &next.view()))
 }
 
 #[cfg(test)]
@@ -99,7 +101,7 @@ mod tests {
 
         fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> (u16, Value) {
             let request = request(method, path, user.map(|u| (&self.keys, u, 1000)), body.as_ref());
-            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now: 1001 };
+            let ctx = Ctx { store: &self.store, keys: Some(&self.keys), now: Timestamp::from_seconds(1001) };
             status_and_json(&handle(&ctx, &request))
         }
 
@@ -210,7 +212,7 @@ mod tests {
         let w = World::new();
         for (second, title) in [(1_795_000_001u64, "old"), (1_795_000_300, "new"), (1_795_000_100, "middle")] {
             let id = ticketing_common::ids::id_from_parts(second, [7; 8]);
-            store::insert(&w.store, &Ticket { id, title: title.into(), price: Cents(100), user_id: ALICE.into(), version: 0, order_id: None }).unwrap();
+            store::insert(&w.store, &Ticket { id: id.into(), title: title.into(), price: Cents(100), user_id: ALICE.into(), version: 0, order_id: None }).unwrap();
         }
         let (_, list) = w.call("GET", "/api/tickets", None, None);
         let titles: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
@@ -222,7 +224,7 @@ mod tests {
         let w = World::new();
         let ids: Vec<String> = (0..5).map(|i| w.create(ALICE, &format!("t{i}"), json!(10))["id"].as_str().unwrap().to_string()).collect();
         let request = |path: &str| {
-            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001 };
+            let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: Timestamp::from_seconds(1001) };
             handle(&ctx, &Request::new("GET", path))
         };
         let first = request("/api/tickets?limit=2");
@@ -300,7 +302,7 @@ mod tests {
     /// A create by Alice with an `Idempotency-Key`.
     fn create_with_key(w: &World, key: &str, body: Value) -> (u16, Value) {
         let request = request("POST", "/api/tickets", Some((&w.keys, ALICE, 1000)), Some(&body)).with_header("Idempotency-Key", key);
-        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001 };
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: Timestamp::from_seconds(1001) };
         status_and_json(&handle(&ctx, &request))
     }
 
@@ -330,7 +332,7 @@ mod tests {
         let body = json!({"title": "concert", "price": 20});
         let alice = create_with_key(&w, "k", body.clone());
         let request = request("POST", "/api/tickets", Some((&w.keys, BOB, 1000)), Some(&body)).with_header("Idempotency-Key", "k");
-        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: 1001 };
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: Timestamp::from_seconds(1001) };
         let bob = status_and_json(&handle(&ctx, &request));
         assert_eq!((alice.0, bob.0), (201, 201));
         assert_ne!(alice.1["id"], bob.1["id"]);

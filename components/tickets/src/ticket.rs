@@ -3,8 +3,9 @@
 //! `listeners` load and store around these decisions.
 
 use serde::{Deserialize, Serialize};
+use ticketing_common::api::TicketView;
 use ticketing_common::events::{TicketCreated, TicketUpdated};
-use ticketing_common::ids::new_id;
+use ticketing_common::ids::{OrderId, TicketId, UserId};
 use ticketing_common::money::{Cents, PriceError};
 use ticketing_common::validate::{Body, Validation};
 use ticketing_common::ApiError;
@@ -15,14 +16,14 @@ pub const MAX_TITLE_CHARS: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ticket {
-    pub id: String,
+    pub id: TicketId,
     pub title: String,
     pub price: Cents,
-    pub user_id: String,
+    pub user_id: UserId,
     pub version: u64,
     /// The order holding the ticket, while it is reserved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
+    pub order_id: Option<OrderId>,
 }
 
 /// What a seller writes when listing or editing a ticket.
@@ -66,39 +67,51 @@ pub enum Reservation {
     /// Already held by this order (a redelivery): nothing to change.
     AlreadyHeld,
     /// Held by another order: not now (the other may be released first).
-    HeldByOther(String),
+    HeldByOther(OrderId),
 }
 
 impl Ticket {
     /// A new listing by `seller`, version 0.
-    pub fn list(listing: Listing, seller: String) -> Ticket {
-        Ticket { id: new_id(), title: listing.title, price: listing.price, user_id: seller, version: 0, order_id: None }
+    pub fn list(listing: Listing, seller: UserId) -> Ticket {
+        Ticket { id: TicketId::generate(), title: listing.title, price: listing.price, user_id: seller, version: 0, order_id: None }
     }
 
     /// The ticket's next version with `listing`, if `editor` may make it: checked in the
     /// reference order, reserved (400) before ownership (401).
-    pub fn edit(self, editor: &str, listing: Listing) -> Result<Ticket, ApiError> {
+    pub fn edit(self, editor: &UserId, listing: Listing) -> Result<Ticket, ApiError> {
         if self.order_id.is_some() {
             return Err(ApiError::bad_request("Cannot edit a reserved ticket"));
         }
-        if self.user_id != editor {
+        if self.user_id != *editor {
             return Err(ApiError::not_authorized());
         }
         Ok(Ticket { title: listing.title, price: listing.price, version: self.version + 1, ..self })
     }
 
-    pub fn reserve(self, order_id: &str) -> Reservation {
-        match self.order_id.as_deref() {
+    pub fn reserve(self, order_id: &OrderId) -> Reservation {
+        match &self.order_id {
             Some(holder) if holder == order_id => Reservation::AlreadyHeld,
-            Some(other) => Reservation::HeldByOther(other.to_string()),
-            None => Reservation::Reserve(Ticket { order_id: Some(order_id.to_string()), version: self.version + 1, ..self }),
+            Some(other) => Reservation::HeldByOther(other.clone()),
+            None => Reservation::Reserve(Ticket { order_id: Some(order_id.clone()), version: self.version + 1, ..self }),
         }
     }
 
     /// The ticket's next version, free again, if `order_id` holds it (a cancellation of
     /// another or an earlier order changes nothing).
-    pub fn release(self, order_id: &str) -> Option<Ticket> {
-        (self.order_id.as_deref() == Some(order_id)).then(|| Ticket { order_id: None, version: self.version + 1, ..self })
+    pub fn release(self, order_id: &OrderId) -> Option<Ticket> {
+        (self.order_id.as_ref() == Some(order_id)).then(|| Ticket { order_id: None, version: self.version + 1, ..self })
+    }
+
+    /// The ticket as the API shows it.
+    pub fn view(&self) -> TicketView {
+        TicketView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            price: self.price,
+            user_id: self.user_id.clone(),
+            version: self.version,
+            order_id: self.order_id.clone(),
+        }
     }
 
     pub fn is_for_sale(&self) -> bool {
@@ -135,24 +148,32 @@ mod tests {
         Ticket::list(Listing { title: "concert".into(), price: Cents(2000) }, "alice".into())
     }
 
+    fn user(id: &str) -> UserId {
+        UserId::from(id)
+    }
+
+    fn order(id: &str) -> OrderId {
+        OrderId::from(id)
+    }
+
     #[test]
     fn only_the_seller_edits_and_only_while_it_is_for_sale() {
         let edit = || Listing { title: "new".into(), price: Cents(100) };
-        let edited = ticket().edit("alice", edit()).unwrap();
+        let edited = ticket().edit(&user("alice"), edit()).unwrap();
         assert_eq!((edited.title.as_str(), edited.price, edited.version), ("new", Cents(100), 1));
-        assert_eq!(ticket().edit("bob", edit()).unwrap_err().status, 401);
-        let Reservation::Reserve(reserved) = ticket().reserve("o1") else { panic!("free ticket") };
-        assert_eq!(reserved.clone().edit("bob", edit()).unwrap_err().status, 400, "reserved before ownership");
+        assert_eq!(ticket().edit(&user("bob"), edit()).unwrap_err().status, 401);
+        let Reservation::Reserve(reserved) = ticket().reserve(&order("o1")) else { panic!("free ticket") };
+        assert_eq!(reserved.clone().edit(&user("bob"), edit()).unwrap_err().status, 400, "reserved before ownership");
     }
 
     #[test]
     fn one_order_holds_it_until_that_order_releases_it() {
-        let Reservation::Reserve(held) = ticket().reserve("o1") else { panic!("free ticket") };
+        let Reservation::Reserve(held) = ticket().reserve(&order("o1")) else { panic!("free ticket") };
         assert_eq!((held.order_id.as_deref(), held.version, held.is_for_sale()), (Some("o1"), 1, false));
-        assert_eq!(held.clone().reserve("o1"), Reservation::AlreadyHeld);
-        assert_eq!(held.clone().reserve("o2"), Reservation::HeldByOther("o1".into()));
-        assert_eq!(held.clone().release("o2"), None, "not the holder");
-        let free = held.release("o1").unwrap();
+        assert_eq!(held.clone().reserve(&order("o1")), Reservation::AlreadyHeld);
+        assert_eq!(held.clone().reserve(&order("o2")), Reservation::HeldByOther(order("o1")));
+        assert_eq!(held.clone().release(&order("o2")), None, "not the holder");
+        let free = held.release(&order("o1")).unwrap();
         assert_eq!((free.order_id, free.version), (None, 2));
     }
 }

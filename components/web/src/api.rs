@@ -16,6 +16,12 @@ impl ApiReply {
         (200..300).contains(&self.status)
     }
 
+    /// The answer read as the API type `T` (see `ticketing_common::api`); `None` when it
+    /// is not one (an error answer, or a service out of step with this client).
+    pub fn read<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_value(self.body.clone()).ok()
+    }
+
     /// The `errors[].message` of an error answer.
     pub fn messages(&self) -> Vec<String> {
         match self.body["errors"].as_array() {

@@ -84,7 +84,7 @@ mod component {
                     forwarded_proto: request.header("x-forwarded-proto").map(str::to_string),
                     forwarded_for: request.header("x-forwarded-for").map(str::to_string),
                 };
-                let site = Site { api: &api, stripe_key: stripe_key.trim(), now_millis: ticketing_common::time::now_millis() };
+                let site = Site { api: &api, stripe_key: stripe_key.trim(), now: ticketing_common::time::Timestamp::now() };
                 handle(&site, &request)
             });
         }

@@ -3,10 +3,13 @@
 //! JavaScript; API errors are shown next to the form with the API's messages.
 
 use askama::Template;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use ticketing_common::api::{CurrentUserReply, OrderView, TicketView};
 use ticketing_common::http::{Request, Response};
 use ticketing_common::ids::is_valid_id;
-use ticketing_common::time::parse_iso8601;
+use ticketing_common::money::Cents;
+use ticketing_common::time::Timestamp;
 
 use crate::api::{Api, ApiReply};
 use crate::form::Form;
@@ -17,7 +20,7 @@ pub struct Site<'a, A: Api> {
     pub api: &'a A,
     /// Stripe publishable key (`pk_...`), or "" for stripe-mock's test cards.
     pub stripe_key: &'a str,
-    pub now_millis: u64,
+    pub now: Timestamp,
 }
 
 const CSS: &str = include_str!("../static/app.css");
@@ -86,9 +89,8 @@ fn page<A: Api>(site: &Site<A>, request: &Request, segments: &[&str]) -> PageRes
 
 fn current_user<A: Api>(site: &Site<A>) -> Result<Header, Unavailable> {
     let reply = call(site, "GET", "/api/users/currentuser", None)?;
-    let user = &reply.body["currentUser"];
-    Ok(match user["email"].as_str() {
-        Some(email) => Header { email: email.to_string(), signed_in: true },
+    Ok(match reply.read::<CurrentUserReply>().and_then(|r| r.current_user) {
+        Some(user) => Header { email: user.email, signed_in: true },
         None => Header { email: String::new(), signed_in: false },
     })
 }
@@ -103,14 +105,14 @@ fn call<A: Api>(site: &Site<A>, method: &str, path: &str, body: Option<&Value>) 
 
 /// A page of a paged API list: `?cursor=` of the page's own address goes to the API,
 /// and the API's next cursor becomes the page's "Next" link.
-struct ListPage {
-    items: Vec<Value>,
+struct ListPage<T> {
+    items: Vec<T>,
     pager: Pager,
 }
 
 /// Reads the page of `api_path` that `request` asks for; `None` when the API refused
 /// the cursor (a stale or edited address).
-fn list_page<A: Api>(site: &Site<A>, request: &Request, api_path: &str) -> Result<Option<ListPage>, Unavailable> {
+fn list_page<A: Api, T: DeserializeOwned>(site: &Site<A>, request: &Request, api_path: &str) -> Result<Option<ListPage<T>>, Unavailable> {
     let encode = |cursor: &str| form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>();
     let cursor = request.query_param("cursor");
     let path = match &cursor {
@@ -118,11 +120,11 @@ fn list_page<A: Api>(site: &Site<A>, request: &Request, api_path: &str) -> Resul
         None => api_path.to_string(),
     };
     let reply = call(site, "GET", &path, None)?;
-    if !reply.ok() {
+    let Some(items) = reply.read::<Vec<T>>().filter(|_| reply.ok()) else {
         return Ok(None);
-    }
+    };
     Ok(Some(ListPage {
-        items: reply.body.as_array().cloned().unwrap_or_default(),
+        items,
         pager: Pager {
             first: cursor.is_some().then(|| request.path.clone()),
             next: reply.next_cursor.as_deref().map(|next| format!("{}?cursor={}", request.path, encode(next))),
@@ -135,7 +137,7 @@ fn bad_page_link(header: &Header) -> Response {
 }
 
 fn landing<A: Api>(site: &Site<A>, header: &Header, request: &Request) -> PageResult {
-    let Some(page) = list_page(site, request, "/api/tickets")? else { return Ok(bad_page_link(header)) };
+    let Some(page) = list_page::<A, TicketView>(site, request, "/api/tickets")? else { return Ok(bad_page_link(header)) };
     let tickets = page.items.iter().map(ticket_row).collect();
     Ok(html(200, &Landing { header, tickets, pager: page.pager }))
 }
@@ -184,23 +186,23 @@ fn sell<A: Api>(site: &Site<A>, header: &Header, form: Form) -> PageResult {
 
 fn ticket_page<A: Api>(site: &Site<A>, header: &Header, id: &str, errors: Vec<String>, status: u16) -> PageResult {
     let reply = call(site, "GET", &format!("/api/tickets/{id}"), None)?;
-    if !reply.ok() {
+    let Some(ticket) = reply.read::<TicketView>().filter(|_| reply.ok()) else {
         return Ok(not_found(header));
-    }
-    let reserved = reply.body["orderId"].is_string();
-    Ok(html(status, &TicketPage { header, ticket: ticket_row(&reply.body), reserved, errors }))
+    };
+    let reserved = ticket.order_id.is_some();
+    Ok(html(status, &TicketPage { header, ticket: ticket_row(&ticket), reserved, errors }))
 }
 
 fn purchase<A: Api>(site: &Site<A>, header: &Header, ticket_id: &str) -> PageResult {
     let reply = call(site, "POST", "/api/orders", Some(&json!({ "ticketId": ticket_id })))?;
-    match reply.body["id"].as_str() {
-        Some(order_id) if reply.ok() => Ok(redirect(&format!("/orders/{order_id}"), Vec::new())),
+    match reply.read::<OrderView>() {
+        Some(order) if reply.ok() => Ok(redirect(&format!("/orders/{}", order.id), Vec::new())),
         _ => ticket_page(site, header, ticket_id, reply.messages(), 400),
     }
 }
 
 fn my_orders<A: Api>(site: &Site<A>, header: &Header, request: &Request) -> PageResult {
-    let Some(page) = list_page(site, request, "/api/orders")? else { return Ok(bad_page_link(header)) };
+    let Some(page) = list_page::<A, OrderView>(site, request, "/api/orders")? else { return Ok(bad_page_link(header)) };
     let orders = page.items.iter().map(order_row).collect();
     Ok(html(200, &OrdersPage { header, orders, pager: page.pager }))
 }
@@ -210,17 +212,15 @@ fn order_page<A: Api>(site: &Site<A>, header: &Header, id: &str, errors: Vec<Str
         return Ok(redirect("/auth/signin", Vec::new()));
     }
     let reply = call(site, "GET", &format!("/api/orders/{id}"), None)?;
-    if !reply.ok() {
+    let Some(order) = reply.read::<OrderView>().filter(|_| reply.ok()) else {
         return Ok(not_found(header));
-    }
-    let order = &reply.body;
-    let expires_at = order["expiresAt"].as_str().unwrap_or_default().to_string();
-    let left_ms = parse_iso8601(&expires_at).map_or(0, |at| at as i64 - site.now_millis as i64);
+    };
+    let left_ms = order.expires_at.millis() as i64 - site.now.millis() as i64;
     Ok(html(status, &OrderPage {
         header,
-        order: order_row(order),
-        price: price_text(&order["ticket"]["price"]),
-        expires_at,
+        order: order_row(&order),
+        price: order.ticket.as_ref().map(|t| price_text(t.price)).unwrap_or_default(),
+        expires_at: order.expires_at.to_iso8601(),
         seconds_left: (left_ms + 999) / 1000,
         stripe_key: site.stripe_key.to_string(),
         errors,
@@ -235,25 +235,21 @@ fn pay<A: Api>(site: &Site<A>, header: &Header, order_id: &str, form: Form) -> P
     order_page(site, header, order_id, reply.messages(), 400)
 }
 
-fn ticket_row(ticket: &Value) -> TicketRow {
-    TicketRow {
-        id: ticket["id"].as_str().unwrap_or_default().to_string(),
-        title: ticket["title"].as_str().unwrap_or_default().to_string(),
-        price: price_text(&ticket["price"]),
-    }
+fn ticket_row(ticket: &TicketView) -> TicketRow {
+    TicketRow { id: ticket.id.to_string(), title: ticket.title.clone(), price: price_text(ticket.price) }
 }
 
-fn order_row(order: &Value) -> OrderRow {
+fn order_row(order: &OrderView) -> OrderRow {
     OrderRow {
-        id: order["id"].as_str().unwrap_or_default().to_string(),
-        title: order["ticket"]["title"].as_str().unwrap_or("(ticket)").to_string(),
-        status: order["status"].as_str().unwrap_or_default().to_string(),
+        id: order.id.to_string(),
+        title: order.ticket.as_ref().map_or("(ticket)", |t| t.title.as_str()).to_string(),
+        status: order.status.as_str().to_string(),
     }
 }
 
-/// `20.5` → `20.50`.
-fn price_text(price: &Value) -> String {
-    price.as_f64().map(|p| format!("{p:.2}")).unwrap_or_default()
+/// 2050 cents → `20.50`.
+fn price_text(price: Cents) -> String {
+    format!("{}.{:02}", price.0 / 100, price.0 % 100)
 }
 
 fn not_found(header: &Header) -> Response {

@@ -3,7 +3,11 @@
 use std::cell::RefCell;
 
 use serde_json::{json, Value};
+use ticketing_common::api::{OrderTicketView, OrderView, TicketView};
+use ticketing_common::events::OrderStatus;
 use ticketing_common::http::{Request, Response};
+use ticketing_common::money::Cents;
+use ticketing_common::time::Timestamp;
 
 use crate::api::{Api, ApiReply};
 use crate::pages::{handle, Site};
@@ -19,7 +23,7 @@ struct Scripted {
 
 impl Scripted {
     fn signed_in() -> Self {
-        Self::default().on("GET", "/api/users/currentuser", 200, json!({"currentUser": {"id": "u1", "email": "a@b.com"}}))
+        Self::default().on("GET", "/api/users/currentuser", 200, json!({"currentUser": {"id": "u1", "email": "a@b.com", "iat": 1}}))
     }
 
     fn anonymous() -> Self {
@@ -62,6 +66,27 @@ const NOW: u64 = 1_795_428_900_000; // 2026-11-23T10:15:00Z
 const ORDER: &str = "5ec00000aaaaaaaaaaaaaaaa";
 const TICKET: &str = "5ec00000bbbbbbbbbbbbbbbb";
 
+/// Ticket `TICKET` as the tickets service answers it.
+fn ticket(title: &str, cents: u64, order: Option<&str>) -> Value {
+    let view = TicketView { id: TICKET.into(), title: title.into(), price: Cents(cents), user_id: "u1".into(), version: 0, order_id: order.map(Into::into) };
+    serde_json::to_value(view).unwrap()
+}
+
+/// Order `ORDER` of a ticket `title` as the orders service answers it.
+fn order_json(status: &str, expires_at: &str, title: &str, cents: u64) -> Value {
+    let view = OrderView {
+        id: ORDER.into(),
+        user_id: "u1".into(),
+        status: OrderStatus::parse(status).unwrap(),
+        expires_at: Timestamp::parse_iso8601(expires_at).unwrap(),
+        ticket: Some(OrderTicketView { id: TICKET.into(), title: title.into(), price: Cents(cents), version: 0 }),
+        version: 0,
+    };
+    serde_json::to_value(view).unwrap()
+}
+
+const EXPIRES: &str = "2026-11-23T10:16:00.000Z";
+
 fn get(api: &Scripted, path: &str) -> (u16, String, Response) {
     send(api, Request::new("GET", path))
 }
@@ -71,14 +96,14 @@ fn post(api: &Scripted, path: &str, form: &str) -> (u16, String, Response) {
 }
 
 fn send(api: &Scripted, request: Request) -> (u16, String, Response) {
-    let site = Site { api, stripe_key: "", now_millis: NOW };
+    let site = Site { api, stripe_key: "", now: Timestamp::from_millis(NOW) };
     let response = handle(&site, &request);
     (response.status, String::from_utf8(response.body.clone()).unwrap(), response)
 }
 
 #[test]
 fn the_landing_page_lists_tickets_and_the_header_follows_the_session() {
-    let tickets = json!([{"id": TICKET, "title": "Rock <night>", "price": 20.5}]);
+    let tickets = json!([ticket("Rock <night>", 2050, None)]);
     let (status, html, _) = get(&Scripted::anonymous().on("GET", "/api/tickets", 200, tickets.clone()), "/");
     assert_eq!(status, 200);
     assert!(html.contains("<h1>Tickets</h1>"));
@@ -91,14 +116,14 @@ fn the_landing_page_lists_tickets_and_the_header_follows_the_session() {
 
 #[test]
 fn the_landing_page_links_to_the_next_page_with_the_apis_cursor() {
-    let tickets = json!([{"id": TICKET, "title": "Newest", "price": 1}]);
+    let tickets = json!([ticket("Newest", 100, None)]);
     let api = Scripted::anonymous().on("GET", "/api/tickets", 200, tickets).with_next("41.a0ff");
     let (status, html, _) = get(&api, "/");
     assert_eq!(status, 200);
     assert!(html.contains(r#"<a href="/?cursor=41.a0ff" rel="next">"#), "{html}");
     assert!(!html.contains("rel=\"first\""), "the first page has no link to itself");
 
-    let older = json!([{"id": TICKET, "title": "Oldest", "price": 1}]);
+    let older = json!([ticket("Oldest", 100, None)]);
     let api = Scripted::anonymous().on("GET", "/api/tickets?cursor=41.a0ff", 200, older);
     let (status, html, _) = get(&api, "/?cursor=41.a0ff");
     assert_eq!(status, 200);
@@ -117,7 +142,7 @@ fn a_page_address_is_passed_on_encoded_and_a_refused_one_is_a_400() {
 
 #[test]
 fn my_orders_pages_like_the_landing_page() {
-    let orders = json!([{"id": ORDER, "status": "created", "ticket": {"title": "Concert"}}]);
+    let orders = json!([order_json("created", EXPIRES, "Concert", 2000)]);
     let api = Scripted::signed_in().on("GET", "/api/orders?cursor=12", 200, orders).with_next("2");
     let (status, html, _) = get(&api, "/orders?cursor=12");
     assert_eq!(status, 200);
@@ -154,12 +179,12 @@ fn selling_sends_the_price_as_typed_and_needs_a_session() {
 
 #[test]
 fn purchase_goes_to_the_order_or_shows_why_not() {
-    let api = Scripted::signed_in().on("POST", "/api/orders", 201, json!({"id": ORDER}));
+    let api = Scripted::signed_in().on("POST", "/api/orders", 201, order_json("created", EXPIRES, "Concert", 1000));
     let (status, _, response) = post(&api, &format!("/tickets/{TICKET}/purchase"), "");
     assert_eq!((status, response.header("location")), (303, Some(format!("/orders/{ORDER}").as_str())));
     let api = Scripted::signed_in()
         .on("POST", "/api/orders", 400, json!({"errors": [{"message": "Ticket is already reserved"}]}))
-        .on("GET", &format!("/api/tickets/{TICKET}"), 200, json!({"id": TICKET, "title": "Concert", "price": 10, "orderId": ORDER}));
+        .on("GET", &format!("/api/tickets/{TICKET}"), 200, ticket("Concert", 1000, Some(ORDER)));
     let (status, html, _) = post(&api, &format!("/tickets/{TICKET}/purchase"), "");
     assert_eq!(status, 400);
     assert!(html.contains("Ticket is already reserved") && html.contains("<h1>Concert</h1>"));
@@ -167,7 +192,7 @@ fn purchase_goes_to_the_order_or_shows_why_not() {
 
 #[test]
 fn the_order_page_counts_down_and_offers_test_cards() {
-    let order = json!({"id": ORDER, "status": "created", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let order = order_json("created", "2026-11-23T10:16:00.000Z", "Concert", 2000);
     let api = Scripted::signed_in().on("GET", &format!("/api/orders/{ORDER}"), 200, order);
     let (status, html, _) = get(&api, &format!("/orders/{ORDER}"));
     assert_eq!(status, 200);
@@ -180,7 +205,7 @@ fn the_order_page_counts_down_and_offers_test_cards() {
 #[test]
 fn an_expired_or_paid_order_has_no_payment_form() {
     for (status, expires, text) in [("created", "2026-11-23T10:14:00.000Z", "Order Expired"), ("cancelled", "2026-11-23T10:16:00.000Z", "Order Expired"), ("complete", "2026-11-23T10:16:00.000Z", "Paid.")] {
-        let order = json!({"id": ORDER, "status": status, "expiresAt": expires, "ticket": {"title": "Concert", "price": 20}});
+        let order = order_json(status, expires, "Concert", 2000);
         let (_, html, _) = get(&Scripted::signed_in().on("GET", &format!("/api/orders/{ORDER}"), 200, order), &format!("/orders/{ORDER}"));
         assert!(html.contains(text) && !html.contains("Pay With Card"), "{status}");
     }
@@ -192,7 +217,7 @@ fn paying_goes_to_my_orders_or_shows_the_decline() {
     let (status, _, response) = post(&api, &format!("/orders/{ORDER}/pay"), "token=tok_visa");
     assert_eq!((status, response.header("location")), (303, Some("/orders")));
     assert_eq!(api.calls.borrow()[1].2, Some(json!({"orderId": ORDER, "token": "tok_visa"})));
-    let order = json!({"id": ORDER, "status": "created", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let order = order_json("created", "2026-11-23T10:16:00.000Z", "Concert", 2000);
     let api = Scripted::signed_in()
         .on("POST", "/api/payments", 400, json!({"errors": [{"message": "Your card was declined."}]}))
         .on("GET", &format!("/api/orders/{ORDER}"), 200, order);
@@ -200,7 +225,7 @@ fn paying_goes_to_my_orders_or_shows_the_decline() {
     assert_eq!(status, 400);
     assert!(html.contains("Your card was declined."));
     // The decline has cancelled the order by the time the page asks for it.
-    let cancelled = json!({"id": ORDER, "status": "cancelled", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let cancelled = order_json("cancelled", "2026-11-23T10:16:00.000Z", "Concert", 2000);
     let api = Scripted::signed_in()
         .on("POST", "/api/payments", 400, json!({"errors": [{"message": "Your card was declined."}]}))
         .on("GET", &format!("/api/orders/{ORDER}"), 200, cancelled);
@@ -211,7 +236,7 @@ fn paying_goes_to_my_orders_or_shows_the_decline() {
 
 #[test]
 fn my_orders_lists_title_and_status() {
-    let orders = json!([{"id": ORDER, "status": "complete", "ticket": {"title": "Concert"}}]);
+    let orders = json!([order_json("complete", EXPIRES, "Concert", 2000)]);
     let (_, html, _) = get(&Scripted::signed_in().on("GET", "/api/orders", 200, orders), "/orders");
     assert!(html.contains(&format!("<a href=\"/orders/{ORDER}\">Concert</a> - <span class=\"status-complete\">complete</span>")), "{html}");
 }
@@ -246,13 +271,13 @@ fn unknown_pages_are_404_and_a_silent_api_is_503() {
 
 /// A signed-in user's API with an answer for every page, so any page can be rendered.
 fn every_page_api() -> Scripted {
-    let order = json!({"id": ORDER, "status": "created", "expiresAt": "2026-11-23T10:16:00.000Z", "ticket": {"title": "Concert", "price": 20}});
+    let order = order_json("created", "2026-11-23T10:16:00.000Z", "Concert", 2000);
     Scripted::signed_in()
-        .on("GET", "/api/tickets", 200, json!([{"id": TICKET, "title": "Concert", "price": 20}]))
+        .on("GET", "/api/tickets", 200, json!([ticket("Concert", 2000, None)]))
         .with_next("1.a") // the pager is checked too
-        .on("GET", &format!("/api/tickets/{TICKET}"), 200, json!({"id": TICKET, "title": "Concert", "price": 20}))
+        .on("GET", &format!("/api/tickets/{TICKET}"), 200, ticket("Concert", 2000, None))
         .on("GET", &format!("/api/orders/{ORDER}"), 200, order)
-        .on("GET", "/api/orders", 200, json!([{"id": ORDER, "status": "created", "ticket": {"title": "Concert"}}]))
+        .on("GET", "/api/orders", 200, json!([order_json("created", EXPIRES, "Concert", 2000)]))
 }
 
 const PAGES: [&str; 10] = ["/", "/auth/signup", "/auth/signin", "/auth/signout", "/tickets/new", "/tickets/5ec00000bbbbbbbbbbbbbbbb", "/orders/5ec00000aaaaaaaaaaaaaaaa", "/orders", "/nowhere", "/static/app.js"];

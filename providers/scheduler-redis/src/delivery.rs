@@ -30,7 +30,7 @@ const BATCH: usize = 32;
 const UNREACHABLE_RETRY: Duration = Duration::from_secs(1);
 
 pub fn now_ms() -> u64 {
-    ticketing_common::time::now_millis()
+    ticketing_common::time::Timestamp::now().millis()
 }
 
 /// Delivers the namespace's due jobs to `run` until `stopped` turns true.
