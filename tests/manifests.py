@@ -6,7 +6,9 @@ import contextlib
 
 import yaml
 
-from lattice import lattice
+from lattice.deploy import deploy, wait_until_deployed
+from lattice.manifest import manifest_for
+from lattice.washcli import wash
 
 
 def without_component(doc: dict, component: str) -> None:
@@ -28,14 +30,14 @@ def set_config(doc: dict, component: str, config: str, **values: str) -> None:
 @contextlib.contextmanager
 def deployed(profile, name: str, edit):
     """Deploys the manifest as changed by `edit(doc)`; the original again on exit."""
-    doc = yaml.safe_load(lattice.manifest_for(profile).read_text())
+    doc = yaml.safe_load(manifest_for(profile).read_text())
     edit(doc)
     path = profile.state_dir / f"wadm-{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     try:
-        lattice.wash(profile, "app", "deploy", str(path))
-        lattice.wait_until_deployed(profile)
+        wash(profile, "app", "deploy", str(path))
+        wait_until_deployed(profile)
         yield
     finally:
-        lattice.deploy(profile)
-        lattice.wait_until_deployed(profile)
+        deploy(profile)
+        wait_until_deployed(profile)

@@ -9,24 +9,25 @@ from __future__ import annotations
 import json
 
 from helpers import create_ticket, eventually, nats, order_when_replicated, user
-from lattice import lattice
+from lattice.events import DEAD_LETTERS, EVENTS, consumer_name
+from lattice.washcli import wash_json
 from manifests import deployed, without_component
 
-ORDERS_TICKET_CREATED = "ticketing-orders__ticket_created"
+ORDERS_TICKET_CREATED = consumer_name("ticketing-orders", "ticket:created")
 
 
 def consumer_state(profile) -> dict:
     bus = nats(profile)
     try:
-        return bus.jetstream(f"CONSUMER.INFO.TICKETING_EVENTS.{ORDERS_TICKET_CREATED}")
+        return bus.jetstream(f"CONSUMER.INFO.{EVENTS}.{ORDERS_TICKET_CREATED}")
     finally:
         bus.close()
 
 
 def components_running(profile) -> set[str]:
     names = set()
-    for host in lattice.wash_json(profile, "get", "hosts")["hosts"]:
-        inventory = lattice.wash_json(profile, "get", "inventory", host["id"])
+    for host in wash_json(profile, "get", "hosts")["hosts"]:
+        inventory = wash_json(profile, "get", "inventory", host["id"])
         for c in inventory["inventories"][0]["components"]:
             names.add(c["id"])
     return names
@@ -53,7 +54,7 @@ def test_tickets_sold_while_orders_is_down_all_reach_it_once_it_is_back(running_
     assert drained["num_redelivered"] == 0, "each event handled once"
     bus = nats(running_lattice)
     try:
-        dead = json.loads(bus.request("$JS.API.STREAM.INFO.TICKETING_DEAD_LETTERS",
+        dead = json.loads(bus.request(f"$JS.API.STREAM.INFO.{DEAD_LETTERS}",
                                       json.dumps({"subjects_filter": f"deadletter.{ORDERS_TICKET_CREATED}"}).encode()))
     finally:
         bus.close()

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from client import Client
 from helpers import create_ticket, eventually, user
-from lattice import lattice
+from lattice.washcli import wash_json
 from manifests import deployed
 
 
 def tickets_image(profile) -> str:
-    for host in lattice.wash_json(profile, "get", "hosts")["hosts"]:
-        for c in lattice.wash_json(profile, "get", "inventory", host["id"])["inventories"][0]["components"]:
+    for host in wash_json(profile, "get", "hosts")["hosts"]:
+        for c in wash_json(profile, "get", "inventory", host["id"])["inventories"][0]["components"]:
             if c["id"] == "ticketing-tickets":
                 return c["image_ref"]
     return ""

@@ -1,8 +1,10 @@
 """The lattice tool's own rules, without a lattice: reading the manifest's images, telling
-stale images apart, and the supervisor's backoff."""
+stale images apart, the supervisor's backoff, and the event names shared with Rust."""
 from __future__ import annotations
 
-from lattice import images
+import re
+
+from lattice import events, images
 from lattice.settings import ROOT, profile
 from lattice.supervise import FIRST_DELAY, LONGEST_DELAY, STABLE_AFTER, Backoff
 
@@ -51,3 +53,25 @@ def test_inline_configs_are_read_with_their_properties():
     assert found["orders-settings"] == {"expiration_window_seconds": "900"}
     assert found["route-auth"] == {"path": "/api/users"}
     assert "ticketing-session" not in found, "configs put outside the manifest are not its to restore"
+
+
+def test_consumer_names_follow_the_examples_shared_with_rust():
+    examples = events.SHARED["consumer_names"]
+    assert examples
+    for e in examples:
+        assert events.consumer_name(e["subscriber"], e["subject"]) == e["consumer"], e
+
+
+def test_the_manifest_subscribes_to_exactly_the_shared_subjects():
+    from lattice.configs import inline_configs
+
+    subscribed = {s.strip() for config in inline_configs(ROOT / "wadm.yaml").values()
+                  for s in config.get("subscriptions", "").split(",") if s.strip()}
+    assert subscribed == set(events.SUBJECTS), "api/events.json and wadm.yaml's subscriptions differ"
+
+
+def test_the_readme_events_table_lists_exactly_the_shared_subjects():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| subject | announced by | consumed by |", 1)[1].split("\n\n", 1)[0]
+    listed = [s for row in table.splitlines()[2:] for s in re.findall(r"`([^`]+)`", row.split("|")[1])]
+    assert listed == list(events.SUBJECTS), "api/events.json and the README's events table differ"

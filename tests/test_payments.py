@@ -8,7 +8,7 @@ import concurrent.futures
 import time
 
 from helpers import order_status, create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user
-from lattice import lattice
+from lattice.health import MESSAGING_ID, ensure_links, resend_links
 from manifests import deployed
 
 
@@ -152,11 +152,11 @@ def test_an_order_cancelled_a_moment_ago_is_never_charged(running_lattice, strip
     # A link's changed config reaches its provider only when the link is put anew.
     try:
         with deployed(running_lattice, "payments-deaf-to-cancellations", payments_hears_only_order_created):
-            lattice.resend_links(running_lattice, lattice.MESSAGING_ID)
+            resend_links(running_lattice, MESSAGING_ID)
             pay_right_after_cancelling(running_lattice, stripe, seller, buyer)
     finally:
-        lattice.resend_links(running_lattice, lattice.MESSAGING_ID)
-        lattice.ensure_links(running_lattice)
+        resend_links(running_lattice, MESSAGING_ID)
+        ensure_links(running_lattice)
 
 
 def pay_right_after_cancelling(running_lattice, stripe, seller, buyer):

@@ -2,23 +2,24 @@
 and requests reach the auth component through the http-gateway provider."""
 from __future__ import annotations
 
-from lattice import lattice
+from lattice.deploy import app_status
+from lattice.washcli import wash, wash_json
 
 
 def test_application_is_deployed_according_to_wash(running_lattice):
-    assert lattice.app_status(running_lattice) == "deployed"
-    listed = lattice.wash_json(running_lattice, "app", "list")
+    assert app_status(running_lattice) == "deployed"
+    listed = wash_json(running_lattice, "app", "list")
     names = [app["name"] for app in listed["applications"]]
     assert running_lattice.app in names
 
 
 def test_every_host_joined_the_lattice(running_lattice):
-    hosts = lattice.wash_json(running_lattice, "get", "hosts")["hosts"]
+    hosts = wash_json(running_lattice, "get", "hosts")["hosts"]
     assert len(hosts) == running_lattice.hosts
 
 
 def test_inventory_shows_the_component_and_the_gateway(running_lattice):
-    inventory = lattice.wash(running_lattice, "get", "inventory").stdout
+    inventory = wash(running_lattice, "get", "inventory").stdout
     assert "auth" in inventory
     assert "http-gateway" in inventory
 

@@ -7,7 +7,9 @@ import uuid
 
 from client import Client
 from lattice import build, images, lattice
+from lattice.deploy import app_status
 from lattice.settings import BUILD_DIR
+from lattice.washcli import wash
 
 
 def builds_answering(profile, requests: int = 40) -> set[str]:
@@ -39,11 +41,11 @@ def test_down_and_up_after_a_rebuild_serves_the_new_code_on_every_host(running_l
         assert images.stale(profile, manifest) == []
         new_images = auth_images(profile)
         assert new_images and not new_images & old_images, (old_images, new_images)
-        assert lattice.app_status(profile) == "deployed"
+        assert app_status(profile) == "deployed"
 
         # A host left running an old image (wadm would not move it) is put right by `up`.
         host = next(r.host for r in images.running(profile) if r.id == "ticketing-auth")
-        lattice.wash(profile, "update", "component", "--host-id", host, "ticketing-auth", next(iter(old_images)),
+        wash(profile, "update", "component", "--host-id", host, "ticketing-auth", next(iter(old_images)),
                      timeout=120)
         assert images.stale(profile, manifest), "the old image should run again before up"
         lattice.up(profile)

@@ -9,8 +9,9 @@ import time
 
 from client import Client
 from helpers import eventually
-from lattice import lattice
+from lattice.health import wait_for_http
 from lattice.processes import provider_pids
+from lattice.washcli import wash
 
 GATEWAY = "ticketing-http_gateway"
 AUTH = "ticketing-auth"
@@ -38,10 +39,10 @@ def test_links_put_while_the_gateway_restarts_reach_it(running_lattice):
             [pid] = gateway_pids(profile)
             name = f"race-{attempt}"
             names.append(name)
-            lattice.wash(profile, "config", "put", name, f"path=/{name}")
+            wash(profile, "config", "put", name, f"path=/{name}")
             os.kill(pid, signal.SIGKILL)
             time.sleep(delay)
-            lattice.wash(profile, "link", "put", GATEWAY, AUTH, "wasi", "http", "--interface", "incoming-handler",
+            wash(profile, "link", "put", GATEWAY, AUTH, "wasi", "http", "--interface", "incoming-handler",
                          "--link-name", name, "--source-config", name)
             eventually(lambda: routed_to_auth(profile, f"/{name}"), timeout=20, interval=0.2,
                        what=f"route /{name} (link put {delay:.2f}s after the gateway was killed)")
@@ -51,5 +52,5 @@ def test_links_put_while_the_gateway_restarts_reach_it(running_lattice):
             assert all(routed_to_auth(profile, f"/{earlier}") for earlier in names)
     finally:
         for name in names:
-            lattice.wash(profile, "link", "del", GATEWAY, "wasi", "http", "--link-name", name, check=False)
-        lattice.wait_for_http(profile)
+            wash(profile, "link", "del", GATEWAY, "wasi", "http", "--link-name", name, check=False)
+        wait_for_http(profile)

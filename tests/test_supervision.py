@@ -8,19 +8,22 @@ import time
 
 from client import Client
 from helpers import create_ticket, eventually, user
-from lattice import lattice, procs
+from lattice import procs
+from lattice.health import ROUTE_CHECKS
+from lattice.processes import host_names
+from lattice.washcli import wash_json
 
 
 def serves(profile) -> bool:
     try:
         return all(Client(profile.http_url).get(path, timeout=2).status == status
-                   for path, status in lattice.ROUTE_CHECKS)
+                   for path, status in ROUTE_CHECKS)
     except OSError:
         return False
 
 
 def host_ids(profile) -> set[str]:
-    return {h["id"] for h in (lattice.wash_json(profile, "get", "hosts") or {}).get("hosts", [])}
+    return {h["id"] for h in (wash_json(profile, "get", "hosts") or {}).get("hosts", [])}
 
 
 def kill(profile, name: str) -> int:
@@ -46,7 +49,7 @@ def test_a_killed_nats_server_is_started_again_and_the_site_serves(running_latti
 def test_a_killed_host_comes_back_under_its_identity_and_the_site_serves(running_lattice):
     profile = running_lattice
     before = host_ids(profile)
-    for name in lattice.host_names(profile):
+    for name in host_names(profile):
         old = kill(profile, name)
         eventually(lambda: procs.running(profile, name) not in (None, old), timeout=30,
                    what=f"{name} to be restarted")
@@ -54,4 +57,4 @@ def test_a_killed_host_comes_back_under_its_identity_and_the_site_serves(running
         eventually(lambda: serves(profile), timeout=90, interval=0.5, what=f"the site to serve after {name} came back")
         time.sleep(1)
     restarts = procs.log_tail(profile, "supervisor", 50)
-    assert all(f"{name} (pid" in restarts for name in lattice.host_names(profile)), restarts
+    assert all(f"{name} (pid" in restarts for name in host_names(profile)), restarts

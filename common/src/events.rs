@@ -8,7 +8,9 @@ use crate::ids::{OrderId, TicketId, UserId};
 use crate::money::Cents;
 use crate::time::Timestamp;
 
-/// An event payload and the subject it travels on.
+/// An event payload and the subject it travels on. The subjects are written once, in
+/// `api/events.json`; the test `subjects_are_the_ones_in_api_events_json` checks every impl
+/// against it (list a new one there).
 pub trait Event: Serialize + DeserializeOwned {
     const SUBJECT: &'static str;
 
@@ -265,6 +267,22 @@ impl Event for PaymentFailed {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn subjects_are_the_ones_in_api_events_json() {
+        let shared: serde_json::Value = serde_json::from_str(include_str!("../../api/events.json")).unwrap();
+        let listed: Vec<&str> = shared["subjects"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+        let ours = [
+            TicketCreated::SUBJECT,
+            TicketUpdated::SUBJECT,
+            OrderCreated::SUBJECT,
+            OrderCancelled::SUBJECT,
+            ExpirationComplete::SUBJECT,
+            PaymentCreated::SUBJECT,
+            PaymentFailed::SUBJECT,
+        ];
+        assert_eq!(listed, ours, "api/events.json and the Event impls name the same subjects, in the same order");
+    }
 
     #[test]
     fn payloads_match_the_reference_field_names() {

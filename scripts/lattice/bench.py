@@ -14,7 +14,7 @@ import urllib.request
 import uuid
 
 from . import procs
-from .lattice import process_names
+from .processes import process_names
 from .settings import Profile
 
 

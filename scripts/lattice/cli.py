@@ -9,6 +9,8 @@ import sys
 import time
 
 from . import build, install, lattice, procs
+from .deploy import app_status
+from .processes import process_names
 from .procs import log
 from .settings import ROOT, TARGET_DIR, profile
 
@@ -52,7 +54,7 @@ def cmd_status(args) -> int:
 
 def cmd_logs(args) -> int:
     prof = profile(args.profile)
-    names = [args.name] if args.name else lattice.process_names(prof)
+    names = [args.name] if args.name else process_names(prof)
     for name in names:
         print(f"--- {name} ({prof.log_dir / (name + '.log')})")
         print(procs.log_tail(prof, name, args.lines))
@@ -83,7 +85,7 @@ def cmd_bench(args) -> int:
     from .bench import bench
 
     prof = profile(args.profile)
-    if lattice.app_status(prof) != "deployed":
+    if app_status(prof) != "deployed":
         print(f"the {prof.name} lattice is not up: run ./ticketing up first", file=sys.stderr)
         return 1
     bench(prof, args.seconds, [int(c) for c in args.concurrency.split(",")])
@@ -112,7 +114,7 @@ def cmd_drill(args) -> int:
     from .drill import drill
 
     prof = profile(args.profile)
-    if lattice.app_status(prof) != "deployed":
+    if app_status(prof) != "deployed":
         print(f"the {prof.name} lattice is not up: run ./ticketing up first", file=sys.stderr)
         return 1
     drill(prof, args.purchases)

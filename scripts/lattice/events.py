@@ -11,15 +11,28 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 
 from .nats import Nats
-from .settings import Profile
+from .settings import ROOT, Profile
 
 EVENTS = "TICKETING_EVENTS"
 DEAD_LETTERS = "TICKETING_DEAD_LETTERS"
 SUBJECT_HEADER = "Ticketing-Subject"
 FAILURE_HEADER = "Ticketing-Failure"
+
+# The subjects and the consumer-name rule, written once for Rust and Python alike.
+SHARED = json.loads((ROOT / "api" / "events.json").read_text(encoding="utf-8"))
+SUBJECTS: tuple[str, ...] = tuple(SHARED["subjects"])
+
+
+def consumer_name(subscriber: str, subject: str) -> str:
+    """The durable consumer the messaging provider keeps for `subscriber` (a component's
+    wadm id) and `subject`, named as its `consumer_name` in bus.rs does (the examples in
+    api/events.json hold both to it): every char but letters, digits and `-` becomes `_`."""
+    clean = lambda text: re.sub(r"[^A-Za-z0-9-]", "_", text)  # noqa: E731
+    return f"{clean(subscriber)}__{clean(subject)}"
 
 
 @dataclass

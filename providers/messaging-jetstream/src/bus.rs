@@ -54,7 +54,8 @@ impl BusSettings {
 }
 
 /// The durable consumer name of a subscriber for a subject: NATS names allow only
-/// letters, digits, `-` and `_`.
+/// letters, digits, `-` and `_`. The examples in `api/events.json` pin this rule for the
+/// Python tool too (`scripts/lattice/events.py`, `consumer_name`).
 pub fn consumer_name(subscriber: &str, subject: &str) -> String {
     let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
     format!("{}__{}", clean(subscriber), clean(subject))
@@ -253,8 +254,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn consumer_names_are_valid_nats_names() {
-        assert_eq!(consumer_name("ticketing-orders", "ticket:created"), "ticketing-orders__ticket_created");
+    fn consumer_names_are_the_ones_in_api_events_json() {
+        let shared: serde_json::Value = serde_json::from_str(include_str!("../../../api/events.json")).unwrap();
+        let examples = shared["consumer_names"].as_array().unwrap();
+        assert!(!examples.is_empty());
+        for e in examples {
+            let (subscriber, subject) = (e["subscriber"].as_str().unwrap(), e["subject"].as_str().unwrap());
+            assert_eq!(consumer_name(subscriber, subject), e["consumer"].as_str().unwrap(), "{e}");
+        }
     }
 
     #[test]

@@ -1,0 +1,108 @@
+"""Deploying the application: the named configs that live outside the manifest, `wash app
+deploy` (in two steps on a fresh lattice), and waiting until wadm reports it Deployed."""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+from .manifest import manifest_for, without_links
+from .procs import log
+from .settings import ROOT, Profile
+from .washcli import wash, wash_json
+
+
+def app_status(profile: Profile) -> str | None:
+    out = wash_json(profile, "app", "status", profile.app)
+    try:
+        return out["status"]["status"]["type"]
+    except (TypeError, KeyError):
+        return None
+
+
+SESSION_CONFIG = "ticketing-session"
+
+
+def ensure_session_config(profile: Profile) -> None:
+    """Puts the shared `jwt_key` into the lattice's named config `ticketing-session`.
+
+    The key is `TICKETING_JWT_KEY` when set, else a random one kept (mode 600) in the
+    profile's state dir, so sessions survive a restart of the local lattice.
+    """
+    key_file = profile.state_dir / "jwt_key"
+    key = os.environ.get("TICKETING_JWT_KEY")
+    if not key:
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(48))
+        key = key_file.read_text().strip()
+    wash(profile, "config", "put", SESSION_CONFIG, f"jwt_key={key}")
+
+
+STRIPE_CONFIG = "ticketing-stripe"
+
+
+def ensure_stripe_config(profile: Profile) -> None:
+    """Puts the payments-stripe provider's key and API base into named config
+    `ticketing-stripe`: Stripe's test mode when `TICKETING_STRIPE_SECRET_KEY` (an sk_test_
+    key) is set, else the local stripe-mock with a placeholder key it accepts.
+    `TICKETING_STRIPE_API_BASE` overrides the base (the end-to-end tests put a
+    decline-simulating front before stripe-mock)."""
+    key = os.environ.get("TICKETING_STRIPE_SECRET_KEY")
+    base = "https://api.stripe.com" if key else f"http://127.0.0.1:{profile.ports['stripe_mock']}"
+    base = os.environ.get("TICKETING_STRIPE_API_BASE", base)
+    wash(profile, "config", "put", STRIPE_CONFIG, f"stripe_secret_key={key or 'sk_test_ticketingLocalStripeMock'}",
+         f"api_base={base}")
+
+
+def deploy_in_two_steps(profile: Profile) -> Path:
+    """A first deployment starts everything without links, then the links are put.
+
+    A link put while a provider process is starting can miss it (the host hands the
+    provider the links it has at start; the provider subscribes to new ones a moment
+    later), and wadm never puts a stored link again. With the providers running first,
+    no link arrives in that moment."""
+    manifest = deploy(profile, links=False)
+    wait_until_deployed(profile)
+    time.sleep(2)
+    log("deploying the links")
+    wash(profile, "app", "deploy", str(manifest))
+    return manifest
+
+
+def put_configs(profile: Profile) -> None:
+    """The named configs that live outside the manifest (a host must be running)."""
+    ensure_session_config(profile)
+    ensure_stripe_config(profile)
+
+
+def deploy(profile: Profile, links: bool = True) -> Path:
+    """Deploys the manifest (without its link traits when `links` is false); returns the
+    full rendered manifest."""
+    manifest = manifest_for(profile)
+    if not links:
+        first = profile.state_dir / "wadm-without-links.yaml"
+        first.write_text(without_links(manifest.read_text()))
+        log("deploying without links first, so every provider is listening before its links come")
+        wash(profile, "app", "deploy", str(first))
+        return manifest
+    log(f"deploying {manifest.relative_to(ROOT)} with wash app deploy")
+    wash(profile, "app", "deploy", str(manifest))
+    return manifest
+
+
+def wait_until_deployed(profile: Profile, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        status = app_status(profile)
+        if status != last:
+            log(f"application {profile.app}: {status or 'unknown'}")
+            last = status
+        if status == "deployed":
+            return
+        time.sleep(1)
+    detail = wash(profile, "app", "status", profile.app, check=False).stdout
+    raise SystemExit(f"{profile.app} not deployed after {timeout:.0f}s:\n{detail}\nlogs: {profile.log_dir}")
