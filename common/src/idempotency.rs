@@ -11,6 +11,11 @@
 //! try with that key runs again. A first request that never finished (it crashed, or the
 //! store failed around it) holds its key for [`UNFINISHED_AFTER_MS`] only.
 //!
+//! A request whose first attempt died half-way (its store writes done, its answer lost)
+//! is run again once that attempt is old; so that it does not make the thing twice, every
+//! attempt of one key gets the same **work id** (kept in the record), and handlers name
+//! what they create after it and answer with what an earlier attempt already stored.
+//!
 //! Storage: a [`lease`] per key (bucket [`CLAIMS`]) picks the one request that runs; the
 //! record of each lease generation (bucket [`RECORDS`]) holds a MAC of the body and,
 //! once known, the answer.
@@ -20,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ErrorItem};
 use crate::http::{HandlerResult, Request, Response};
+use crate::ids::new_id;
 use crate::lease::{self, Lease};
 use crate::session::SessionKeys;
 use crate::time::Timestamp;
@@ -49,6 +55,10 @@ struct Record {
     at_ms: u64,
     state: State,
     answer: Option<Answer>,
+    /// The id every attempt of this key passes to its handler (absent in records made
+    /// before work ids existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    work_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,35 +86,37 @@ struct Header {
 }
 
 /// Serves `request` (a POST of `owner`) with `handler`, at most once per `Idempotency-Key`;
-/// without the header, just runs `handler`.
+/// without the header, just runs `handler`. The handler gets the work id: a fresh id, the
+/// same for every attempt of one key (see the module docs).
 pub fn once(
     store: &impl KeyValue,
     keys: &SessionKeys,
     now: Timestamp,
     owner: &str,
     request: &Request,
-    handler: impl FnOnce() -> HandlerResult,
+    handler: impl FnOnce(&str) -> HandlerResult,
 ) -> HandlerResult {
-    let Some(key) = request.header(HEADER) else { return handler() };
+    let Some(key) = request.header(HEADER) else { return handler(&new_id()) };
     check_key(key)?;
     let id = record_id(request, owner, key);
     let fingerprint = keys.mac("idempotency", &request.body);
 
     let now_ms = now.millis();
-    let generation = match lease::take(store, CLAIMS, &id, now)? {
-        Lease::Won { generation } => generation,
+    let (generation, work_id) = match lease::take(store, CLAIMS, &id, now)? {
+        Lease::Won { generation } => (generation, None),
         held @ Lease::Held { generation, .. } => {
             let record = store.get_json::<Record>(RECORDS, &lease::generation_key(&id, generation))?;
             if let Some(answer) = earlier_answer(record.as_ref(), held, &fingerprint, now_ms)? {
                 return Ok(answer);
             }
             match lease::take_over(store, CLAIMS, &id, generation, now)? {
-                Lease::Won { generation } => generation,
+                Lease::Won { generation } => (generation, record.and_then(|r| r.work_id)),
                 Lease::Held { .. } => return Err(ApiError::new(409, IN_PROGRESS)),
             }
         }
     };
-    run(store, &lease::generation_key(&id, generation), fingerprint, now_ms, handler).inspect_err(|_| {
+    let work_id = work_id.unwrap_or_else(new_id);
+    run(store, &lease::generation_key(&id, generation), fingerprint, now_ms, work_id, handler).inspect_err(|_| {
         // The handler did not run: the next try need not wait.
         let _ = lease::release(store, CLAIMS, &id, generation);
     })
@@ -165,10 +177,17 @@ fn replay(answer: &Answer) -> Response {
 
 /// Runs the handler as the holder of generation key `key`, keeping what it answers; an
 /// error only when the handler could not start.
-fn run(store: &impl KeyValue, key: &str, fingerprint: String, now_ms: u64, handler: impl FnOnce() -> HandlerResult) -> HandlerResult {
-    let mut record = Record { fingerprint, at_ms: now_ms, state: State::Running, answer: None };
+fn run(
+    store: &impl KeyValue,
+    key: &str,
+    fingerprint: String,
+    now_ms: u64,
+    work_id: String,
+    handler: impl FnOnce(&str) -> HandlerResult,
+) -> HandlerResult {
+    let mut record = Record { fingerprint, at_ms: now_ms, state: State::Running, answer: None, work_id: Some(work_id) };
     store.set_json(RECORDS, key, &record)?;
-    let response = handler().unwrap_or_else(Response::from);
+    let response = handler(record.work_id.as_deref().unwrap_or_default()).unwrap_or_else(Response::from);
     match String::from_utf8(response.body.clone()) {
         Ok(body) if !worth_retrying(response.status) => {
             record.state = State::Answered;
@@ -218,7 +237,7 @@ mod tests {
     }
 
     fn call(store: &impl KeyValue, owner: &str, request: &Request, now_ms: u64) -> Response {
-        crate::http::respond(once(store, &keys(), Timestamp::from_millis(now_ms), owner, request, || make_thing(store)))
+        crate::http::respond(once(store, &keys(), Timestamp::from_millis(now_ms), owner, request, |_| make_thing(store)))
     }
 
     fn made(store: &impl KeyValue) -> u64 {
@@ -278,7 +297,7 @@ mod tests {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
         let mut during = None;
-        let first = crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, || {
+        let first = crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, |_| {
             during = Some(call(&store, "u1", &request, NOW + 10));
             make_thing(&store)
         }));
@@ -292,7 +311,7 @@ mod tests {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
         for status in [500, 503, 409, 429, 404] {
-            let res = crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, || Err(ApiError::new(status, "not now"))));
+            let res = crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, |_| Err(ApiError::new(status, "not now"))));
             assert_eq!(res.status, status);
         }
         assert_eq!(call(&store, "u1", &request, NOW).status, 201, "the retry runs");
@@ -304,7 +323,7 @@ mod tests {
     fn client_errors_are_the_final_answer() {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
-        let bad = || Err(ApiError::bad_request("Title is required"));
+        let bad = |_: &str| Err(ApiError::bad_request("Title is required"));
         assert_eq!(crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, bad)).status, 400);
         let again = call(&store, "u1", &request, NOW);
         assert_eq!((message(&again), again.header("idempotent-replayed")), ((400, "Title is required".into()), Some("true")));
@@ -403,5 +422,41 @@ mod tests {
             assert_eq!(made(&store.inner), expected, "write {n}");
             assert_eq!(call(&store, "u1", &post(Some("k1"), "{}"), NOW + 2 * UNFINISHED_AFTER_MS).header("idempotent-replayed"), Some("true"));
         }
+    }
+
+    /// Every attempt of one key gets the same work id, so an attempt that takes over one
+    /// that died half-way finds what that one stored instead of making it again.
+    #[test]
+    fn every_attempt_of_a_key_gets_the_same_work_id() {
+        let store = MemoryStore::default();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let attempt = |key: Option<&str>, now_ms: u64, answer: u16| {
+            crate::http::respond(once(&store, &keys(), Timestamp::from_millis(now_ms), "u1", &post(key, "{}"), |work_id| {
+                seen.borrow_mut().push(work_id.to_string());
+                Ok(Response::empty(answer))
+            }))
+        };
+        attempt(Some("k1"), NOW, 503); // answered "try again": the key is free
+        attempt(Some("k1"), NOW + 1, 201);
+        let store_died = FlakyStore::default();
+        store_died.fail_write(4); // the first attempt's answer is never kept
+        let dying = |now_ms: u64| {
+            crate::http::respond(once(&store_died, &keys(), Timestamp::from_millis(now_ms), "u1", &post(Some("k2"), "{}"), |work_id| {
+                seen.borrow_mut().push(work_id.to_string());
+                Ok(Response::empty(201))
+            }))
+        };
+        dying(NOW);
+        assert_eq!(dying(NOW + 1).status, 409, "maybe still running");
+        dying(NOW + 1 + UNFINISHED_AFTER_MS); // taken over
+        attempt(None, NOW, 201);
+        attempt(None, NOW, 201);
+        let seen = seen.into_inner();
+        assert_eq!(seen.len(), 6);
+        assert!(seen.iter().all(|id| crate::ids::is_valid_id(id)), "{seen:?}");
+        assert_eq!(seen[0], seen[1], "a retry after a 5xx");
+        assert_eq!(seen[2], seen[3], "a take-over after an attempt died");
+        assert_ne!(seen[0], seen[2], "another key");
+        assert_ne!(seen[4], seen[5], "no key: fresh each time");
     }
 }

@@ -59,10 +59,10 @@ impl TicketReplica {
 }
 
 impl Order {
-    /// A new order by `buyer` holding `ticket` for `window_seconds` from `now`.
-    pub fn place(buyer: UserId, ticket: &TicketReplica, now: Timestamp, window_seconds: u64) -> Order {
+    /// A new order `id` by `buyer` holding `ticket` for `window_seconds` from `now`.
+    pub fn place(id: OrderId, buyer: UserId, ticket: &TicketReplica, now: Timestamp, window_seconds: u64) -> Order {
         Order {
-            id: OrderId::generate(),
+            id,
             user_id: buyer,
             status: OrderStatus::Created,
             expires_at: now.plus_seconds(window_seconds),
@@ -139,12 +139,12 @@ mod tests {
     }
 
     fn order(status: OrderStatus) -> Order {
-        Order { status, ..Order::place("u1".into(), &ticket(), Timestamp::from_millis(1_795_428_000_000), 900) }
+        Order { status, ..Order::place(OrderId::generate(), "u1".into(), &ticket(), Timestamp::from_millis(1_795_428_000_000), 900) }
     }
 
     #[test]
     fn a_new_order_holds_its_ticket_for_the_window() {
-        let placed = Order::place("u1".into(), &ticket(), Timestamp::from_millis(1_795_428_900_000), 900);
+        let placed = Order::place(OrderId::generate(), "u1".into(), &ticket(), Timestamp::from_millis(1_795_428_900_000), 900);
         assert_eq!((placed.status, placed.version, placed.ticket_id.as_str()), (OrderStatus::Created, 0, "t1"));
         assert_eq!(serde_json::to_value(&placed).unwrap()["expiresAt"], "2026-11-23T10:30:00.000Z");
     }

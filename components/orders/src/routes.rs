@@ -35,7 +35,9 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "orders"]) => {
             let user_id = ctx.user_id(request)?;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, || create(ctx, request, user_id.clone()))
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, |work_id| {
+                create(ctx, request, user_id.clone(), OrderId::from(work_id))
+            })
         }
         ("GET", ["api", "orders"]) => list(ctx, request),
         ("GET", ["api", "orders", id]) => show(ctx, request, id),
@@ -44,9 +46,11 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
 }
 
-/// `POST /api/orders {ticketId}` by `user_id` → 201 order holding the ticket until
-/// `expiresAt`; publishes `order:created`.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId) -> HandlerResult {
+/// `POST /api/orders {ticketId}` by `user_id` → 201 order `id` holding the ticket until
+/// `expiresAt`, announced with `order:created`. When an earlier attempt of the same
+/// request (same `Idempotency-Key`, so same `id`) stored the order already, that is the
+/// answer.
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, id: OrderId) -> HandlerResult {
     let body = Body::parse(request)?;
     let ticket_id = body.str("ticketId").unwrap_or_default().trim().to_string();
     let mut v = Validation::new();
@@ -55,10 +59,13 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId) -> Hand
     v.finish()?;
 
     let ticket = store::ticket(ctx.store, &ticket_id)?.ok_or_else(ApiError::not_found)?;
-    if !store::claim_ticket(ctx.store, &ticket.id)? {
+    if let Some(order) = store::order(ctx.store, &id)?.filter(|o| o.user_id == user_id) {
+        return Ok(Response::json(201, &order.view(Some(&ticket))));
+    }
+    if !store::claim_ticket(ctx.store, &ticket.id, &id)? {
         return Err(ApiError::bad_request("Ticket is already reserved"));
     }
-    let order = Order::place(user_id, &ticket, ctx.now, ctx.window_seconds);
+    let order = Order::place(id, user_id, &ticket, ctx.now, ctx.window_seconds);
     // Indexed first: an entry whose order failed to store is skipped in lists, while an
     // order stored (and announced) must keep its claim.
     if let Err(e) = store::index_for_user(ctx.store, &order).and_then(|()| store::insert_order(ctx.store, &order, &ticket)) {
@@ -295,6 +302,49 @@ mod tests {
         let request = request("POST", "/api/orders", Some((&w.keys, user, NOW_MS / 1000)), Some(&body)).with_header("Idempotency-Key", key);
         let ctx = Ctx { store: &w.store, keys: Some(&w.keys), now: Timestamp::from_millis(NOW_MS), window_seconds: 900 };
         status_and_json(&handle(&ctx, &request))
+    }
+
+    #[test]
+    fn an_order_whose_answer_was_lost_is_taken_over_as_the_same_order() {
+        let keys = SessionKeys::new(KEY, 3600).unwrap();
+        let body = json!({"ticketId": World::ticket(0)});
+        let order = |store: &FlakyStore, at_ms: u64| {
+            let request = request("POST", "/api/orders", Some((&keys, ALICE, at_ms / 1000)), Some(&body)).with_header("Idempotency-Key", "k");
+            status_and_json(&handle(&Ctx { store, keys: Some(&keys), now: Timestamp::from_millis(at_ms), window_seconds: 900 }, &request))
+        };
+        let with_ticket = || {
+            let store = FlakyStore::default();
+            let replica = TicketReplica { id: World::ticket(0).into(), title: "concert".into(), price: Cents(2000), version: 0 };
+            store::put_ticket(&store, &replica).unwrap();
+            store
+        };
+        let probe = with_ticket();
+        probe.outage_from_write(u64::MAX); // count from here
+        order(&probe, NOW_MS);
+        let writes = probe.writes();
+        // The answer is lost after the order was stored (`writes`: a single failed write),
+        // or the store went away right after the ticket was claimed for the order (writes
+        // 6 on fail, the index's first): either way the retry is the same order, never
+        // "Ticket is already reserved" for the buyer's own claim.
+        assert_eq!(writes, 9, "lease time, claim, record, ticket claim, its holder, index (2), order, answer");
+        for (lost_at, outage) in [(writes, false), (6, true)] {
+            let store = with_ticket();
+            if outage {
+                store.outage_from_write(lost_at);
+            } else {
+                store.fail_write(lost_at);
+            }
+            let first = order(&store, NOW_MS);
+            store.heal();
+            let later = order(&store, NOW_MS + ticketing_common::idempotency::UNFINISHED_AFTER_MS + 1);
+            assert_eq!(later.0, 201, "write {lost_at}: {later:?}");
+            if first.0 == 201 {
+                assert_eq!(later.1["id"], first.1["id"], "write {lost_at}");
+            }
+            let request = request("GET", "/api/orders", Some((&keys, ALICE, NOW_MS / 1000)), None);
+            let (_, mine) = status_and_json(&handle(&Ctx { store: &store, keys: Some(&keys), now: Timestamp::from_millis(NOW_MS), window_seconds: 900 }, &request));
+            assert_eq!(mine.as_array().unwrap().len(), 1, "write {lost_at}: one order, listed once");
+        }
     }
 
     #[test]

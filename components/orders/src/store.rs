@@ -22,6 +22,8 @@ pub const ORDERS: &str = "orders";
 pub const ORDER_VERSIONS: &str = "order_versions";
 pub const TICKET_CLAIMS: &str = "ticket_claims";
 pub const TICKET_RELEASES: &str = "ticket_releases";
+/// Which order holds each reservation slot (`<ticket>#<releases>` → order id).
+pub const CLAIM_HOLDERS: &str = "ticket_claim_holders";
 pub const USER_ORDER_COUNT: &str = "user_order_count";
 pub const USER_ORDERS: &str = "user_orders";
 
@@ -37,10 +39,20 @@ pub fn order(store: &impl KeyValue, id: &str) -> StoreResult<Option<Order>> {
     store.get_json(ORDERS, id)
 }
 
-/// Takes the ticket's current reservation slot; false when someone holds it.
-pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str) -> StoreResult<bool> {
+/// Takes the ticket's current reservation slot for order `order_id`; true also when that
+/// order holds it already (an earlier attempt of the same request that died half-way, see
+/// `idempotency`), false when another order holds it.
+pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str, order_id: &str) -> StoreResult<bool> {
     let releases = store.counter(TICKET_RELEASES, ticket_id)?;
-    store.claim(TICKET_CLAIMS, &format!("{ticket_id}#{releases}"))
+    let slot = format!("{ticket_id}#{releases}");
+    if store.claim(TICKET_CLAIMS, &slot)? {
+        if let Err(e) = store.set(CLAIM_HOLDERS, &slot, order_id.as_bytes()) {
+            let _ = release_claim(store, ticket_id);
+            return Err(e);
+        }
+        return Ok(true);
+    }
+    Ok(store.get(CLAIM_HOLDERS, &slot)?.as_deref() == Some(order_id.as_bytes()))
 }
 
 /// Stores a new order (version 0) of `ticket` with its `order:created`.
@@ -82,12 +94,15 @@ pub fn orders_page(store: &impl KeyValue, user_id: &str, from: Option<u64>, limi
     };
     let bottom = top.saturating_sub(limit as u64);
     let keys: Vec<String> = (bottom + 1..=top).rev().map(|n| format!("{user_id}:{n:010}")).collect();
-    let ids: Vec<String> = store
+    let mut ids: Vec<String> = store
         .get_many(USER_ORDERS, &keys)?
         .into_iter()
         .flatten()
         .filter_map(|v| String::from_utf8(v).ok())
         .collect();
+    // A request retried after it died half-way may have indexed its order twice.
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
     let mut orders = Vec::with_capacity(ids.len());
     for bytes in store.get_many(ORDERS, &ids)?.into_iter().flatten() {
         orders.push(serde_json::from_slice(&bytes).map_err(|e| ticketing_common::store::StoreError(e.to_string()))?);
@@ -129,12 +144,13 @@ mod tests {
     #[test]
     fn one_claim_per_reservation_and_a_new_one_after_release() {
         let store = MemoryStore::default();
-        assert!(claim_ticket(&store, "t1").unwrap());
-        assert!(!claim_ticket(&store, "t1").unwrap(), "held");
+        assert!(claim_ticket(&store, "t1", "o1").unwrap());
+        assert!(!claim_ticket(&store, "t1", "o2").unwrap(), "held");
+        assert!(claim_ticket(&store, "t1", "o1").unwrap(), "by o1: an attempt of o1 may go on");
         insert_order(&store, &order("o1", OrderStatus::Created, 0), &ticket()).unwrap();
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
-        assert!(claim_ticket(&store, "t1").unwrap(), "released once, claimable once");
-        assert!(!claim_ticket(&store, "t1").unwrap());
+        assert!(claim_ticket(&store, "t1", "o2").unwrap(), "released once, claimable once");
+        assert!(!claim_ticket(&store, "t1", "o3").unwrap());
     }
 
     fn ids(orders: &[Order]) -> Vec<String> {
@@ -186,7 +202,7 @@ mod tests {
     #[test]
     fn an_order_is_cancelled_once_so_a_ticket_is_released_once() {
         let store = MemoryStore::default();
-        assert!(claim_ticket(&store, "t1").unwrap());
+        assert!(claim_ticket(&store, "t1", "o1").unwrap());
         insert_order(&store, &order("o1", OrderStatus::Created, 0), &ticket()).unwrap();
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Err(Conflict));

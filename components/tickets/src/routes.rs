@@ -34,7 +34,9 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "tickets"]) => {
             let user_id = ctx.user_id(request)?;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, || create(ctx, request, user_id.clone()))
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, |work_id| {
+                create(ctx, request, user_id.clone(), TicketId::from(work_id))
+            })
         }
         ("GET", ["api", "tickets"]) => list(ctx, request),
         ("GET", ["api", "tickets", id]) => show(ctx, id),
@@ -43,10 +45,15 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
 }
 
-/// `POST /api/tickets {title, price}` by `user_id` → 201 ticket; publishes `ticket:created`.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId) -> HandlerResult {
+/// `POST /api/tickets {title, price}` by `user_id` → 201 ticket `id`, announced with
+/// `ticket:created`. When an earlier attempt of the same request (same `Idempotency-Key`,
+/// so same `id`) stored it already, that is the answer.
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, id: TicketId) -> HandlerResult {
     let listing = Listing::parse(&Body::parse(request)?, "Price must be greater than 0")?;
-    let ticket = Ticket::list(listing, user_id);
+    if let Some(ticket) = store::find(ctx.store, &id)?.filter(|t| t.user_id == user_id) {
+        return Ok(Response::json(201, &ticket.view()));
+    }
+    let ticket = Ticket::list(id, listing, user_id);
     store::insert(ctx.store, &ticket)?;
     Ok(Response::json(201, &ticket.view()))
 }
@@ -82,6 +89,7 @@ fn update<S: KeyValue>(ctx: &Ctx<S>, request: &Request, id: &str) -> HandlerResu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ticketing_common::testing::FlakyStore;
     use crate::ticket::MAX_TITLE_CHARS;
     use ticketing_common::money::Cents;
     use serde_json::{json, Value};
@@ -324,6 +332,27 @@ mod tests {
         assert_eq!(create_with_key(&w, "retry-2", body.clone()).0, 201, "a new key is a new ticket");
         w.create(ALICE, "concert", json!(20));
         assert_eq!(store::all(&w.store).unwrap().len(), 3, "without a key, every create counts");
+    }
+
+    #[test]
+    fn a_create_whose_answer_was_lost_is_taken_over_without_a_second_ticket() {
+        let keys = SessionKeys::new(KEY, 3600).unwrap();
+        let body = json!({"title": "concert", "price": 20});
+        let create = |store: &FlakyStore, at: u64| {
+            let request = request("POST", "/api/tickets", Some((&keys, ALICE, at)), Some(&body)).with_header("Idempotency-Key", "k");
+            status_and_json(&handle(&Ctx { store, keys: Some(&keys), now: Timestamp::from_seconds(at) }, &request))
+        };
+        let probe = FlakyStore::default();
+        create(&probe, 1000);
+        let store = FlakyStore::default();
+        store.fail_write(probe.writes()); // the ticket is stored, its answer is not kept
+        let (status, first) = create(&store, 1000);
+        assert_eq!(status, 201);
+        assert_eq!(create(&store, 1001).0, 409, "maybe still running");
+        let later = 1000 + ticketing_common::idempotency::UNFINISHED_AFTER_MS / 1000 + 1;
+        let (status, again) = create(&store, later);
+        assert_eq!((status, &again["id"]), (201, &first["id"]), "taken over: the ticket the first attempt stored");
+        assert_eq!(store::all(&store.inner).unwrap().len(), 1);
     }
 
     #[test]

@@ -71,9 +71,9 @@ pub enum Reservation {
 }
 
 impl Ticket {
-    /// A new listing by `seller`, version 0.
-    pub fn list(listing: Listing, seller: UserId) -> Ticket {
-        Ticket { id: TicketId::generate(), title: listing.title, price: listing.price, user_id: seller, version: 0, order_id: None }
+    /// A new listing `id` by `seller`, version 0.
+    pub fn list(id: TicketId, listing: Listing, seller: UserId) -> Ticket {
+        Ticket { id, title: listing.title, price: listing.price, user_id: seller, version: 0, order_id: None }
     }
 
     /// The ticket's next version with `listing`, if `editor` may make it: checked in the
@@ -145,7 +145,7 @@ mod tests {
     use super::*;
 
     fn ticket() -> Ticket {
-        Ticket::list(Listing { title: "concert".into(), price: Cents(2000) }, "alice".into())
+        Ticket::list(TicketId::generate(), Listing { title: "concert".into(), price: Cents(2000) }, "alice".into())
     }
 
     fn user(id: &str) -> UserId {
