@@ -46,7 +46,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
         // Nobody is signed in yet: an Idempotency-Key belongs to the client address.
         ("POST", ["api", "users", "signup"]) => {
             let owner = request.client_address();
-            idempotency::once(ctx.store, ctx.keys()?, ctx.now, &owner, request, || sign_up(ctx, request))
+            idempotency::once(ctx.store, ctx.keys()?, ctx.now, &owner, request, |_| sign_up(ctx, request))
         }
         ("POST", ["api", "users", "signin"]) => sign_in(ctx, request),
         ("POST", ["api", "users", "signout"]) => Ok(sign_out(request)),

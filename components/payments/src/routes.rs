@@ -39,7 +39,7 @@ fn route<S: KeyValue, G: CardGateway>(ctx: &Ctx<S, G>, request: &Request) -> Han
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "payments"]) => {
             let user_id = configured(ctx.keys)?.require_user(request, ctx.now)?.id;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, || create(ctx, request, &user_id))
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, |_| create(ctx, request, &user_id))
         }
         ("GET", ["api", "payments", "orders", order_id]) => show(ctx, request, order_id),
         _ => Err(ApiError::not_found()),
