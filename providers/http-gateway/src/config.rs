@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use ticketing_common::settings::lookup;
+use ticketing_provider_support::settings::lookup;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -59,11 +59,9 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ticketing_provider_support::settings::map as config;
 
-    fn config(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use super::*;
 
     #[test]
     fn defaults_listen_on_loopback_8000() {

@@ -7,18 +7,19 @@
 //!
 //! Provider config: `address`, `timeout_ms`, `max_body_bytes`, `trusted_proxies` (see `config.rs`).
 //! Link (source) config: `path`, e.g. `/api/users`.
+//!
+//! `provider.rs` turns links into routes, `server.rs` answers HTTP; both work on the
+//! table of `target.rs` (`routes.rs` is its lookup logic).
 
 mod client_addr;
 mod config;
 mod provider;
 mod routes;
 mod server;
+mod target;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Logs go to stderr, which the host copies into its own log.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).init();
+    ticketing_provider_support::logging::init();
     provider::run().await
 }

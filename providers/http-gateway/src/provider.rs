@@ -3,26 +3,15 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use tokio::sync::RwLock;
+use ticketing_provider_support::settings::lookup;
+use ticketing_provider_support::LinkKey;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use wasmcloud_provider_sdk::provider::WrpcClient;
 use wasmcloud_provider_sdk::{get_connection, load_host_data, run_provider, LinkConfig, LinkDeleteInfo, Provider};
 
-use ticketing_common::settings::lookup;
-
 use crate::config::Settings;
-use crate::routes::RouteTable;
 use crate::server;
-
-/// A routed component and the wRPC client that reaches its instances.
-#[derive(Clone)]
-pub struct Target {
-    pub component: Arc<str>,
-    pub client: WrpcClient,
-}
-
-pub type SharedRoutes = Arc<RwLock<RouteTable<Target>>>;
+use crate::target::{SharedRoutes, Target};
 
 struct Gateway {
     settings: Settings,
@@ -53,8 +42,7 @@ impl Provider for Gateway {
             .await
             .context("failed to build a wRPC client")?;
         let target = Target { component: Arc::from(link.target_id), client };
-        let key = (link.target_id.to_string(), link.link_name.to_string());
-        self.routes.write().await.insert(&path, key, target).map_err(|e| {
+        self.routes.write().await.insert(&path, LinkKey::as_source(&link), target).map_err(|e| {
             warn!(error = %e, "route rejected");
             anyhow::anyhow!(e)
         })?;
@@ -63,8 +51,7 @@ impl Provider for Gateway {
     }
 
     async fn delete_link_as_source(&self, info: impl LinkDeleteInfo) -> Result<()> {
-        let key = (info.get_target_id().to_string(), info.get_link_name().to_string());
-        self.routes.write().await.remove_link(&key);
+        self.routes.write().await.remove_link(&LinkKey::deleted_as_source(&info));
         info!(component = info.get_target_id(), "route removed");
         Ok(())
     }

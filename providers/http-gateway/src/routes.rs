@@ -2,12 +2,11 @@
 
 use std::collections::HashMap;
 
-/// Who registered a route: the linked component and the link's name.
-pub type LinkKey = (String, String);
+use ticketing_provider_support::LinkKey;
 
 #[derive(Debug)]
 pub struct RouteTable<T> {
-    /// prefix → (link that registered it, target)
+    /// prefix → (the link that registered it, target)
     routes: HashMap<String, (LinkKey, T)>,
 }
 
@@ -47,8 +46,8 @@ impl<T: Clone> RouteTable<T> {
     pub fn insert(&mut self, prefix: &str, link: LinkKey, target: T) -> Result<(), String> {
         let prefix = normalise_prefix(prefix).ok_or_else(|| format!("path `{prefix}` must start with `/`"))?;
         if let Some((owner, _)) = self.routes.get(&prefix) {
-            if owner.0 != link.0 {
-                return Err(format!("path `{prefix}` is already routed to component `{}`", owner.0));
+            if owner.component != link.component {
+                return Err(format!("path `{prefix}` is already routed to component `{}`", owner.component));
             }
         }
         self.remove_link(&link);
@@ -83,17 +82,17 @@ mod tests {
     #[test]
     fn a_renamed_link_of_the_same_component_keeps_the_route() {
         let mut table = RouteTable::default();
-        let old = ("auth".to_string(), "default".to_string());
-        let new = ("auth".to_string(), "route-auth".to_string());
+        let old = LinkKey::new("auth", "default");
+        let new = LinkKey::new("auth", "route-auth");
         table.insert("/api/users", old.clone(), 1).unwrap();
         table.insert("/api/users", new, 2).unwrap();
         table.remove_link(&old);
         assert_eq!(table.lookup("/api/users/signin"), Some(2));
-        assert!(table.insert("/api/users", ("tickets".into(), "x".into()), 3).is_err(), "another component cannot take it");
+        assert!(table.insert("/api/users", LinkKey::new("tickets", "x"), 3).is_err(), "another component cannot take it");
     }
 
     fn link(component: &str) -> LinkKey {
-        (component.to_string(), "default".to_string())
+        LinkKey::new(component, "default")
     }
 
     fn table() -> RouteTable<&'static str> {

@@ -21,15 +21,16 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, HOST};
 use http::Uri;
 use http_body_util::{BodyExt as _, Full};
-use ticketing_common::wrpc::is_no_responders;
 use ticketing_common::ApiError;
+use ticketing_provider_support::backoff::Doubling;
+use ticketing_provider_support::wrpc::is_no_responders;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 use wrpc_interface_http::InvokeIncomingHandler as _;
 
 use crate::client_addr::client_address;
 use crate::config::Settings;
-use crate::provider::{SharedRoutes, Target};
+use crate::target::{SharedRoutes, Target};
 
 #[derive(Clone)]
 struct AppState {
@@ -120,13 +121,13 @@ async fn forward(state: &AppState, peer: SocketAddr, request: Request) -> Result
 /// or being replaced): such a call never reached it, so repeating it is safe for any
 /// method. The caller's timeout bounds the wait.
 async fn call_until_taken(target: &Target, request: impl Fn() -> http::Request<Full<Bytes>>) -> Result<Response> {
-    let mut pause = Duration::from_millis(20);
+    let mut pauses = Doubling::new(Duration::from_millis(20), Duration::from_millis(250));
     loop {
         match call(target, request()).await {
             Err(e) if is_no_responders(e.as_ref()) => {
+                let pause = pauses.next_pause();
                 debug!(component = %target.component, ?pause, "no instance took the call; trying again");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(250));
             }
             other => return other,
         }

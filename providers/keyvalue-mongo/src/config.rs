@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-pub use ticketing_common::settings::redacted;
-use ticketing_common::settings::{lookup, number, text};
+use ticketing_provider_support::settings::{lookup, number, secret_or_config, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 use crate::outbox::valid_subject;
@@ -31,10 +30,7 @@ pub struct ProviderSettings {
 
 impl ProviderSettings {
     pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let nats_url = lookup(secrets, "nats_url")
-            .and_then(|v| v.as_string().map(str::to_string))
-            .or_else(|| text(config, "nats_url"))
-            .unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
+        let nats_url = secret_or_config(config, secrets, "nats_url").unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
         let event_prefix = text(config, "event_prefix").unwrap_or_else(|| DEFAULT_EVENT_PREFIX.to_string());
         if !valid_subject(&event_prefix) {
             bail!("`event_prefix` must be a subject prefix such as `events`, got `{event_prefix}`");
@@ -55,10 +51,7 @@ pub struct LinkSettings {
 
 impl LinkSettings {
     pub fn from_link(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let secret_uri = lookup(secrets, "uri").and_then(|v| v.as_string().map(str::to_string));
-        let uri = secret_uri
-            .or_else(|| lookup(config, "uri").cloned())
-            .unwrap_or_else(|| DEFAULT_URI.to_string());
+        let uri = secret_or_config(config, secrets, "uri").unwrap_or_else(|| DEFAULT_URI.to_string());
         if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
             bail!("the `uri` link setting must be a mongodb:// or mongodb+srv:// URI");
         }
@@ -72,11 +65,9 @@ impl LinkSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ticketing_provider_support::settings::map;
 
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use super::*;
 
     #[test]
     fn defaults() {

@@ -42,6 +42,7 @@ use async_nats::jetstream::{self, context::Publish};
 use futures::TryStreamExt as _;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::{Collection, Database};
+use ticketing_provider_support::backoff::Doubling;
 use tracing::{debug, error, info, warn};
 
 use crate::mongo::{document_lock, is_duplicate_key};
@@ -459,9 +460,10 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Vec<Database>>,
 {
-    let mut pause = interval;
+    let mut pauses = Doubling::new(interval, MAX_SWEEP_PAUSE.max(interval));
     let mut was_failing = false;
     loop {
+        let pause = pauses.current();
         let nats_was_up = relay.connected();
         let mut waited = Duration::ZERO;
         while waited < pause {
@@ -491,7 +493,7 @@ where
             }
             was_failing = failing;
         }
-        pause = if failing { (pause * 2).min(MAX_SWEEP_PAUSE.max(interval)) } else { interval };
+        if failing { pauses.double() } else { pauses.reset() }
     }
 }
 

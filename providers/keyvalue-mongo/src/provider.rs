@@ -13,13 +13,12 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
+use ticketing_provider_support::settings::redacted;
+use ticketing_provider_support::LinkKey;
 use tracing::{info, warn};
-use wasmcloud_provider_sdk::{
-    get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
-    ProviderInitConfig,
-};
+use wasmcloud_provider_sdk::{serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig};
 
-use crate::config::{redacted, LinkSettings, ProviderSettings};
+use crate::config::{LinkSettings, ProviderSettings};
 use crate::mongo::MongoStore;
 use crate::outbox::{self, Relay};
 
@@ -34,9 +33,6 @@ mod bindings {
 use bindings::exports::wrpc::keyvalue::{atomics, batch, store};
 use store::Error;
 
-/// (source component, link name)
-type LinkKey = (String, String);
-
 #[derive(Clone, Default)]
 pub struct KeyvalueMongo {
     links: Arc<RwLock<HashMap<LinkKey, MongoStore>>>,
@@ -47,9 +43,7 @@ pub struct KeyvalueMongo {
 
 pub async fn run() -> Result<()> {
     let provider = KeyvalueMongo::default();
-    let shutdown = run_provider(provider.clone(), "keyvalue-mongo").await.context("failed to start the provider")?;
-    let connection = get_connection();
-    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    let (wrpc, shutdown) = ticketing_provider_support::start(&provider, "keyvalue-mongo").await?;
     serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
 }
 
@@ -58,11 +52,8 @@ impl KeyvalueMongo {
         let Some(cx) = cx else {
             return Err(Error::Other("call without an invocation context".into()));
         };
-        let component = cx.component.clone().unwrap_or_default();
-        let key = (component, cx.link_name().to_string());
-        self.links.read().await.get(&key).cloned().ok_or_else(|| {
-            Error::Other(format!("no keyvalue link from component `{}` (link `{}`)", key.0, key.1))
-        })
+        let key = LinkKey::of_call(cx);
+        self.links.read().await.get(&key).cloned().ok_or_else(|| Error::Other(format!("no keyvalue link from {key}")))
     }
 }
 
@@ -118,7 +109,7 @@ impl Provider for KeyvalueMongo {
         }
         info!(component = link.source_id, link = link.link_name, uri = redacted(&settings.uri),
               database = settings.database, "keyvalue link ready");
-        let old = self.links.write().await.insert((link.source_id.to_string(), link.link_name.to_string()), store);
+        let old = self.links.write().await.insert(LinkKey::as_target(&link), store);
         if let Some(old) = old {
             old.shutdown().await;
         }
@@ -126,10 +117,10 @@ impl Provider for KeyvalueMongo {
     }
 
     async fn delete_link_as_target(&self, info: impl LinkDeleteInfo) -> Result<()> {
-        let key = (info.get_source_id().to_string(), info.get_link_name().to_string());
+        let key = LinkKey::deleted_as_target(&info);
         if let Some(store) = self.links.write().await.remove(&key) {
             store.shutdown().await;
-            info!(component = key.0, link = key.1, "keyvalue link removed");
+            info!(component = key.component, link = key.name, "keyvalue link removed");
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer, stream, AckKind};
 use bytes::Bytes;
 use futures::StreamExt as _;
+use ticketing_provider_support::backoff::{delay_after, Doubling};
+use ticketing_provider_support::CallOutcome;
 use tracing::{debug, warn};
 
 #[derive(Debug, Clone)]
@@ -48,8 +50,7 @@ impl Default for BusSettings {
 impl BusSettings {
     /// Delay before the next attempt after `delivered` failed ones.
     pub fn retry_delay(&self, delivered: i64) -> Duration {
-        let index = usize::try_from(delivered.max(1) - 1).unwrap_or(0);
-        self.backoff.get(index).or(self.backoff.last()).copied().unwrap_or(Duration::from_secs(1))
+        delay_after(&self.backoff, u64::try_from(delivered).unwrap_or(0)).unwrap_or(Duration::from_secs(1))
     }
 }
 
@@ -66,23 +67,6 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     settings: BusSettings,
-}
-
-/// What became of one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// The subscriber handled the event: it is acknowledged.
-    Handled,
-    /// The subscriber failed in a way that may pass: it comes again after a backoff, and
-    /// goes to the dead letters after the last attempt.
-    Failed(String),
-    /// The subscriber says it can never handle this event (a payload that does not
-    /// decode, a subject it does not know): dead-lettered at once, with the reason.
-    Rejected(String),
-    /// Nobody was there to take it (the component is not running): the event is held and
-    /// offered again until someone is, without using up its attempts. A subscriber that is
-    /// down must not make its events dead letters.
-    Unreachable(String),
 }
 
 /// How long one pull waits at the server for an event.
@@ -138,10 +122,16 @@ impl Bus {
     /// Delivers every event of `subject` to `handler` until `shutdown` resolves. Events
     /// published while nobody consumed wait in the stream; several callers with the same
     /// `subscriber` share the work (a queue group).
+    ///
+    /// What the handler returns decides what becomes of the event: [`CallOutcome::Done`]
+    /// acknowledges it; `Failed` has it redelivered after the backoff, and dead-lettered
+    /// after `max_deliver` attempts; `Rejected` dead-letters it at once; `Unreachable`
+    /// holds it (in order, without using up an attempt) and offers it again until someone
+    /// takes it, so a subscriber that is down does not make its events dead letters.
     pub async fn consume<H, F>(&self, subscriber: &str, subject: &str, handler: H, shutdown: impl Future<Output = ()>) -> Result<()>
     where
         H: Fn(String, Bytes) -> F,
-        F: Future<Output = Delivery>,
+        F: Future<Output = CallOutcome>,
     {
         let name = consumer_name(subscriber, subject);
         let stream = self.js.get_stream(&self.settings.stream).await?;
@@ -190,11 +180,14 @@ impl Bus {
                 },
             };
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-            let mut pause = Duration::from_millis(100);
+            // Offers to an unreachable subscriber come well within the ack deadline that
+            // `Progress` renews each time.
+            let mut pauses = Doubling::new(Duration::from_millis(100), MAX_UNREACHABLE_PAUSE.min(self.settings.ack_wait / 3));
             let outcome = loop {
                 let attempt = tokio::time::timeout(self.settings.ack_wait, handler(subject.to_string(), message.payload.clone()));
-                match attempt.await.unwrap_or_else(|_| Delivery::Failed("the handler timed out".into())) {
-                    Delivery::Unreachable(reason) => {
+                match attempt.await.unwrap_or_else(|_| CallOutcome::Failed("the handler timed out".into())) {
+                    CallOutcome::Unreachable(reason) => {
+                        let pause = pauses.next_pause();
                         debug!(consumer = %name, %reason, ?pause, "subscriber unreachable; holding the event");
                         // Keep the event ours (and in order) while we wait.
                         let _ = message.ack_with(AckKind::Progress).await;
@@ -205,12 +198,10 @@ impl Bus {
                             }
                             () = tokio::time::sleep(pause) => {}
                         }
-                        // Offer again well within the ack deadline that `Progress` just renewed.
-                        pause = (pause * 2).min(MAX_UNREACHABLE_PAUSE).min(self.settings.ack_wait / 3);
                     }
-                    Delivery::Handled => break Ok(()),
-                    Delivery::Failed(reason) => break Err((reason, false)),
-                    Delivery::Rejected(reason) => break Err((reason, true)),
+                    CallOutcome::Done => break Ok(()),
+                    CallOutcome::Failed(reason) => break Err((reason, false)),
+                    CallOutcome::Rejected(reason) => break Err((reason, true)),
                 }
             };
             let result = match outcome {

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-pub use ticketing_common::settings::redacted;
-use ticketing_common::settings::{lookup, millis_list, number, text};
+use ticketing_provider_support::settings::{lookup, millis_list, number, secret_or_config, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 use crate::bus::BusSettings;
@@ -25,10 +24,7 @@ pub struct ProviderSettings {
 impl ProviderSettings {
     /// `nats_url` comes from a secret first (it may carry credentials), then config.
     pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let nats_url = lookup(secrets, "nats_url")
-            .and_then(|v| v.as_string().map(str::to_string))
-            .or_else(|| lookup(config, "nats_url").cloned())
-            .unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
+        let nats_url = secret_or_config(config, secrets, "nats_url").unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
         let mut bus = BusSettings::default();
         let number = |key: &str| number(config, key).map_err(anyhow::Error::msg);
         if let Some(v) = text(config, "stream") { bus.stream = v; }
@@ -70,11 +66,9 @@ pub fn subscriptions(config: &HashMap<String, String>) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ticketing_provider_support::settings::{map, redacted};
 
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use super::*;
 
     #[test]
     fn defaults_and_overrides() {

@@ -15,15 +15,15 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use tokio::sync::{watch, Mutex, OnceCell};
 use ticketing_common::events::HandlerError;
-use ticketing_common::wrpc::is_no_responders;
+use ticketing_provider_support::settings::redacted;
+use ticketing_provider_support::{CallOutcome, LinkKey};
 use tracing::{info, warn};
 use wasmcloud_provider_sdk::{
-    get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
-    ProviderInitConfig,
+    get_connection, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig,
 };
 
-use crate::bus::{Bus, Delivery};
-use crate::config::{redacted, subscriptions, ProviderSettings};
+use crate::bus::Bus;
+use crate::config::{subscriptions, ProviderSettings};
 
 mod bindings {
     wit_bindgen_wrpc::generate!({
@@ -37,9 +37,6 @@ use bindings::exports::wasmcloud::messaging::consumer;
 use bindings::wasmcloud::messaging::handler;
 use bindings::wasmcloud::messaging::types::BrokerMessage;
 
-/// (target component, link name)
-type LinkKey = (String, String);
-
 #[derive(Clone, Default)]
 pub struct MessagingJetstream {
     bus: Arc<OnceCell<Bus>>,
@@ -49,9 +46,7 @@ pub struct MessagingJetstream {
 
 pub async fn run() -> Result<()> {
     let provider = MessagingJetstream::default();
-    let shutdown = run_provider(provider.clone(), "messaging-jetstream").await.context("failed to start the provider")?;
-    let connection = get_connection();
-    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    let (wrpc, shutdown) = ticketing_provider_support::start(&provider, "messaging-jetstream").await?;
     serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
 }
 
@@ -78,7 +73,8 @@ impl Provider for MessagingJetstream {
     async fn receive_link_config_as_source(&self, link: LinkConfig<'_>) -> Result<()> {
         let subjects = subscriptions(link.config)?;
         let bus = self.bus().map_err(anyhow::Error::msg)?.clone();
-        let component = link.target_id.to_string();
+        let key = LinkKey::as_source(&link);
+        let component = key.component.clone();
         // The handler may take up to ack_wait; the bus decides when it timed out.
         let client = get_connection().get_wrpc_client_custom(&component, Some(bus.settings().ack_wait * 2)).await?;
         let (stop, stopped) = watch::channel(false);
@@ -86,17 +82,17 @@ impl Provider for MessagingJetstream {
             tokio::spawn(deliver(bus.clone(), client.clone(), component.clone(), subject.clone(), stopped.clone()));
         }
         info!(component, link = link.link_name, ?subjects, "delivering events");
-        if let Some(old) = self.links.lock().await.insert((component, link.link_name.to_string()), stop) {
+        if let Some(old) = self.links.lock().await.insert(key, stop) {
             let _ = old.send(true);
         }
         Ok(())
     }
 
     async fn delete_link_as_source(&self, info: impl LinkDeleteInfo) -> Result<()> {
-        let key = (info.get_target_id().to_string(), info.get_link_name().to_string());
+        let key = LinkKey::deleted_as_source(&info);
         if let Some(stop) = self.links.lock().await.remove(&key) {
             let _ = stop.send(true);
-            info!(component = key.0, link = key.1, "stopped delivering events; they wait in the stream");
+            info!(component = key.component, link = key.name, "stopped delivering events; they wait in the stream");
         }
         Ok(())
     }
@@ -121,15 +117,13 @@ async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient,
             let client = client.clone();
             async move {
                 let message = BrokerMessage { subject, body, reply_to: None };
-                match handler::handle_message(&client, None, &message).await {
-                    Ok(Ok(())) => Delivery::Handled,
-                    Ok(Err(reason)) => match HandlerError::from_wire(&reason) {
-                        HandlerError::Retry(reason) => Delivery::Failed(reason),
-                        HandlerError::Reject(reason) => Delivery::Rejected(reason),
-                    },
-                    Err(e) if is_no_responders(e.as_ref()) => Delivery::Unreachable(format!("{e:#}")),
-                    Err(e) => Delivery::Failed(format!("{e:#}")),
-                }
+                // The handler's error says whether the event may pass on a later try.
+                CallOutcome::of_call(handler::handle_message(&client, None, &message).await, |reason| {
+                    match HandlerError::from_wire(&reason) {
+                        HandlerError::Retry(reason) => CallOutcome::Failed(reason),
+                        HandlerError::Reject(reason) => CallOutcome::Rejected(reason),
+                    }
+                })
             }
         };
         match bus.consume(&component, &subject, handle, until_stopped).await {

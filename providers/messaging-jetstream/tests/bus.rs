@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use messaging_jetstream::bus::{consumer_name, Bus, BusSettings, Delivery};
+use messaging_jetstream::bus::{consumer_name, Bus, BusSettings};
+use ticketing_provider_support::CallOutcome;
 use ticketing_test_support::Server;
 use tokio::sync::oneshot;
 
@@ -31,7 +32,7 @@ async fn bus(nats: &Server) -> Bus {
 
 /// Runs a consumer in the background; returns what it saw and a stop switch.
 fn spawn_consumer(bus: &Bus, subscriber: &str, subject: &str, fail_first: usize) -> Consumer {
-    spawn_consumer_with(bus, subscriber, subject, fail_first, Delivery::Failed)
+    spawn_consumer_with(bus, subscriber, subject, fail_first, CallOutcome::Failed)
 }
 
 type Consumer = (Arc<Mutex<Vec<String>>>, oneshot::Sender<()>, tokio::task::JoinHandle<()>);
@@ -42,7 +43,7 @@ fn spawn_consumer_with(
     subscriber: &str,
     subject: &str,
     fail_first: usize,
-    failure: fn(String) -> Delivery,
+    failure: fn(String) -> CallOutcome,
 ) -> Consumer {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let attempts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
@@ -68,7 +69,7 @@ fn spawn_consumer_with(
                         return failure(format!("failing attempt {n}"));
                     }
                     seen.lock().unwrap().push(text);
-                    Delivery::Handled
+                    CallOutcome::Done
                 }
             },
             async move {
@@ -132,7 +133,7 @@ async fn an_unreachable_subscriber_gets_the_event_later_without_using_up_its_att
     let nats = start_nats();
     let bus = bus(&nats).await;
     // Six unreachable offers, more than max_deliver (3), then the subscriber is back.
-    let (seen, stop, task) = spawn_consumer_with(&bus, "orders", "ticket:updated", 6, Delivery::Unreachable);
+    let (seen, stop, task) = spawn_consumer_with(&bus, "orders", "ticket:updated", 6, CallOutcome::Unreachable);
     bus.publish("ticket:updated", Bytes::from("u1")).await.unwrap();
     bus.publish("ticket:updated", Bytes::from("u2")).await.unwrap();
     wait_for(&seen, 2).await;
@@ -183,7 +184,7 @@ async fn an_event_that_always_fails_ends_in_the_dead_letters() {
 async fn a_rejected_event_goes_to_the_dead_letters_at_once_with_its_reason() {
     let nats = start_nats();
     let bus = bus(&nats).await;
-    let (seen, stop, task) = spawn_consumer_with(&bus, "orders", "payment:failed", usize::MAX, Delivery::Rejected);
+    let (seen, stop, task) = spawn_consumer_with(&bus, "orders", "payment:failed", usize::MAX, CallOutcome::Rejected);
     bus.publish("payment:failed", Bytes::from("not json")).await.unwrap();
     let (message, delivered) = dead_letter(&nats, "orders", "payment:failed").await;
     assert_eq!(&message.payload[..], b"not json");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use ticketing_common::settings::{lookup, millis_list, number, text};
+use ticketing_provider_support::settings::{millis_list, number, secret, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 use crate::stripe::ClientSettings;
@@ -18,8 +18,7 @@ pub struct ProviderSettings {
 
 impl ProviderSettings {
     pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let secret_key = lookup(secrets, "stripe_secret_key")
-            .and_then(|v| v.as_string().map(str::to_string))
+        let secret_key = secret(secrets, "stripe_secret_key")
             // Plain config only for test-mode keys (local development against stripe-mock).
             .or_else(|| text(config, "stripe_secret_key").filter(|k| k.starts_with("sk_test_")));
         let Some(secret_key) = secret_key else {
@@ -45,11 +44,9 @@ impl ProviderSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ticketing_provider_support::settings::map;
 
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use super::*;
 
     #[test]
     fn the_key_comes_from_a_secret_first() {

@@ -1,9 +1,9 @@
 //! The wRPC side: serves `ticketing:stripe/charges` with one [`StripeClient`].
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use tokio::sync::OnceCell;
 use tracing::info;
-use wasmcloud_provider_sdk::{get_connection, run_provider, serve_provider_exports, Context, Provider, ProviderInitConfig};
+use wasmcloud_provider_sdk::{serve_provider_exports, Context, Provider, ProviderInitConfig};
 
 use crate::config::ProviderSettings;
 use crate::stripe::{self, StripeClient, StripeError};
@@ -26,9 +26,7 @@ pub struct PaymentsStripe {
 
 pub async fn run() -> Result<()> {
     let provider = PaymentsStripe::default();
-    let shutdown = run_provider(provider.clone(), "payments-stripe").await.context("failed to start the provider")?;
-    let connection = get_connection();
-    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    let (wrpc, shutdown) = ticketing_provider_support::start(&provider, "payments-stripe").await?;
     serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
 }
 

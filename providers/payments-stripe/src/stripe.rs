@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use ticketing_provider_support::backoff::delay_after;
 use tracing::{debug, warn};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +162,7 @@ impl StripeClient {
                 warn!(path, attempts = attempt + 1, error = ?failure, "Stripe kept failing; giving up");
                 return Err(failure);
             }
-            let delay = self.settings.backoff.get(attempt as usize).or(self.settings.backoff.last()).copied().unwrap_or_default();
+            let delay = delay_after(&self.settings.backoff, u64::from(attempt) + 1).unwrap_or_default();
             debug!(path, attempt = attempt + 1, ?delay, error = ?failure, "Stripe failed; retrying with the same idempotency key");
             tokio::time::sleep(delay).await;
             attempt += 1;

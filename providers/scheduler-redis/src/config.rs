@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-pub use ticketing_common::settings::redacted;
-use ticketing_common::settings::{lookup, millis_list, number, text};
+use ticketing_provider_support::settings::{millis_list, number, secret_or_config, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 use crate::jobs::JobSettings;
@@ -24,7 +23,7 @@ pub struct ProviderSettings {
 
 /// `redis_url` from the secrets, else the config.
 pub fn redis_url(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Option<String> {
-    lookup(secrets, "redis_url").and_then(|v| v.as_string().map(str::to_string)).or_else(|| text(config, "redis_url"))
+    secret_or_config(config, secrets, "redis_url")
 }
 
 impl ProviderSettings {
@@ -48,11 +47,9 @@ impl ProviderSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ticketing_provider_support::settings::{map, redacted};
 
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use super::*;
 
     #[test]
     fn defaults_overrides_and_secrets() {

@@ -1,29 +1,18 @@
 //! Runs due jobs: take what is due, run each, record the outcome. Independent of
-//! wasmCloud: `run` is whatever calls the component.
+//! wasmCloud: `run` is whatever calls the component, and answers with a [`CallOutcome`]:
+//! `Done` completes the job; `Failed` runs it again after the backoff and gives it up
+//! after the last attempt; `Rejected` gives it up at once; `Unreachable` (nobody was there
+//! to run it) offers it again soon without using up an attempt.
 
 use std::future::Future;
 use std::time::Duration;
 
 use futures::future::join_all;
+use ticketing_provider_support::CallOutcome;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::jobs::{JobStore, Taken};
-
-/// What became of one run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    /// The component failed the job: it runs again after a backoff, and is given up after
-    /// the last attempt.
-    Failed(String),
-    /// The component says the job can never run: it is given up at once (and kept for an
-    /// operator, like a job that failed its last attempt).
-    Rejected(String),
-    /// Nobody was there to run it (the component is not running): it is offered again
-    /// soon, without using up an attempt.
-    Unreachable(String),
-}
 
 /// Jobs taken per round; a full round is followed at once by the next.
 const BATCH: usize = 32;
@@ -37,7 +26,7 @@ pub fn now_ms() -> u64 {
 pub async fn deliver<R, F>(store: JobStore, ns: String, poll: Duration, run: R, mut stopped: watch::Receiver<bool>)
 where
     R: Fn(Taken) -> F,
-    F: Future<Output = Outcome>,
+    F: Future<Output = CallOutcome>,
 {
     // A run may take at most a third of the lease, so it ends long before anyone else
     // could take the same job.
@@ -56,7 +45,7 @@ where
                     async move {
                         let outcome = tokio::time::timeout(run_timeout, run(job.clone()))
                             .await
-                            .unwrap_or_else(|_| Outcome::Failed("the run timed out".into()));
+                            .unwrap_or_else(|_| CallOutcome::Failed("the run timed out".into()));
                         record(store, ns, &job, outcome).await;
                     }
                 });
@@ -75,23 +64,24 @@ where
     }
 }
 
-async fn record(store: &JobStore, ns: &str, job: &Taken, outcome: Outcome) {
+async fn record(store: &JobStore, ns: &str, job: &Taken, outcome: CallOutcome) {
     let settings = store.settings();
     let result = match outcome {
-        Outcome::Done => store.complete(ns, &job.id).await,
-        Outcome::Unreachable(reason) => {
+        CallOutcome::Done => store.complete(ns, &job.id).await,
+        CallOutcome::Unreachable(reason) => {
             debug!(namespace = ns, job = job.id, %reason, "component unreachable; job held");
             store.retry(ns, &job.id, now_ms() + UNREACHABLE_RETRY.as_millis() as u64, true).await
         }
-        Outcome::Rejected(reason) => {
+        // The component says the job can never run: given up at once, kept for an operator.
+        CallOutcome::Rejected(reason) => {
             warn!(namespace = ns, job = job.id, attempts = job.attempts, %reason, "job rejected by the component; given up");
             store.give_up(ns, &job.id, &reason).await
         }
-        Outcome::Failed(reason) if job.attempts >= settings.max_attempts => {
+        CallOutcome::Failed(reason) if job.attempts >= settings.max_attempts => {
             warn!(namespace = ns, job = job.id, attempts = job.attempts, %reason, "job failed for the last time; given up");
             store.give_up(ns, &job.id, &reason).await
         }
-        Outcome::Failed(reason) => {
+        CallOutcome::Failed(reason) => {
             let delay = settings.retry_delay(job.attempts);
             debug!(namespace = ns, job = job.id, attempts = job.attempts, ?delay, %reason, "job failed; will run again");
             store.retry(ns, &job.id, now_ms() + delay.as_millis() as u64, false).await

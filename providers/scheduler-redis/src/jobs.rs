@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use redis::aio::ConnectionManager;
 use redis::Script;
+use ticketing_provider_support::backoff::delay_after;
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -46,8 +47,7 @@ impl Default for JobSettings {
 impl JobSettings {
     /// Delay before the next run after `attempts` failed ones.
     pub fn retry_delay(&self, attempts: u32) -> Duration {
-        let index = attempts.max(1) as usize - 1;
-        self.backoff.get(index).or(self.backoff.last()).copied().unwrap_or(Duration::from_secs(1))
+        delay_after(&self.backoff, attempts.into()).unwrap_or(Duration::from_secs(1))
     }
 }
 

@@ -9,19 +9,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use bytes::Bytes;
+use ticketing_provider_support::settings::redacted;
+use ticketing_provider_support::CallOutcome;
 use tokio::sync::{watch, Mutex, OnceCell};
-use ticketing_common::wrpc::is_no_responders;
 use tracing::{info, warn};
 use wasmcloud_provider_sdk::provider::WrpcClient;
 use wasmcloud_provider_sdk::{
-    get_connection, run_provider, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider,
-    ProviderInitConfig,
+    get_connection, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig,
 };
 
-use crate::config::{redacted, redis_url, ProviderSettings};
-use crate::delivery::{deliver, Outcome};
+use crate::config::{redis_url, ProviderSettings};
+use crate::delivery::deliver;
 use crate::jobs::{JobStore, Taken};
 
 mod bindings {
@@ -53,9 +53,7 @@ struct State {
 
 pub async fn run() -> Result<()> {
     let provider = SchedulerRedis::default();
-    let shutdown = run_provider(provider.clone(), "scheduler-redis").await.context("failed to start the provider")?;
-    let connection = get_connection();
-    let wrpc = connection.get_wrpc_client(connection.provider_key()).await?;
+    let (wrpc, shutdown) = ticketing_provider_support::start(&provider, "scheduler-redis").await?;
     serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
 }
 
@@ -86,13 +84,11 @@ impl SchedulerRedis {
             move |job: Taken| {
                 let client = client.clone();
                 async move {
-                    match runner::run(&client, None, &job.id, &Bytes::from(job.payload)).await {
-                        Ok(Ok(())) => Outcome::Done,
-                        Ok(Err(RunError::Retry(reason))) => Outcome::Failed(reason),
-                        Ok(Err(RunError::Reject(reason))) => Outcome::Rejected(reason),
-                        Err(e) if is_no_responders(e.as_ref()) => Outcome::Unreachable(format!("{e:#}")),
-                        Err(e) => Outcome::Failed(format!("{e:#}")),
-                    }
+                    let result = runner::run(&client, None, &job.id, &Bytes::from(job.payload)).await;
+                    CallOutcome::of_call(result, |error| match error {
+                        RunError::Retry(reason) => CallOutcome::Failed(reason),
+                        RunError::Reject(reason) => CallOutcome::Rejected(reason),
+                    })
                 }
             }
         };

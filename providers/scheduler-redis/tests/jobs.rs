@@ -3,8 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scheduler_redis::delivery::{deliver, now_ms, Outcome};
+use scheduler_redis::delivery::{deliver, now_ms};
 use scheduler_redis::jobs::{JobSettings, JobStore, Taken};
+use ticketing_provider_support::CallOutcome;
 use ticketing_test_support::Server;
 use tokio::sync::watch;
 
@@ -27,7 +28,7 @@ async fn store(redis: &Server) -> JobStore {
 type Log = Arc<Mutex<Vec<String>>>;
 
 /// Runs `ns`'s jobs in the background; `behaviour(job)` says how each run ends.
-fn run_jobs(store: &JobStore, ns: &str, behaviour: fn(&Taken) -> Outcome) -> (Log, watch::Sender<bool>) {
+fn run_jobs(store: &JobStore, ns: &str, behaviour: fn(&Taken) -> CallOutcome) -> (Log, watch::Sender<bool>) {
     let log: Log = Arc::default();
     let (stop, stopped) = watch::channel(false);
     let seen = Arc::clone(&log);
@@ -35,7 +36,7 @@ fn run_jobs(store: &JobStore, ns: &str, behaviour: fn(&Taken) -> Outcome) -> (Lo
         let seen = Arc::clone(&seen);
         async move {
             let outcome = behaviour(&job);
-            if outcome == Outcome::Done {
+            if outcome == CallOutcome::Done {
                 seen.lock().unwrap().push(job.id.clone());
             }
             outcome
@@ -53,8 +54,8 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-fn done(_: &Taken) -> Outcome {
-    Outcome::Done
+fn done(_: &Taken) -> CallOutcome {
+    CallOutcome::Done
 }
 
 #[tokio::test]
@@ -109,7 +110,7 @@ async fn a_failing_run_is_retried_until_it_succeeds() {
     let store = store(&redis).await;
     store.schedule("orders", "flaky", b"", now_ms()).await.unwrap();
     let (log, _stop) = run_jobs(&store, "orders", |job| {
-        if job.attempts < 3 { Outcome::Failed(format!("attempt {}", job.attempts)) } else { Outcome::Done }
+        if job.attempts < 3 { CallOutcome::Failed(format!("attempt {}", job.attempts)) } else { CallOutcome::Done }
     });
     eventually("the third attempt", || log.lock().unwrap().len() == 1).await;
     assert_eq!(store.pending("orders").await.unwrap(), 0);
@@ -121,7 +122,7 @@ async fn a_job_that_always_fails_is_given_up_and_kept_for_an_operator() {
     let redis = start_redis();
     let store = store(&redis).await;
     store.schedule("orders", "doomed", b"", now_ms()).await.unwrap();
-    let (_log, _stop) = run_jobs(&store, "orders", |_| Outcome::Failed("always".into()));
+    let (_log, _stop) = run_jobs(&store, "orders", |_| CallOutcome::Failed("always".into()));
     let deadline = Instant::now() + Duration::from_secs(10);
     while store.failed("orders").await.unwrap().is_empty() {
         assert!(Instant::now() < deadline, "never given up");
@@ -143,7 +144,7 @@ async fn a_job_the_component_rejects_is_given_up_at_its_first_attempt() {
         let seen = Arc::clone(&seen);
         async move {
             seen.lock().unwrap().push(job.attempts);
-            Outcome::Rejected("unreadable payload".into())
+            CallOutcome::Rejected("unreadable payload".into())
         }
     };
     tokio::spawn(deliver(store.clone(), "orders".into(), Duration::from_millis(20), run, stopped));
@@ -173,9 +174,9 @@ async fn an_unreachable_component_does_not_use_up_attempts() {
         async move {
             let mut n = o.lock().unwrap();
             *n += 1;
-            if *n <= 6 { return Outcome::Unreachable("no responders".into()); }
+            if *n <= 6 { return CallOutcome::Unreachable("no responders".into()); }
             l.lock().unwrap().push(format!("{}@{}", job.id, job.attempts));
-            Outcome::Done
+            CallOutcome::Done
         }
     };
     tokio::spawn(deliver(store.clone(), "orders".into(), Duration::from_millis(20), run, stopped));

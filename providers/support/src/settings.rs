@@ -1,6 +1,12 @@
 //! Reading wasmCloud config and secrets maps, whose keys deployers spell in any case.
+//!
+//! Every provider reads its own keys with these, so that a key means the same to all of
+//! them: matched in any case, trimmed, empty meaning unset, a credential taken from a
+//! secret before config.
 
 use std::collections::HashMap;
+
+use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 /// The value of `key`, matched case-insensitively (`URI`, `uri` and `Uri` are one key).
 pub fn lookup<'a, V>(map: &'a HashMap<String, V>, key: &str) -> Option<&'a V> {
@@ -10,6 +16,19 @@ pub fn lookup<'a, V>(map: &'a HashMap<String, V>, key: &str) -> Option<&'a V> {
 /// A trimmed, non-empty value of `key`.
 pub fn text(map: &HashMap<String, String>, key: &str) -> Option<String> {
     lookup(map, key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// The secret `key` as text (a binary secret does not count), as given.
+pub fn secret(secrets: &HashMap<String, SecretValue>, key: &str) -> Option<String> {
+    lookup(secrets, key).and_then(|v| v.as_string().map(str::to_string))
+}
+
+/// A setting that may carry a credential (a URL with a password): the secret `key` first,
+/// else the config's [`text`] under `key`. Credentials belong in wasmCloud secrets, which
+/// are encrypted and kept out of config listings; plain config is accepted for local
+/// development, so one deployment can use either without a second key name.
+pub fn secret_or_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>, key: &str) -> Option<String> {
+    secret(secrets, key).or_else(|| text(config, key))
 }
 
 /// A whole number under `key`, if set; an error names the key and the bad value.
@@ -39,9 +58,41 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// A config map from `(key, value)` pairs, as tests write settings.
+pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn secrets(pairs: &[(&str, SecretValue)]) -> HashMap<String, SecretValue> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn a_secret_wins_over_config() {
+        let config = map(&[("nats_url", "nats://config:1")]);
+        let found = secrets(&[("NATS_URL", SecretValue::String("nats://u:p@secret:1".into()))]);
+        assert_eq!(secret_or_config(&config, &found, "nats_url").as_deref(), Some("nats://u:p@secret:1"));
+        assert_eq!(secret_or_config(&config, &HashMap::new(), "nats_url").as_deref(), Some("nats://config:1"));
+        assert_eq!(secret_or_config(&HashMap::new(), &HashMap::new(), "nats_url"), None);
+    }
+
+    #[test]
+    fn a_binary_secret_does_not_count_and_config_is_trimmed() {
+        let binary = secrets(&[("uri", SecretValue::Bytes(b"mongodb://x".to_vec()))]);
+        assert_eq!(secret(&binary, "uri"), None);
+        assert_eq!(secret_or_config(&map(&[("URI", " mongodb://db:1 ")]), &binary, "uri").as_deref(), Some("mongodb://db:1"));
+        assert_eq!(secret_or_config(&map(&[("uri", "  ")]), &binary, "uri"), None, "blank config is unset");
+    }
+
+    #[test]
+    fn secrets_are_taken_as_given() {
+        let found = secrets(&[("stripe_secret_key", SecretValue::String(" sk_test_x".into()))]);
+        assert_eq!(secret(&found, "STRIPE_SECRET_KEY").as_deref(), Some(" sk_test_x"));
+    }
 
     #[test]
     fn passwords_never_reach_logs() {
@@ -52,7 +103,7 @@ mod tests {
 
     #[test]
     fn numbers_and_lists() {
-        let map = HashMap::from([("n".to_string(), " 42 ".to_string()), ("bad".into(), "x".into()), ("l".into(), "10, 20".into())]);
+        let map = map(&[("n", " 42 "), ("bad", "x"), ("l", "10, 20")]);
         assert_eq!(number(&map, "n"), Ok(Some(42)));
         assert_eq!(number(&map, "missing"), Ok(None));
         assert!(number(&map, "bad").unwrap_err().contains("`bad`"));

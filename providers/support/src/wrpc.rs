@@ -1,4 +1,4 @@
-//! Recognising what a failed wRPC invocation means (used by the providers).
+//! Recognising what a failed wRPC invocation means.
 
 /// True when nobody took the invocation: NATS answered "no responders" because no host
 /// runs the target right now (not started yet, being replaced, scaled away). The wRPC
