@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::events::{Announcement, OUTBOX_FIELD};
+use crate::lease::{self, Lease};
+use crate::time::Timestamp;
 
 /// A storage failure: the provider or database is unavailable or refused the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +78,14 @@ pub trait KeyValue {
     }
 }
 
+/// How long a version claimed by a writer that never stored it blocks that version. A
+/// writer stores right after claiming, and the hosts end any invocation after 30 s; a
+/// claim older than this whose version is not in the store was abandoned (its writer
+/// died, or the store failed between the two writes), and the next writer takes it over.
+/// Event handlers are redelivered for longer than this (see `wadm.yaml`'s backoff), so a
+/// change stuck behind such a claim is applied, not dead-lettered.
+pub const ABANDONED_VERSION_MS: u64 = 40_000;
+
 /// Another writer got there first (see [`JsonStore::save_version`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conflict;
@@ -126,8 +136,12 @@ pub trait JsonStore: KeyValue {
     }
 
     /// Stores `value` as version `version` of record `id`, with the events announcing
-    /// the change, unless another writer already claimed that version (`<id>@<version>`
-    /// in `claims`): changes of one record can then never overwrite each other.
+    /// the change, unless another writer already claimed that version (a [`lease`] on
+    /// `<id>@<version>` in `claims`): changes of one record can then never overwrite each
+    /// other. A claim abandoned half-way (see [`ABANDONED_VERSION_MS`]) is taken over, so
+    /// a record never stays stuck below a version nobody stored.
+    ///
+    /// [`lease`]: crate::lease
     fn save_version<T: Serialize>(
         &self,
         bucket: &str,
@@ -136,12 +150,25 @@ pub trait JsonStore: KeyValue {
         version: u64,
         value: &T,
         events: &[Announcement],
-    ) -> StoreResult<Result<(), Conflict>> {
-        if !self.claim(claims, &format!("{id}@{version}"))? {
-            return Ok(Err(Conflict));
+    ) -> StoreResult<Result<(), Conflict>>
+    where
+        Self: Sized,
+    {
+        let key = format!("{id}@{version}");
+        let now = Timestamp::now();
+        if let held @ Lease::Held { generation, .. } = lease::take(self, claims, &key, now)? {
+            let abandoned = held.held_longer_than(ABANDONED_VERSION_MS, now) && self.stored_version(bucket, id)? < Some(version);
+            if !abandoned || !matches!(lease::take_over(self, claims, &key, generation, now)?, Lease::Won { .. }) {
+                return Ok(Err(Conflict));
+            }
         }
         self.set_json_announcing(bucket, id, value, events)?;
         Ok(Ok(()))
+    }
+
+    /// The `version` field of record `id`, if it is stored and has one.
+    fn stored_version(&self, bucket: &str, id: &str) -> StoreResult<Option<u64>> {
+        Ok(self.get_json::<serde_json::Value>(bucket, id)?.and_then(|record| record.get("version")?.as_u64()))
     }
 }
 
@@ -316,6 +343,24 @@ mod tests {
         assert_eq!(store.save_version("b", "v", "id", 1, &1, &[]).unwrap(), Ok(()));
         assert_eq!(store.save_version("b", "v", "id", 1, &2, &[]).unwrap(), Err(Conflict));
         assert_eq!(store.get_json::<u32>("b", "id").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn a_version_claimed_but_never_stored_is_taken_over_once_abandoned() {
+        let store = MemoryStore::default();
+        let record = |version: u64| serde_json::json!({"id": "r", "version": version});
+        assert_eq!(store.save_version("b", "v", "r", 0, &record(0), &[]).unwrap(), Ok(()));
+        assert_eq!(store.save_version("b", "v", "r", 1, &record(1), &[]).unwrap(), Ok(()));
+        // Version 2 claimed by a writer that died before storing it.
+        assert_eq!(lease::take(&store, "v", "r@2", Timestamp::now()).unwrap(), Lease::Won { generation: 0 });
+        assert_eq!(store.save_version("b", "v", "r", 2, &record(2), &[]).unwrap(), Err(Conflict), "it may still be storing");
+        lease::release(&store, "v", "r@2", 0).unwrap(); // as old as can be
+        assert_eq!(store.save_version("b", "v", "r", 2, &record(2), &[]).unwrap(), Ok(()), "abandoned: taken over");
+        assert_eq!(store.save_version("b", "v", "r", 2, &record(2), &[]).unwrap(), Err(Conflict), "once");
+        // An old claim whose version did reach the store stays a conflict.
+        lease::release(&store, "v", "r@2", 1).unwrap();
+        assert_eq!(store.save_version("b", "v", "r", 2, &record(2), &[]).unwrap(), Err(Conflict));
+        assert_eq!(store.stored_version("b", "r").unwrap(), Some(2));
     }
 
     #[test]

@@ -89,6 +89,14 @@ class Client:
         except (OSError, json.JSONDecodeError):
             return 0, None
 
+    @staticmethod
+    def why(status: int, reply: object) -> str:
+        """`<status>`, with the API's first error message when there is one."""
+        try:
+            return f"{status} {reply['errors'][0]['message']!r}"  # type: ignore[index]
+        except (TypeError, KeyError, IndexError):
+            return str(status)
+
     def until(self, method: str, path: str, body: dict | None = None, done=lambda s: 200 <= s < 300,
               key: str | None = None) -> tuple[int, object]:
         """Calls again after a 5xx, a broken connection, a 404 of a replica not there yet
@@ -129,20 +137,20 @@ def purchase(profile: Profile, result: Purchase) -> Purchase:
     result.phase = "listing"
     status, ticket = seller.until("POST", "/api/tickets", {"title": title, "price": 10}, key=str(uuid.uuid4()))
     if status != 201:
-        result.failure = f"listing answered {status}"
+        result.failure = f"listing answered {Client.why(status, ticket)}"
         return result
     order_key = str(uuid.uuid4())
     result.phase = "ordering"
     status, order = buyer.until("POST", "/api/orders", {"ticketId": ticket["id"]}, key=order_key)
     if status != 201:
-        result.failure = f"ordering answered {status}"
+        result.failure = f"ordering answered {Client.why(status, order)}"
         return result
     result.order_id = order["id"]
     result.phase = "paying"
-    status, _ = buyer.until("POST", "/api/payments", {"orderId": order["id"], "token": "tok_visa"},
+    status, paid = buyer.until("POST", "/api/payments", {"orderId": order["id"], "token": "tok_visa"},
                             key=str(uuid.uuid4()))
     if status != 201:
-        result.failure = f"paying answered {status}"
+        result.failure = f"paying answered {Client.why(status, paid)}"
         return result
     result.phase = "confirming"
     deadline = time.time() + RETRY_FOR

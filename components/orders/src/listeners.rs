@@ -90,6 +90,7 @@ fn load(store: &impl KeyValue, id: &str) -> Result<Order, HandlerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ticketing_common::time::Timestamp;
     use ticketing_common::events::{OrderCancelled, OrderStatus};
     use ticketing_common::money::Cents;
     use ticketing_common::store::MemoryStore;
@@ -104,7 +105,7 @@ mod tests {
 
     fn with_order(status: OrderStatus) -> MemoryStore {
         let store = MemoryStore::default();
-        assert!(store::claim_ticket(&store, "t1", "o1").unwrap());
+        assert!(store::claim_ticket(&store, "t1", "o1", Timestamp::now()).unwrap());
         let order = Order { id: "o1".into(), user_id: "u2".into(), status, expires_at: ticketing_common::time::Timestamp::from_millis(0), ticket_id: "t1".into(), version: 0 };
         let ticket = TicketReplica { id: "t1".into(), title: "concert".into(), price: Cents(2000), version: 0 };
         store::insert_order(&store, &order, &ticket).unwrap();
@@ -143,7 +144,7 @@ mod tests {
         assert_eq!(events.len(), 1);
         let cancelled = events[0].decode::<OrderCancelled>().unwrap();
         assert_eq!((cancelled.id.as_str(), cancelled.version, cancelled.ticket.id.as_str()), ("o1", 1, "t1"));
-        assert!(store::claim_ticket(&store, "t1", "o2").unwrap(), "the ticket can be ordered again");
+        assert!(store::claim_ticket(&store, "t1", "o2", Timestamp::now()).unwrap(), "the ticket can be ordered again");
     }
 
     #[test]
@@ -153,7 +154,7 @@ mod tests {
             on_expiration_complete(&store, &ExpirationComplete { order_id: "o1".into() }).unwrap();
             assert_eq!(store::order(&store, "o1").unwrap().unwrap().status, status);
             assert!(store.take_announced().is_empty(), "nothing changed, nothing announced");
-            assert!(!store::claim_ticket(&store, "t1", "o2").unwrap(), "still held: nothing was released");
+            assert!(!store::claim_ticket(&store, "t1", "o2", Timestamp::now()).unwrap(), "still held: nothing was released");
         }
         assert!(on_expiration_complete(&MemoryStore::default(), &ExpirationComplete { order_id: "nope".into() }).is_err());
     }

@@ -62,7 +62,7 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, id: Ord
     if let Some(order) = store::order(ctx.store, &id)?.filter(|o| o.user_id == user_id) {
         return Ok(Response::json(201, &order.view(Some(&ticket))));
     }
-    if !store::claim_ticket(ctx.store, &ticket.id, &id)? {
+    if !store::claim_ticket(ctx.store, &ticket.id, &id, ctx.now)? {
         return Err(ApiError::bad_request("Ticket is already reserved"));
     }
     let order = Order::place(id, user_id, &ticket, ctx.now, ctx.window_seconds);
@@ -266,7 +266,7 @@ mod tests {
     fn a_cancel_that_loses_a_race_is_a_409_and_an_outage_a_500() {
         let w = World::new();
         let id = w.order(ALICE, 0).1["id"].as_str().unwrap().to_string();
-        assert!(w.store.claim(store::ORDER_VERSIONS, &format!("{id}@1")).unwrap(), "another change took version 1");
+        ticketing_common::lease::take(&w.store, store::ORDER_VERSIONS, &format!("{id}@1"), Timestamp::now()).unwrap(); // another change is storing version 1
         let (status, res) = w.call("DELETE", &format!("/api/orders/{id}"), Some(ALICE), None);
         assert_eq!((status, res["errors"][0]["message"].as_str()), (409, Some("The order changed meanwhile, please try again")));
 
@@ -324,10 +324,10 @@ mod tests {
         let writes = probe.writes();
         // The answer is lost after the order was stored (`writes`: a single failed write),
         // or the store went away right after the ticket was claimed for the order (writes
-        // 6 on fail, the index's first): either way the retry is the same order, never
+        // 8 on fail, the index's first): either way the retry is the same order, never
         // "Ticket is already reserved" for the buyer's own claim.
-        assert_eq!(writes, 9, "lease time, claim, record, ticket claim, its holder, index (2), order, answer");
-        for (lost_at, outage) in [(writes, false), (6, true)] {
+        assert_eq!(writes, 10, "lease time, claim, record, ticket lease time, ticket claim, its holder, index (2), order, answer");
+        for (lost_at, outage) in [(writes, false), (8, true)] {
             let store = with_ticket();
             if outage {
                 store.outage_from_write(lost_at);

@@ -13,7 +13,9 @@
 
 use ticketing_common::events::{Announcement, OrderStatus};
 pub use ticketing_common::store::Conflict;
-use ticketing_common::store::{JsonStore, KeyValue, StoreResult};
+use ticketing_common::lease::{self, Lease};
+use ticketing_common::store::{JsonStore, KeyValue, StoreResult, ABANDONED_VERSION_MS};
+use ticketing_common::time::Timestamp;
 
 pub use crate::order::{Order, TicketReplica};
 
@@ -39,20 +41,36 @@ pub fn order(store: &impl KeyValue, id: &str) -> StoreResult<Option<Order>> {
     store.get_json(ORDERS, id)
 }
 
-/// Takes the ticket's current reservation slot for order `order_id`; true also when that
-/// order holds it already (an earlier attempt of the same request that died half-way, see
-/// `idempotency`), false when another order holds it.
-pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str, order_id: &str) -> StoreResult<bool> {
+/// Takes the ticket's current reservation slot (a [`lease`]) for order `order_id`; true
+/// also when that order holds it already (an earlier attempt of the same request that
+/// died half-way, see `idempotency`), false when another order holds it. A slot whose
+/// holder never stored its order (it died between the two writes) is taken over once
+/// it is [`ABANDONED_VERSION_MS`] old, so a ticket is never left reserved by nobody.
+pub fn claim_ticket(store: &impl KeyValue, ticket_id: &str, order_id: &str, now: Timestamp) -> StoreResult<bool> {
     let releases = store.counter(TICKET_RELEASES, ticket_id)?;
     let slot = format!("{ticket_id}#{releases}");
-    if store.claim(TICKET_CLAIMS, &slot)? {
-        if let Err(e) = store.set(CLAIM_HOLDERS, &slot, order_id.as_bytes()) {
-            let _ = release_claim(store, ticket_id);
-            return Err(e);
+    let generation = match lease::take(store, TICKET_CLAIMS, &slot, now)? {
+        Lease::Won { generation } => generation,
+        held @ Lease::Held { generation, .. } => {
+            let holder = store.get(CLAIM_HOLDERS, &lease::generation_key(&slot, generation))?.map(|h| String::from_utf8_lossy(&h).into_owned());
+            if holder.as_deref() == Some(order_id) {
+                return Ok(true);
+            }
+            let holder_stored_nothing = match &holder {
+                Some(holder) => order(store, holder)?.is_none(),
+                None => true,
+            };
+            if !(held.held_longer_than(ABANDONED_VERSION_MS, now) && holder_stored_nothing) {
+                return Ok(false);
+            }
+            match lease::take_over(store, TICKET_CLAIMS, &slot, generation, now)? {
+                Lease::Won { generation } => generation,
+                Lease::Held { .. } => return Ok(false),
+            }
         }
-        return Ok(true);
-    }
-    Ok(store.get(CLAIM_HOLDERS, &slot)?.as_deref() == Some(order_id.as_bytes()))
+    };
+    store.set(CLAIM_HOLDERS, &lease::generation_key(&slot, generation), order_id.as_bytes())?;
+    Ok(true)
 }
 
 /// Stores a new order (version 0) of `ticket` with its `order:created`.
@@ -144,13 +162,13 @@ mod tests {
     #[test]
     fn one_claim_per_reservation_and_a_new_one_after_release() {
         let store = MemoryStore::default();
-        assert!(claim_ticket(&store, "t1", "o1").unwrap());
-        assert!(!claim_ticket(&store, "t1", "o2").unwrap(), "held");
-        assert!(claim_ticket(&store, "t1", "o1").unwrap(), "by o1: an attempt of o1 may go on");
+        assert!(claim_ticket(&store, "t1", "o1", Timestamp::now()).unwrap());
+        assert!(!claim_ticket(&store, "t1", "o2", Timestamp::now()).unwrap(), "held");
+        assert!(claim_ticket(&store, "t1", "o1", Timestamp::now()).unwrap(), "by o1: an attempt of o1 may go on");
         insert_order(&store, &order("o1", OrderStatus::Created, 0), &ticket()).unwrap();
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
-        assert!(claim_ticket(&store, "t1", "o2").unwrap(), "released once, claimable once");
-        assert!(!claim_ticket(&store, "t1", "o3").unwrap());
+        assert!(claim_ticket(&store, "t1", "o2", Timestamp::now()).unwrap(), "released once, claimable once");
+        assert!(!claim_ticket(&store, "t1", "o3", Timestamp::now()).unwrap());
     }
 
     fn ids(orders: &[Order]) -> Vec<String> {
@@ -200,9 +218,23 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_whose_holder_stored_no_order_is_taken_over_once_abandoned() {
+        let store = MemoryStore::default();
+        let now = Timestamp::now();
+        assert!(claim_ticket(&store, "t1", "o1", now).unwrap(), "o1 claims, then dies before storing its order");
+        assert!(!claim_ticket(&store, "t1", "o2", now).unwrap(), "o1 may still be storing it");
+        lease::release(&store, TICKET_CLAIMS, "t1#0", 0).unwrap(); // long ago
+        assert!(claim_ticket(&store, "t1", "o2", now).unwrap(), "abandoned: o2 takes it");
+        assert!(!claim_ticket(&store, "t1", "o1", now).unwrap(), "o1 lost it");
+        insert_order(&store, &order("o2", OrderStatus::Created, 0), &ticket()).unwrap();
+        lease::release(&store, TICKET_CLAIMS, "t1#0", 1).unwrap();
+        assert!(!claim_ticket(&store, "t1", "o3", now).unwrap(), "o2 stored its order: the slot is its own, however old");
+    }
+
+    #[test]
     fn an_order_is_cancelled_once_so_a_ticket_is_released_once() {
         let store = MemoryStore::default();
-        assert!(claim_ticket(&store, "t1", "o1").unwrap());
+        assert!(claim_ticket(&store, "t1", "o1", Timestamp::now()).unwrap());
         insert_order(&store, &order("o1", OrderStatus::Created, 0), &ticket()).unwrap();
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Ok(()));
         assert_eq!(save_next(&store, &order("o1", OrderStatus::Cancelled, 1)).unwrap(), Err(Conflict));

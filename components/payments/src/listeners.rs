@@ -92,16 +92,21 @@ mod tests {
         on_order_cancelled(&store, &fake, &cancelled(1)).unwrap(); // duplicate
     }
 
-    #[test]
-    fn a_cancel_after_a_completed_charge_refunds_it_once() {
+    /// An order whose card was charged (Stripe charge `ch_9`).
+    fn paid_order() -> (MemoryStore, Fake) {
         let store = MemoryStore::default();
-        let fake = Fake::default();
         on_order_created(&store, &created()).unwrap();
         let charge = Charge {
             id: "c1".into(), order_id: ORDER.into(), status: ChargeStatus::Completed, amount: Cents(2050),
             stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at: ticketing_common::time::Timestamp::from_millis(0),
         };
         store::start_charge(&store, &charge).unwrap();
+        (store, Fake::default())
+    }
+
+    #[test]
+    fn a_cancel_after_a_completed_charge_refunds_it_once() {
+        let (store, fake) = paid_order();
         on_order_cancelled(&store, &fake, &cancelled(1)).unwrap();
         on_order_cancelled(&store, &fake, &cancelled(1)).unwrap(); // redelivered
         assert_eq!(fake.refunds(), vec![("ch_9".to_string(), "refund-c1".to_string())]);
@@ -110,14 +115,7 @@ mod tests {
 
     #[test]
     fn a_refund_that_fails_is_retried_until_done() {
-        let store = MemoryStore::default();
-        let fake = Fake::default();
-        on_order_created(&store, &created()).unwrap();
-        let charge = Charge {
-            id: "c1".into(), order_id: ORDER.into(), status: ChargeStatus::Completed, amount: Cents(2050),
-            stripe_id: Some("ch_9".into()), stripe_refund_id: None, failure: None, created_at: ticketing_common::time::Timestamp::from_millis(0),
-        };
-        store::start_charge(&store, &charge).unwrap();
+        let (store, fake) = paid_order();
         fake.fail_next_refund(crate::card::PayError::Unavailable("stripe down".into()));
         let first = dispatch(&store, &fake, "order:cancelled", &cancelled(1).to_bytes());
         assert!(matches!(first, Err(HandlerError::Retry(_))), "the event comes again: {first:?}");

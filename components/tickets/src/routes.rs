@@ -294,7 +294,7 @@ mod tests {
     fn an_edit_that_loses_the_version_race_is_a_409_and_changes_nothing() {
         let w = World::new();
         let id = w.create(ALICE, "concert", json!(20))["id"].as_str().unwrap().to_string();
-        w.store.increment(store::VERSION_CLAIMS, &format!("{id}@1"), 1).unwrap(); // a reservation got there first
+        ticketing_common::lease::take(&w.store, store::VERSION_CLAIMS, &format!("{id}@1"), Timestamp::now()).unwrap(); // a reservation is storing version 1
         let (status, _) = w.call("PUT", &format!("/api/tickets/{id}"), Some(ALICE), Some(json!({"title": "x", "price": 1})));
         assert_eq!(status, 409);
         assert_eq!(store::find(&w.store, &id).unwrap().unwrap().title, "concert");

@@ -42,7 +42,10 @@ impl Default for BusSettings {
             max_age: Duration::from_secs(7 * 24 * 3600),
             ack_wait: Duration::from_secs(5),
             max_deliver: 10,
-            backoff: vec![Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(5)],
+            // Ten attempts span about a minute: longer than a version claim abandoned
+            // half-way blocks a record (`ABANDONED_VERSION_MS` in common), so an event
+            // held up by one is applied, not dead-lettered.
+            backoff: vec![Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(5), Duration::from_secs(10)],
         }
     }
 }
@@ -260,6 +263,6 @@ mod tests {
         let s = BusSettings::default();
         assert_eq!(s.retry_delay(1), Duration::from_millis(500));
         assert_eq!(s.retry_delay(2), Duration::from_secs(1));
-        assert_eq!(s.retry_delay(40), Duration::from_secs(5));
+        assert_eq!(s.retry_delay(40), Duration::from_secs(10));
     }
 }
