@@ -118,6 +118,7 @@ class Purchase:
 
     title: str
     phase: str = PHASES[0]
+    ticket_id: str | None = None
     order_id: str | None = None
     completed: bool = False
     failure: str = ""
@@ -139,6 +140,7 @@ def purchase(profile: Profile, result: Purchase) -> Purchase:
     if status != 201:
         result.failure = f"listing answered {Client.why(status, ticket)}"
         return result
+    result.ticket_id = ticket["id"]
     order_key = str(uuid.uuid4())
     result.phase = "ordering"
     status, order = buyer.until("POST", "/api/orders", {"ticketId": ticket["id"]}, key=order_key)
@@ -177,6 +179,8 @@ class Outcome:
     purchases: list[Purchase] = field(default_factory=list)
     unavailable_s: float = 0.0
     duplicated: int = 0
+    #: Tickets still for sale a while after their order completed (tickets never heard).
+    unreserved: int = 0
 
 
 def watch_availability(profile: Profile, stop: threading.Event) -> float:
@@ -262,11 +266,19 @@ def run_fault(profile: Profile, name: str, inject, count: int, at_phase: str | N
     watcher.join()
     outcome.purchases = results
     outcome.unavailable_s = unavailable[0] if unavailable else 0.0
-    # Duplicates: tickets still for sale under a purchase's title beyond the one a purchase
-    # that never ordered leaves (an ordered ticket is reserved, so not listed).
-    listed = Client(profile.http_url, sessions.mint(profile)).call("GET", "/api/tickets?limit=100")[1] or []
-    titles = [t.get("title") for t in listed if isinstance(t, dict)]
-    outcome.duplicated = sum(max(0, titles.count(p.title) - (0 if p.order_id else 1)) for p in results)
+    # Duplicates: tickets for sale under a purchase's title other than its own ticket (a
+    # retried listing that made a second one).
+    client = Client(profile.http_url, sessions.mint(profile))
+    listed = [t for t in client.call("GET", "/api/tickets?limit=100")[1] or [] if isinstance(t, dict)]
+    outcome.duplicated = sum(1 for p in results for t in listed if t.get("title") == p.title and t.get("id") != p.ticket_id)
+    # A completed purchase's ticket is reserved once tickets applied `order:created`; give
+    # the events time (a change held up by a half-done claim waits for it to expire).
+    deadline = time.time() + RETRY_FOR
+    waiting = [p for p in results if p.completed]
+    while waiting and time.time() < deadline:
+        waiting = [p for p in waiting if (client.call("GET", f"/api/tickets/{p.ticket_id}")[1] or {}).get("orderId") is None]
+        time.sleep(1 if waiting else 0)
+    outcome.unreserved = len(waiting)
     return outcome
 
 
@@ -282,10 +294,10 @@ def drill(profile: Profile, count: int) -> list[Outcome]:
 def print_table(outcomes: list[Outcome], count: int) -> None:
     print(f"\nFault drill: {count} purchases per fault ({time.strftime('%Y-%m-%d %H:%M')}, "
           f"load {os.getloadavg()[0]:.2f})\n")
-    print("| fault | API unavailable (s) | completed | lost | duplicated | failures |")
-    print("|---|---|---|---|---|---|")
+    print("| fault | API unavailable (s) | completed | lost | duplicated | still for sale | failures |")
+    print("|---|---|---|---|---|---|---|")
     for o in outcomes:
         completed = sum(p.completed for p in o.purchases)
         failures = sorted({p.failure for p in o.purchases if p.failure})
         print(f"| {o.fault} | {o.unavailable_s:.1f} | {completed}/{len(o.purchases)} | "
-              f"{len(o.purchases) - completed} | {o.duplicated} | {'; '.join(failures) or '-'} |")
+              f"{len(o.purchases) - completed} | {o.duplicated} | {o.unreserved} | {'; '.join(failures) or '-'} |")

@@ -102,16 +102,17 @@ impl MongoStore {
         let (body, events) = outbox::split(value)?;
         let collection = self.collection(bucket)?;
         let document = encode(key, &body);
-        {
+        let pointer = Pointer::new(collection.name(), key, &events);
+        let written = {
             let lock = document_lock(self.db.name(), collection.name(), key);
             let _held = lock.lock().await;
-            if let Some(pointer) = Pointer::new(collection.name(), key, &events) {
-                outbox::save_pointer(&self.db, &pointer).await?;
+            if let Some(pointer) = &pointer {
+                outbox::save_pointer(&self.db, pointer).await?;
             }
-            outbox::replace_keeping_pending(&collection, key, document, &events).await?;
-        }
-        if let (false, Some(relay)) = (events.is_empty(), &self.relay) {
-            relay.spawn(self.db.clone(), collection.name().to_string(), key.to_string());
+            outbox::replace_keeping_pending(&collection, key, document, &events).await?
+        };
+        if let (Some(pointer), Some(relay)) = (pointer, &self.relay) {
+            relay.spawn(self.db.clone(), collection.name().to_string(), key.to_string(), written, pointer);
         }
         Ok(())
     }
