@@ -164,8 +164,14 @@ def purchase(profile: Profile, result: Purchase) -> Purchase:
     else:
         result.failure = "paid order never became complete"
         return result
-    # An e-mail claimed without its user would refuse this ("Invalid credentials").
-    status, _ = Client.session_from(profile.http_url, "/api/users/signin", email, password)
+    # An e-mail claimed without its user would refuse this ("Invalid credentials"); a
+    # 5xx or a broken connection is tried again, as for every step.
+    deadline = time.time() + RETRY_FOR
+    while True:
+        status, _ = Client.session_from(profile.http_url, "/api/users/signin", email, password)
+        if status == 200 or (400 <= status < 500 and status != 429) or time.time() > deadline:
+            break
+        time.sleep(0.3)
     if status != 200:
         result.failure = f"signing in again answered {status}"
         return result
