@@ -309,14 +309,22 @@ pub struct Relay {
     client: async_nats::Client,
     js: jetstream::Context,
     prefix: String,
+    /// Bounds the relays started by writes: a burst of writes then waits for its events
+    /// a moment instead of flooding the database with their follow-up writes while
+    /// requests wait behind them.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Relays started by writes that run at once (see [`Relay`]'s `in_flight`).
+const RELAYS_AT_ONCE: usize = 2;
 
 impl Relay {
     /// `prefix` starts every subject: `events` publishes `ticket:created` as
     /// `events.ticket:created`, into the stream the messaging provider keeps.
     pub fn new(client: async_nats::Client, prefix: &str) -> Relay {
         let js = jetstream::new(client.clone());
-        Relay { client, js, prefix: prefix.to_string() }
+        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(RELAYS_AT_ONCE));
+        Relay { client, js, prefix: prefix.to_string(), in_flight }
     }
 
     /// Whether NATS is reachable right now (as far as the client knows).
@@ -345,6 +353,7 @@ impl Relay {
         }
         let relay = self.clone();
         tokio::spawn(async move {
+            let Ok(_turn) = relay.in_flight.acquire().await else { return };
             if let Err(e) = relay.relay_written(&db, &bucket, &key, written, &pointer).await {
                 debug!(bucket, key, error = format!("{e:#}"), "relay failed; the sweep retries it");
             }
