@@ -1,7 +1,7 @@
 """Clients that hang up mid-request cost nothing afterwards: hundreds of requests reset
-by their clients while under way, on every service, and every service still answers at
-once (each call runs to its end in the gateway instead of holding a component instance
-until the host's execution timeout)."""
+by their clients while under way, on every service, and every service still answers
+within 2 s (the hosts' HTTP server drops an abandoned invocation with its connection,
+instead of holding a component instance until the host's execution timeout)."""
 from __future__ import annotations
 
 import json
@@ -65,11 +65,8 @@ def test_hundreds_of_requests_reset_mid_flight_leave_every_service_answering(run
     checks = [("/api/users/currentuser", 200), ("/api/tickets", 200), ("/api/orders", 200),
               (f"/api/payments/orders/{new_id()}", 404), ("/", 200)]
     waited = {path: seconds_until_answered(client, path, expected) for path, expected in checks}
-    # The reset calls still run to their end (no half-done writes): the 60 sign-ups among
-    # them spend 2-3 s of argon2 on a 2-core machine, which the first answers of auth and
-    # tickets may wait behind (measured 1.9-2.8 s in full suite runs on 2026-11-26). A
-    # held slot would mean minutes (the host's execution limit): 5 s tells the two apart.
-    assert max(waited.values()) < 5, f"seconds until each service answered: {waited}"
+    print(f"seconds until each service answered: {waited}")
+    assert max(waited.values()) < 2, f"seconds until each service answered: {waited}"
     # And a write still goes through on each writing service.
     assert client.post("/api/tickets", {"title": "after the resets", "price": 5}, timeout=2).status == 201
 

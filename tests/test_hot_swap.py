@@ -1,14 +1,12 @@
 """Replacing a component while traffic flows: a new image of the tickets component is
 deployed (a new manifest version, as after a rebuild) and then the old one again, while
-readers and writers keep calling it.
+readers and writers keep calling it, and not one request fails.
 
-During an update the host starts the new instance, then aborts the old one's serving
-loop (wasmcloud-host 0.27.1, `stop_component` → `exports.abort()`), so for a moment no
-instance takes calls: the gateway bridges that window by calling again (a call nobody
-took is safe to repeat). What it cannot bridge is a call the old instance had received
-but not yet begun when it was aborted: that one is lost and answers 504 after the
-gateway's timeout. So each swap may fail at most the calls in flight at that instant,
-one per client; before the gateway bridged the window, tens of thousands failed."""
+Make-before-break on every host (our patches of wasmcloud-host 0.27.1, see
+patches/README.md): wadm asks each host for the new image and for the old one at zero;
+the host builds the new instance, switches its HTTP routes to it in one step (requests
+already running finish on the old one), lets the old instance's wRPC serving drain for
+a few seconds, and ignores the stale request to stop."""
 from __future__ import annotations
 
 import shutil
@@ -22,12 +20,13 @@ from lattice.washcli import wash_json
 from manifests import deployed
 
 
-def tickets_image(profile) -> str:
+def tickets_images(profile) -> list[str]:
+    """The tickets image each host runs ("" for a host without it)."""
+    images = []
     for host in wash_json(profile, "get", "hosts")["hosts"]:
-        for c in wash_json(profile, "get", "inventory", host["id"])["inventories"][0]["components"]:
-            if c["id"] == "ticketing-tickets":
-                return c["image_ref"]
-    return ""
+        components = wash_json(profile, "get", "inventory", host["id"])["inventories"][0]["components"]
+        images.append(next((c["image_ref"] for c in components if c["id"] == "ticketing-tickets"), ""))
+    return images
 
 
 def with_new_tickets_image(doc: dict) -> None:
@@ -39,7 +38,7 @@ def with_new_tickets_image(doc: dict) -> None:
     tickets["properties"]["image"] = f"file://{swapped}"
 
 
-def test_tickets_is_replaced_twice_under_load_losing_at_most_the_calls_in_flight(running_lattice):
+def test_tickets_is_replaced_twice_under_load_without_a_failed_request(running_lattice):
     seller = user(running_lattice)
     known = create_ticket(seller)
     statuses: list[int] = []
@@ -66,11 +65,11 @@ def test_tickets_is_replaced_twice_under_load_losing_at_most_the_calls_in_flight
     try:
         time.sleep(1)
         with deployed(running_lattice, "swapped-tickets", with_new_tickets_image):
-            eventually(lambda: "swapped" in tickets_image(running_lattice), timeout=60, interval=0.5,
-                       what="the new tickets image to run")
+            eventually(lambda: all("swapped" in i for i in tickets_images(running_lattice)), timeout=60,
+                       interval=0.5, what="the new tickets image to run on every host")
             time.sleep(2)
-        eventually(lambda: "swapped" not in tickets_image(running_lattice), timeout=60, interval=0.5,
-                   what="the old tickets image to run again")
+        eventually(lambda: all(i and "swapped" not in i for i in tickets_images(running_lattice)), timeout=60,
+                   interval=0.5, what="the old tickets image to run again on every host")
         time.sleep(2)
     finally:
         stop.set()
@@ -78,6 +77,4 @@ def test_tickets_is_replaced_twice_under_load_losing_at_most_the_calls_in_flight
             w.join()
     failed = [s for s in statuses if s not in (200, 201)]
     assert len(statuses) > 100, len(statuses)
-    assert set(failed) <= {504}, f"only calls lost in flight may fail: {sorted(set(failed))}"
-    swaps = 2
-    assert len(failed) <= swaps * len(workers), f"{len(failed)} of {len(statuses)} requests failed"
+    assert not failed, f"{len(failed)} of {len(statuses)} requests failed: {sorted(set(failed))}"

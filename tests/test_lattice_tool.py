@@ -12,7 +12,7 @@ from lattice.supervise import FIRST_DELAY, LONGEST_DELAY, STABLE_AFTER, Backoff
 def test_every_manifest_entry_is_read_with_its_wadm_id_and_image():
     wanted = images.wanted(profile("dev"), ROOT / "wadm.yaml")
     assert wanted["ticketing-auth"] == "file://./build/auth.wasm"
-    assert wanted["ticketing-http_gateway"] == "file://./build/http-gateway.par.gz"
+    assert wanted["ticketing-keyvalue_mongo"] == "file://./build/keyvalue-mongo.par.gz"
     assert wanted["ticketing-http_client"] == "wasmcloud+builtin://http-client"
     assert len(wanted) == 12, sorted(wanted)
 

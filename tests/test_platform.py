@@ -1,5 +1,5 @@
 """The walking skeleton: the lattice comes up from the repo, wadm deploys the manifest,
-and requests reach the auth component through the http-gateway provider."""
+and requests reach the auth component through the hosts' built-in HTTP server."""
 from __future__ import annotations
 
 from lattice.deploy import app_status
@@ -18,10 +18,13 @@ def test_every_host_joined_the_lattice(running_lattice):
     assert len(hosts) == running_lattice.hosts
 
 
-def test_inventory_shows_the_component_and_the_gateway(running_lattice):
-    inventory = wash(running_lattice, "get", "inventory").stdout
-    assert "auth" in inventory
-    assert "http-gateway" in inventory
+def test_every_host_serves_http_and_runs_every_component_it_routes_to(running_lattice):
+    """A host's built-in HTTP server reaches only the components on that host."""
+    routed = {"ticketing-auth", "ticketing-tickets", "ticketing-orders", "ticketing-payments", "ticketing-web"}
+    for host in wash_json(running_lattice, "get", "hosts")["hosts"]:
+        inventory = wash_json(running_lattice, "get", "inventory", host["id"])["inventories"][0]
+        assert "ticketing-http_server" in {p["id"] for p in inventory["providers"]}, host["id"]
+        assert routed <= {c["id"] for c in inventory["components"]}, host["id"]
 
 
 def test_anonymous_current_user_is_null(client):
@@ -43,7 +46,7 @@ def test_path_no_component_serves_is_a_json_404(client):
     assert reply.json() == {"errors": [{"message": "Not Found"}]}
 
 
-def test_body_over_the_gateway_limit_is_refused(client):
+def test_body_over_the_limit_is_refused(client):
     reply = client.post("/api/users/signup", raw=b"x" * (1024 * 1024 + 1000))
     assert reply.status == 413
     assert reply.error_messages == ["Request body is too large"]

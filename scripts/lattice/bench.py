@@ -1,65 +1,234 @@
-"""Load benchmark of a running lattice: throughput and latency per endpoint, and the
-memory of the lattice's processes. Prints tables; asserts nothing.
+"""Load benchmark of a running ticketing deployment. Measures, and prints as markdown
+tables (asserting nothing):
 
-    ./ticketing up && ./ticketing bench [--seconds 10] [--concurrency 1,8,32]
+- per endpoint and concurrency: requests per second, p50 and p99 latency, responses that
+  were not 2xx/3xx and socket errors (connect, read, write, timeout). The load comes from
+  wrk (Debian package, installed on first use), one run per row: `-c` connections,
+  `-t` 2 threads (1 for an odd number of connections, which wrk could not split evenly),
+  `-d` the seconds per row, `--timeout 30s`. A small generated Lua script sets each
+  request (the session cookie, JSON bodies, a fresh e-mail per sign-up) and prints wrk's
+  summary as one JSON line, which is parsed here. req/s counts every response, errors
+  included;
+- the latency of an event: `POST /api/tickets` returning → the ticket orderable in
+  orders (ticket:created through JetStream into the orders replica), 30 samples;
+- the memory (RSS, with child processes) of each process of the local lattice.
+
+The header gives the date, the 1-minute load average, the git revision of this checkout
+and the server's `x-ticketing-build`, so a result can be quoted with its date and build.
+
+    ./ticketing up && ./ticketing bench [--seconds 10] [--concurrency 8,32]
+    ./ticketing bench --url https://tickets.example.org   # any deployment; no memory table
+                                                          # unless the local lattice runs
+
+Before its row, `GET /api/tickets` gets at least 200 tickets for sale (created when fewer
+are listed); the row fetches the first page, as clients do. Sign-ups count towards the
+per-address limit (`auth-limits` in wadm.yaml, 500 per 10 minutes): past it they are
+429s and show in the non-2xx/3xx column. Each run adds users and tickets to the store.
 """
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import json
-import threading
+import os
+import subprocess
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 from . import procs
+from .install import ensure_wrk
 from .processes import process_names
-from .settings import Profile
+from .settings import ROOT, Profile
+
+LISTED_TICKETS = 200  # tickets for sale before the GET /api/tickets row
+PAGE_LIMIT = 100  # the API's largest page (common/src/paging.rs)
+RESULT_MARK = "BENCH-RESULT "
+
+# wrk calls done() once, in its main Lua state, after all threads stopped. Times are in
+# microseconds; errors.status counts responses with a status above 399.
+DONE_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%s{"requests":%.0f,"duration_us":%.0f,"bytes":%.0f,"connect":%.0f,"read":%.0f,"write":%.0f,' ..
+    '"status":%.0f,"timeout":%.0f,"p50_us":%.0f,"p99_us":%.0f,"max_us":%.0f}\n',
+    MARK, summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+# A fresh e-mail per request: a per-run token, the thread's number and random prefix, and
+# a counter. setup() runs in the main state before each thread starts; thread:set puts
+# `thread_no` into that thread's own Lua state, where init() and request() run.
+UNIQUE_SIGNUP_LUA = r"""
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("thread_no", threads)
+end
+
+local prefix, counter = "", 0
+init = function(args)
+  math.randomseed(os.time() * 1000 + thread_no)
+  prefix = string.format("%s-%d-%06x", RUN, thread_no, math.random(0, 0xffffff))
+end
+
+request = function()
+  counter = counter + 1
+  local body = string.format('{"email":"b-%s-%d@test.com","password":"password"}', prefix, counter)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
 
 
-def _request(url: str, method: str = "GET", body: dict | None = None, cookie: str | None = None) -> int:
+@dataclass
+class Scenario:
+    name: str
+    method: str
+    path: str
+    body: dict | None = None
+    cookie: str | None = None
+    unique_signup: bool = False  # the body is made per request, with a fresh e-mail
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    status_errors: int
+    socket_errors: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def _lua_string(text: str) -> str:
+    """A Lua string literal of `text` (decimal escapes for anything but printable ASCII)."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}"
+                         for b in text.encode()) + '"'
+
+
+def _script(scenario: Scenario, run_token: str) -> str:
+    lines = [f"MARK = {_lua_string(RESULT_MARK)}", f"RUN = {_lua_string(run_token)}",
+             f"wrk.method = {_lua_string(scenario.method)}"]
+    if scenario.body is not None or scenario.unique_signup:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+    if scenario.body is not None:
+        lines.append(f"wrk.body = {_lua_string(json.dumps(scenario.body))}")
+    if scenario.cookie:
+        lines.append(f'wrk.headers["Cookie"] = {_lua_string(scenario.cookie)}')
+    if scenario.unique_signup:
+        lines.append(UNIQUE_SIGNUP_LUA)
+    lines.append(DONE_LUA)
+    return "\n".join(lines) + "\n"
+
+
+def _wrk(base: str, scenario: Scenario, seconds: int, concurrency: int, workdir: Path, run_token: str) -> Result:
+    script = workdir / f"{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(_script(scenario, run_token))
+    # wrk gives each thread connections // threads; keep the total the level asked for.
+    threads = 2 if concurrency >= 2 and concurrency % 2 == 0 else 1
+    argv = ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "30s",
+            "-s", str(script), base + scenario.path]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90)
+    line = next((l for l in out.stdout.splitlines() if l.startswith(RESULT_MARK)), None)
+    if line is None:
+        raise SystemExit(f"wrk gave no result for {scenario.name} (exit {out.returncode}):\n"
+                         f"{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    s = json.loads(line[len(RESULT_MARK):])
+    return Result(
+        requests=s["requests"], seconds=s["duration_us"] / 1e6, status_errors=s["status"],
+        socket_errors={k: s[k] for k in ("connect", "read", "write", "timeout")},
+        p50_ms=s["p50_us"] / 1000, p99_ms=s["p99_us"] / 1000,
+    )
+
+
+def _request(url: str, method: str = "GET", body: dict | None = None,
+             cookie: str | None = None) -> tuple[int, dict[str, str], bytes]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
     if cookie:
         req.add_header("cookie", cookie)
     try:
         with urllib.request.urlopen(req, timeout=30) as res:
-            res.read()
-            return res.status
+            return res.status, dict(res.headers.items()), res.read()
     except urllib.error.HTTPError as e:
-        e.read()
-        return e.code
+        return e.code, dict(e.headers.items()), e.read()
 
 
-def _run(seconds: float, concurrency: int, call) -> tuple[int, int, list[float]]:
-    """Runs `call` from `concurrency` threads for `seconds`; returns (ok, errors, latencies)."""
-    deadline = time.time() + seconds
-    latencies: list[float] = []
-    counts = {"ok": 0, "err": 0}
-    lock = threading.Lock()
+def _post_json(base: str, path: str, body: dict, cookie: str) -> dict:
+    status, _, data = _request(base + path, "POST", body, cookie)
+    try:
+        parsed = json.loads(data or b"{}")
+    except ValueError:
+        parsed = {}
+    return {"status": status, **(parsed if isinstance(parsed, dict) else {})}
 
-    def worker():
-        while time.time() < deadline:
-            started = time.perf_counter()
-            try:
-                ok = call() < 500
-            except OSError:
-                ok = False
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                counts["ok" if ok else "err"] += 1
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for _ in range(concurrency):
-            pool.submit(worker)
-    return counts["ok"], counts["err"], latencies
+def _session(base: str, email: str) -> str:
+    """Signs up and in; returns the `session=...` cookie."""
+    _request(base + "/api/users/signup", "POST", {"email": email, "password": "password"})
+    status, headers, data = _request(base + "/api/users/signin", "POST", {"email": email, "password": "password"})
+    cookie = {k.lower(): v for k, v in headers.items()}.get("set-cookie")
+    if status != 200 or not cookie:
+        raise SystemExit(f"could not sign in at {base} (HTTP {status}): {data[:200]!r}")
+    return cookie.split(";")[0]
+
+
+def _count_for_sale(base: str, enough: int) -> int:
+    """Tickets listed by GET /api/tickets, counted page by page up to `enough`."""
+    count, cursor = 0, None
+    while count < enough:
+        query = f"?limit={PAGE_LIMIT}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        status, headers, data = _request(base + "/api/tickets" + query)
+        if status != 200:
+            raise SystemExit(f"GET /api/tickets answered {status}")
+        count += len(json.loads(data))
+        cursor = {k.lower(): v for k, v in headers.items()}.get("x-next-cursor")
+        if not cursor:
+            break
+    return count
+
+
+def _seed_tickets(base: str, cookie: str, wanted: int) -> str:
+    listed = _count_for_sale(base, wanted)
+    missing = max(0, wanted - listed)
+    if missing:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda i: _post_json(base, "/api/tickets", {"title": f"bench list {i}", "price": 10}, cookie),
+                          range(missing)))
+    return f"{listed} tickets were for sale, {missing} created" if missing else f"at least {listed} tickets for sale"
 
 
 def _percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
+
+
+def event_latency(base: str, cookie: str, samples: int = 30, limit_s: float = 30.0) -> list[float]:
+    """Seconds from `POST /api/tickets` returning to the ticket being orderable in orders
+    (ticket:created through JetStream into the orders replica)."""
+    latencies = []
+    for _ in range(samples):
+        ticket = _post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
+        if "id" not in ticket:
+            raise SystemExit(f"POST /api/tickets answered {ticket['status']}")
+        created = time.perf_counter()
+        while _post_json(base, "/api/orders", {"ticketId": ticket["id"]}, cookie)["status"] == 404:
+            if time.perf_counter() - created > limit_s:
+                raise SystemExit(f"ticket {ticket['id']} was not orderable after {limit_s:.0f} s")
+            time.sleep(0.002)
+        latencies.append(time.perf_counter() - created)
+    return latencies
 
 
 def _rss_mib(pid: int) -> float:
@@ -75,67 +244,82 @@ def _rss_mib(pid: int) -> float:
     return total / 1024 + sum(_rss_mib(int(c)) for c in children)
 
 
-def _session(base: str, email: str) -> str:
-    """Signs in and returns the `session=...` cookie."""
-    req = urllib.request.Request(base + "/api/users/signin", data=json.dumps({"email": email, "password": "password"}).encode(),
-                                 method="POST", headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as res:
-        return res.headers["set-cookie"].split(";")[0]
-
-
-def _post_json(base: str, path: str, body: dict, cookie: str) -> dict:
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json", "cookie": cookie})
+def _git_revision() -> str:
     try:
-        with urllib.request.urlopen(req, timeout=30) as res:
-            return {"status": res.status, **json.loads(res.read() or b"{}")}
-    except urllib.error.HTTPError as e:
-        return {"status": e.code}
+        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
-def event_latency(base: str, cookie: str, samples: int = 30) -> list[float]:
-    """Seconds from `POST /api/tickets` returning to the ticket being orderable in orders
-    (ticket:created through JetStream into the orders replica)."""
-    latencies = []
-    for _ in range(samples):
-        ticket = _post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
-        created = time.perf_counter()
-        while _post_json(base, "/api/orders", {"ticketId": ticket["id"]}, cookie)["status"] == 404:
-            time.sleep(0.002)
-        latencies.append(time.perf_counter() - created)
-    return latencies
+def _wrk_version() -> str:
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).split(" [")[0].strip() or "wrk"
 
 
-def bench(profile: Profile, seconds: float, levels: list[int]) -> None:
-    base = profile.http_url
-    email = f"bench-{uuid.uuid4().hex[:8]}@test.com"
-    _request(base + "/api/users/signup", "POST", {"email": email, "password": "password"})
+def _socket_errors(errors: dict[str, int]) -> str:
+    total = sum(errors.values())
+    return f"{total} ({', '.join(f'{k} {v}' for k, v in errors.items() if v)})" if total else "0"
+
+
+def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory: bool = True) -> None:
+    """Prints the tables for the deployment at `base`; the memory table (of `profile`'s
+    local processes) only when `memory`."""
+    ensure_wrk()
+    base = base.rstrip("/")
+    row_seconds = max(1, round(seconds))
+    run_token = uuid.uuid4().hex[:8]
+    email = f"bench-{run_token}@test.com"
+    try:
+        _, headers, _ = _request(base + "/api/users/currentuser")
+    except OSError as e:
+        raise SystemExit(f"{base} does not answer: {e}")
+    server_build = {k.lower(): v for k, v in headers.items()}.get("x-ticketing-build", "unknown")
     cookie = _session(base, email)
     ticket = _post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
-    endpoints = {
-        "GET / (web page: 2 API calls through the lattice)": lambda: _request(base + "/", cookie=cookie),
-        "GET /api/tickets/:id": lambda: _request(base + f"/api/tickets/{ticket['id']}"),
-        "POST /api/tickets (store + JetStream publish)": lambda: _request(
-            base + "/api/tickets", "POST", {"title": "bench", "price": 10}, cookie=cookie),
-        "GET /api/users/currentuser": lambda: _request(base + "/api/users/currentuser"),
-        "POST /api/users/signin (argon2id)": lambda: _request(base + "/api/users/signin", "POST",
-                                                              {"email": email, "password": "password"}),
-        "POST /api/users/signup (argon2id + 3 keyvalue calls)": lambda: _request(
-            base + "/api/users/signup", "POST", {"email": f"b-{uuid.uuid4().hex}@test.com", "password": "password"}),
-    }
-    print(f"\n{seconds:.0f} s per row against {base}\n")
-    print(f"{'endpoint':<54} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
-    for name, call in endpoints.items():
-        for concurrency in levels:
-            ok, err, latencies = _run(seconds, concurrency, call)
-            print(f"{name:<54} {concurrency:>4} {ok / seconds:>8.1f} {_percentile(latencies, 50) * 1000:>8.1f} "
-                  f"{_percentile(latencies, 99) * 1000:>8.1f} {err:>6}")
+    if "id" not in ticket:
+        raise SystemExit(f"POST /api/tickets answered {ticket['status']}")
+
+    scenarios = [
+        Scenario("GET / (web page: 2 API calls through the lattice)", "GET", "/", cookie=cookie),
+        Scenario("GET /api/tickets/:id", "GET", f"/api/tickets/{ticket['id']}"),
+        Scenario(f"GET /api/tickets (first page, ≥{LISTED_TICKETS} for sale)", "GET", "/api/tickets"),
+        Scenario("POST /api/tickets (store + JetStream publish)", "POST", "/api/tickets",
+                 body={"title": "bench", "price": 10}, cookie=cookie),
+        Scenario("GET /api/users/currentuser", "GET", "/api/users/currentuser"),
+        Scenario("POST /api/users/signin (argon2id)", "POST", "/api/users/signin",
+                 body={"email": email, "password": "password"}),
+        Scenario("POST /api/users/signup (argon2id + 3 keyvalue calls)", "POST", "/api/users/signup",
+                 unique_signup=True),
+    ]
+
+    now = datetime.datetime.now().astimezone()
+    print(f"\n## ticketing bench, {now:%Y-%m-%d %H:%M %Z}\n")
+    print(f"- target {base} (x-ticketing-build {server_build}), git {_git_revision()}")
+    print(f"- load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"- {_wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s\n")
+    print("| endpoint | conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
+    print("|---|---:|---:|---:|---:|---:|---|", flush=True)
+    seeded = "not seeded"
+    with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
+        for scenario in scenarios:
+            if scenario.path == "/api/tickets" and scenario.method == "GET":
+                seeded = _seed_tickets(base, cookie, LISTED_TICKETS)
+            for concurrency in levels:
+                r = _wrk(base, scenario, row_seconds, concurrency, Path(tmp), run_token)
+                print(f"| {scenario.name} | {concurrency} | {r.rate:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
+                      f"{r.status_errors} | {_socket_errors(r.socket_errors)} |", flush=True)
+    print(f"\nBefore the GET /api/tickets rows: {seeded}.")
+    print(f"Load average (1 min) after the rows: {os.getloadavg()[0]:.2f}.")
+
     latencies = event_latency(base, cookie)
     print(f"\nticket:created → orderable in orders, {len(latencies)} samples: "
           f"p50 {_percentile(latencies, 50) * 1000:.1f} ms, p99 {_percentile(latencies, 99) * 1000:.1f} ms, "
           f"max {max(latencies) * 1000:.1f} ms")
-    print(f"\n{'process':<14} {'RSS MiB (with children)':>24}")
-    for name in process_names(profile):
-        pid = procs.running(profile, name)
-        if pid:
-            print(f"{name:<14} {_rss_mib(pid):>24.1f}")
+
+    if memory:
+        rows = [(name, pid) for name in process_names(profile) if (pid := procs.running(profile, name))]
+        print(f"\nMemory of the local {profile.name} lattice:\n")
+        print("| process | RSS MiB (with children) |\n|---|---:|")
+        for name, pid in rows:
+            print(f"| {name} | {_rss_mib(pid):.1f} |")

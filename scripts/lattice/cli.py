@@ -85,10 +85,16 @@ def cmd_bench(args) -> int:
     from .bench import bench
 
     prof = profile(args.profile)
-    if app_status(prof) != "deployed":
-        print(f"the {prof.name} lattice is not up: run ./ticketing up first", file=sys.stderr)
-        return 1
-    bench(prof, args.seconds, [int(c) for c in args.concurrency.split(",")])
+    levels = [int(c) for c in args.concurrency.split(",")]
+    if args.url is None:
+        if app_status(prof) != "deployed":
+            print(f"the {prof.name} lattice is not up: run ./ticketing up first (or bench another with --url)", file=sys.stderr)
+            return 1
+        bench(prof, prof.http_url, args.seconds, levels)
+    else:
+        # Any deployment; the local lattice's memory only when it runs.
+        local_up = any(procs.running(prof, name) for name in process_names(prof))
+        bench(prof, args.url, args.seconds, levels, memory=local_up)
     return 0
 
 
@@ -160,8 +166,9 @@ def main(argv: list[str]) -> int:
     test = add("test", cmd_test, "run all tests", profile_arg=False)
     test.add_argument("pytest_args", nargs="*", help="arguments for pytest (default: tests)")
     bench = add("bench", cmd_bench, "load benchmark of the running lattice (prints tables)")
-    bench.add_argument("--seconds", type=float, default=10.0)
-    bench.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
+    bench.add_argument("--seconds", type=float, default=10.0, help="per row (whole seconds, for wrk)")
+    bench.add_argument("--concurrency", default="8,32", help="comma-separated levels (wrk connections)")
+    bench.add_argument("--url", metavar="BASE", help="base URL to load (default: the profile's, e.g. http://127.0.0.1:8000)")
     add("clean", cmd_clean, "stop and delete a profile's state (databases, logs)")
     events = add("events", cmd_events, "event consumers' lag and the dead letters; replay one")
     events.add_argument("action", nargs="?", choices=["show", "replay"], default="show")

@@ -45,7 +45,7 @@ def ensure_inline_configs(profile: Profile, manifest: Path) -> list[str]:
         config = wadm_id(profile.app, name)
         if wash(profile, "config", "get", config, check=False).returncode == 0:
             continue
-        log(f"named config {config} went missing; putting it back from {manifest.name}")
+        log(f"named config {config} is missing; putting it from {manifest.name}")
         wash(profile, "config", "put", config, *(f"{k}={v}" for k, v in properties.items()))
         missing.append(config)
     return missing

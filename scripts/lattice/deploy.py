@@ -7,6 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
+from .configs import ensure_inline_configs
 from .manifest import manifest_for, without_links
 from .procs import log
 from .settings import ROOT, Profile
@@ -67,6 +68,11 @@ def deploy_in_two_steps(profile: Profile) -> Path:
     manifest = deploy(profile, links=False)
     wait_until_deployed(profile)
     time.sleep(2)
+    # The links' own configs first: wadm puts a link and its config at the same moment,
+    # the host refuses a link whose config it cannot find yet, and wadm tries again
+    # only when the source provider reports its health, which the hosts' built-in HTTP
+    # server never does (its routes stayed unlinked).
+    ensure_inline_configs(profile, manifest)
     log("deploying the links")
     wash(profile, "app", "deploy", str(manifest))
     return manifest

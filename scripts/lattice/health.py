@@ -1,5 +1,5 @@
 """Health checks and link repair: waiting for the hosts, wadm and the HTTP API to answer,
-and checking that the gateway has every route and the messaging provider every durable
+and checking that the HTTP servers have every route and the messaging provider every durable
 consumer, re-sending a provider's links when one is missing."""
 from __future__ import annotations
 
@@ -64,9 +64,9 @@ def wait_for_http(profile: Profile, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-# What each route answers once its link reached the gateway (an unrouted /api path would
-# fall through to the web component's JSON 404).
-GATEWAY_ID = "ticketing-http_gateway"
+# What each route answers once its link reached the hosts' HTTP servers (an unrouted /api
+# path would fall through to the web component's JSON 404).
+HTTP_SERVER_ID = "ticketing-http_server"
 MESSAGING_ID = "ticketing-messaging_jetstream"
 ROUTE_CHECKS = [("/", 200), ("/api/users/currentuser", 200), ("/api/tickets", 200), ("/api/orders", 401),
                 ("/api/payments/orders/000000000000000000000000", 401)]
@@ -121,14 +121,14 @@ def resend_links(profile: Profile, provider_id: str) -> None:
 
 
 def ensure_links(profile: Profile, timeout: float = 20) -> None:
-    """Checks that the gateway has every route and the messaging provider every consumer;
+    """Checks that the HTTP servers have every route and the messaging provider every consumer;
     re-sends a provider's links if not.
 
     A link put while a provider process is starting (after the host captured the links it
     hands the provider, before the provider subscribed to link updates) never reaches it:
     a race in wasmCloud 1.x's provider start. wadm sees the link stored and does not put
     it again, so it stays missing."""
-    for what, provider_id, check in (("route", GATEWAY_ID, _routes_ok), ("event consumer", MESSAGING_ID, _consumers_missing)):
+    for what, provider_id, check in (("route", HTTP_SERVER_ID, _routes_ok), ("event consumer", MESSAGING_ID, _consumers_missing)):
         deadline = time.time() + timeout
         while (wrong := check(profile)) and time.time() < deadline:
             time.sleep(0.5)

@@ -63,6 +63,16 @@ def ensure_redis() -> None:
     run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"], env=env)
 
 
+def ensure_wrk() -> None:
+    """wrk, the HTTP load generator `./ticketing bench` drives (Debian package)."""
+    if shutil.which("wrk"):
+        return
+    log("installing wrk (Debian package) for the benchmark")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-qq"], env=env)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], env=env)
+
+
 def ensure_test_tools() -> None:
     """What only the tests need: Debian's Chromium for the browser tests, driven by
     Playwright, and the Python packages of tests/requirements.txt."""
@@ -105,27 +115,30 @@ def ensure_wash() -> None:
     log(f"wash installed in {time.time() - started:.0f}s")
 
 
-# crate, version, patch file: see patches/README.md
+# crate, version, patch files applied in order: see patches/README.md
 PATCHED_CRATES = [
-    ("wrpc-transport-nats", "0.29.0", "wrpc-transport-nats-0.29.0-biased-demux.patch"),
-    ("wasmcloud-host", "0.27.1", "wasmcloud-host-0.27.1-links-on-start.patch"),
+    ("wrpc-transport-nats", "0.29.0", ["wrpc-transport-nats-0.29.0-biased-demux.patch"]),
+    ("wasmcloud-host", "0.27.1", ["wasmcloud-host-0.27.1-links-on-start.patch",
+                                  "wasmcloud-host-0.27.1-path-ingress.patch",
+                                  "wasmcloud-host-0.27.1-update-on-scale.patch"]),
 ]
 
 
 def ensure_patched_crates() -> None:
     """Places patched copies of published crates where Cargo.toml's [patch] expects them."""
-    for crate, version, patch_name in PATCHED_CRATES:
-        patch = ROOT / "patches" / patch_name
+    for crate, version, patch_names in PATCHED_CRATES:
+        patches = [ROOT / "patches" / name for name in patch_names]
         dest = ROOT / ".patched" / f"{crate}-{version}"
         stamp = dest / ".ticketing-patch"
-        digest = hashlib.sha256(patch.read_bytes()).hexdigest()
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()
         if stamp.exists() and stamp.read_text() == digest:
             continue
-        log(f"patching {crate} {version} ({patch.relative_to(ROOT)})")
+        log(f"patching {crate} {version} ({', '.join(patch_names)})")
         source = _fetch_crate_source(crate, version)
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(source, dest)
-        run(["git", "apply", "--directory", "", str(patch)], cwd=dest)
+        for patch in patches:
+            run(["git", "apply", "--directory", "", str(patch)], cwd=dest)
         stamp.write_text(digest)
 
 

@@ -91,7 +91,7 @@ def _host_command(profile: Profile, name: str) -> Command:
         WASMCLOUD_RPC_TIMEOUT_MS=str(profile.rpc_timeout_ms),
         WASMCLOUD_MAX_EXECUTION_TIME_MS=str(profile.max_execution_ms),
         # The web component's outgoing HTTP (wadm.yaml: wasmcloud+builtin://http-client).
-        WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-client",
+        WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-server,builtin-http-client",
         WASMCLOUD_LABEL_ticketing_host=index,
     )
     return Command([str(binary("wasmcloud-host", profile.release))], env=env, cwd=ROOT)
@@ -131,7 +131,7 @@ def start_wadm(profile: Profile) -> None:
 
 
 def provider_pids(profile: Profile, name: str) -> list[int]:
-    """The processes of provider `name` (as its archive is named, e.g. `http_gateway`)
+    """The processes of provider `name` (as its archive is named, e.g. `keyvalue_mongo`)
     that the profile's hosts run: their children."""
     pids = []
     for host in host_names(profile):
