@@ -1,5 +1,5 @@
-"""Just enough of the NATS client protocol (standard library only) to publish events and
-ask JetStream's API: used by `up`'s checks and by the tests."""
+"""Just enough of the NATS client protocol (standard library only) to publish events,
+ask JetStream's API and watch a subject: used by `up`'s checks and by the tests."""
 from __future__ import annotations
 
 import json
@@ -61,3 +61,20 @@ class Nats:
 
     def jetstream(self, api: str) -> dict:
         return json.loads(self.request(f"$JS.API.{api}"))
+
+    def subscribe(self, subject: str) -> None:
+        """Starts receiving `subject`; read with `next_message`."""
+        self.sid += 1
+        self.sock.sendall(f"SUB {subject} {self.sid}\r\nPING\r\n".encode())
+        self._expect(b"PONG")
+
+    def next_message(self, timeout: float) -> tuple[str, bytes] | None:
+        """The next (subject, payload) of a subscription, or None after `timeout` seconds."""
+        self.sock.settimeout(timeout)
+        try:
+            header = self._expect(b"MSG").split()
+        except (socket.timeout, TimeoutError):
+            return None
+        finally:
+            self.sock.settimeout(10)
+        return header[1].decode(), self._read(int(header[-1]))
