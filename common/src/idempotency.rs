@@ -85,18 +85,35 @@ struct Header {
     value: String,
 }
 
+/// What one request served by [`once`] works under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    /// The id to give what the request creates: the same for every attempt of one key.
+    pub id: String,
+    /// An earlier attempt of the same request got this id and may have stored something
+    /// under it already (look before creating); `false` for a fresh id (nothing can be
+    /// there, so a create need not look).
+    pub resumed: bool,
+}
+
+impl Work {
+    fn fresh() -> Work {
+        Work { id: new_id(), resumed: false }
+    }
+}
+
 /// Serves `request` (a POST of `owner`) with `handler`, at most once per `Idempotency-Key`;
-/// without the header, just runs `handler`. The handler gets the work id: a fresh id, the
-/// same for every attempt of one key (see the module docs).
+/// without the header, just runs `handler`. The handler gets its [`Work`] (see the
+/// module docs).
 pub fn once(
     store: &impl KeyValue,
     keys: &SessionKeys,
     now: Timestamp,
     owner: &str,
     request: &Request,
-    handler: impl FnOnce(&str) -> HandlerResult,
+    handler: impl FnOnce(&Work) -> HandlerResult,
 ) -> HandlerResult {
-    let Some(key) = request.header(HEADER) else { return handler(&new_id()) };
+    let Some(key) = request.header(HEADER) else { return handler(&Work::fresh()) };
     check_key(key)?;
     let id = record_id(request, owner, key);
     let fingerprint = keys.mac("idempotency", &request.body);
@@ -115,8 +132,8 @@ pub fn once(
             }
         }
     };
-    let work_id = work_id.unwrap_or_else(new_id);
-    run(store, &lease::generation_key(&id, generation), fingerprint, now_ms, work_id, handler).inspect_err(|_| {
+    let work = work_id.map_or_else(Work::fresh, |id| Work { id, resumed: true });
+    run(store, &lease::generation_key(&id, generation), fingerprint, now_ms, work, handler).inspect_err(|_| {
         // The handler did not run: the next try need not wait.
         let _ = lease::release(store, CLAIMS, &id, generation);
     })
@@ -182,12 +199,12 @@ fn run(
     key: &str,
     fingerprint: String,
     now_ms: u64,
-    work_id: String,
-    handler: impl FnOnce(&str) -> HandlerResult,
+    work: Work,
+    handler: impl FnOnce(&Work) -> HandlerResult,
 ) -> HandlerResult {
-    let mut record = Record { fingerprint, at_ms: now_ms, state: State::Running, answer: None, work_id: Some(work_id) };
+    let mut record = Record { fingerprint, at_ms: now_ms, state: State::Running, answer: None, work_id: Some(work.id.clone()) };
     store.set_json(RECORDS, key, &record)?;
-    let response = handler(record.work_id.as_deref().unwrap_or_default()).unwrap_or_else(Response::from);
+    let response = handler(&work).unwrap_or_else(Response::from);
     match String::from_utf8(response.body.clone()) {
         Ok(body) if !worth_retrying(response.status) => {
             record.state = State::Answered;
@@ -323,7 +340,7 @@ mod tests {
     fn client_errors_are_the_final_answer() {
         let store = MemoryStore::default();
         let request = post(Some("k1"), "{}");
-        let bad = |_: &str| Err(ApiError::bad_request("Title is required"));
+        let bad = |_: &Work| Err(ApiError::bad_request("Title is required"));
         assert_eq!(crate::http::respond(once(&store, &keys(), Timestamp::from_millis(NOW), "u1", &request, bad)).status, 400);
         let again = call(&store, "u1", &request, NOW);
         assert_eq!((message(&again), again.header("idempotent-replayed")), ((400, "Title is required".into()), Some("true")));
@@ -431,8 +448,8 @@ mod tests {
         let store = MemoryStore::default();
         let seen = std::cell::RefCell::new(Vec::new());
         let attempt = |key: Option<&str>, now_ms: u64, answer: u16| {
-            crate::http::respond(once(&store, &keys(), Timestamp::from_millis(now_ms), "u1", &post(key, "{}"), |work_id| {
-                seen.borrow_mut().push(work_id.to_string());
+            crate::http::respond(once(&store, &keys(), Timestamp::from_millis(now_ms), "u1", &post(key, "{}"), |work| {
+                seen.borrow_mut().push(work.clone());
                 Ok(Response::empty(answer))
             }))
         };
@@ -441,8 +458,8 @@ mod tests {
         let store_died = FlakyStore::default();
         store_died.fail_write(4); // the first attempt's answer is never kept
         let dying = |now_ms: u64| {
-            crate::http::respond(once(&store_died, &keys(), Timestamp::from_millis(now_ms), "u1", &post(Some("k2"), "{}"), |work_id| {
-                seen.borrow_mut().push(work_id.to_string());
+            crate::http::respond(once(&store_died, &keys(), Timestamp::from_millis(now_ms), "u1", &post(Some("k2"), "{}"), |work| {
+                seen.borrow_mut().push(work.clone());
                 Ok(Response::empty(201))
             }))
         };
@@ -453,10 +470,12 @@ mod tests {
         attempt(None, NOW, 201);
         let seen = seen.into_inner();
         assert_eq!(seen.len(), 6);
-        assert!(seen.iter().all(|id| crate::ids::is_valid_id(id)), "{seen:?}");
-        assert_eq!(seen[0], seen[1], "a retry after a 5xx");
-        assert_eq!(seen[2], seen[3], "a take-over after an attempt died");
-        assert_ne!(seen[0], seen[2], "another key");
-        assert_ne!(seen[4], seen[5], "no key: fresh each time");
+        assert!(seen.iter().all(|work| crate::ids::is_valid_id(&work.id)), "{seen:?}");
+        assert_eq!(seen[0].id, seen[1].id, "a retry after a 5xx");
+        assert_eq!(seen[2].id, seen[3].id, "a take-over after an attempt died");
+        assert_ne!(seen[0].id, seen[2].id, "another key");
+        assert_ne!(seen[4].id, seen[5].id, "no key: fresh each time");
+        let resumed: Vec<bool> = seen.iter().map(|work| work.resumed).collect();
+        assert_eq!(resumed, [false, true, false, true, false, false], "only a later attempt of a key may find its work stored");
     }
 }

@@ -22,15 +22,15 @@ def cmd_install(args) -> int:
 
 def cmd_build(args) -> int:
     install.ensure_all()
-    build.build_all(args.release)
+    build.build_all()
     return 0
 
 
 def cmd_up(args) -> int:
     started = time.time()
-    prof = profile(args.profile, release=args.release)
+    prof = profile(args.profile)
     install.ensure_all()
-    build.build_all(args.release)
+    build.build_all()
     lattice.up(prof)
     print(f"""
 Ticketing is up ({time.time() - started:.0f}s).
@@ -65,11 +65,11 @@ def cmd_test(args) -> int:
     """Unit tests (cargo test), then the end-to-end suite on an isolated test lattice."""
     started = time.time()
     install.ensure_all()
-    build.build_all(release=False)
+    build.build_all()
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR))
     log("unit tests: cargo test")
     unit = subprocess.run(
-        ["cargo", "test", "--workspace"],
+        ["cargo", "test", "--workspace", "--profile", build.NATIVE_PROFILE],
         cwd=ROOT, env=env,
     )
     if unit.returncode != 0:
@@ -95,6 +95,17 @@ def cmd_bench(args) -> int:
         # Any deployment; the local lattice's memory only when it runs.
         local_up = any(procs.running(prof, name) for name in process_names(prof))
         bench(prof, args.url, args.seconds, levels, memory=local_up)
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from .profile import SCENARIOS, profile_cpu
+
+    prof = profile(args.profile)
+    if app_status(prof) != "deployed":
+        print(f"the {prof.name} lattice is not up: run ./ticketing up first", file=sys.stderr)
+        return 1
+    profile_cpu(prof, prof.http_url, args.scenarios or SCENARIOS, args.seconds, args.concurrency, perf=args.perf)
     return 0
 
 
@@ -146,18 +157,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name, func, help_text, profile_arg=True, release_arg=False):
+    def add(name, func, help_text, profile_arg=True):
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         if profile_arg:
             p.add_argument("--profile", default="dev", help="dev (default) or test, see wash.toml")
-        if release_arg:
-            p.add_argument("--release", action="store_true", help="build the native pieces in release mode")
         return p
 
     add("install", cmd_install, "install the tools the lattice needs", profile_arg=False)
-    add("build", cmd_build, "build components, providers, host and wadm", profile_arg=False, release_arg=True)
-    add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml", release_arg=True)
+    add("build", cmd_build, "build components, providers, host and wadm", profile_arg=False)
+    add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml")
     add("down", cmd_down, "stop everything `up` started")
     add("status", cmd_status, "show what runs")
     logs = add("logs", cmd_logs, "show the end of the logs")
@@ -169,6 +178,12 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--seconds", type=float, default=10.0, help="per row (whole seconds, for wrk)")
     bench.add_argument("--concurrency", default="8,32", help="comma-separated levels (wrk connections)")
     bench.add_argument("--url", metavar="BASE", help="base URL to load (default: the profile's, e.g. http://127.0.0.1:8000)")
+    prof_cmd = add("profile", cmd_profile, "CPU per request of each process of the running lattice (prints tables)")
+    prof_cmd.add_argument("--seconds", type=float, default=10.0, help="per scenario (whole seconds, for wrk)")
+    prof_cmd.add_argument("--concurrency", type=int, default=8, help="wrk connections")
+    prof_cmd.add_argument("--perf", action="store_true", help="also sample the host(s) with perf record")
+    prof_cmd.add_argument("scenarios", nargs="*", metavar="scenario",
+                          help="currentuser, create, list, show (default: all four)")
     add("clean", cmd_clean, "stop and delete a profile's state (databases, logs)")
     events = add("events", cmd_events, "event consumers' lag and the dead letters; replay one")
     events.add_argument("action", nargs="?", choices=["show", "replay"], default="show")

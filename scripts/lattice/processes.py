@@ -60,7 +60,7 @@ def command(profile: Profile, name: str) -> Command:
         return Command([str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}",
                         "-https-addr", f"127.0.0.1:{p['stripe_mock'] + 1}"], port=p["stripe_mock"])
     if name == "wadm":
-        return Command([str(binary("wadm", profile.release)), "--nats-server", f"127.0.0.1:{p['nats']}"])
+        return Command([str(binary("wadm")), "--nats-server", f"127.0.0.1:{p['nats']}"])
     if name in host_names(profile):
         return _host_command(profile, name)
     raise ValueError(f"no process {name!r} in the {profile.name} profile")
@@ -94,7 +94,7 @@ def _host_command(profile: Profile, name: str) -> Command:
         WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-server,builtin-http-client",
         WASMCLOUD_LABEL_ticketing_host=index,
     )
-    return Command([str(binary("wasmcloud-host", profile.release))], env=env, cwd=ROOT)
+    return Command([str(binary("wasmcloud-host"))], env=env, cwd=ROOT)
 
 
 SUPERVISOR = "supervisor"

@@ -26,7 +26,6 @@ class Profile:
     health_path: str
     rpc_timeout_ms: int
     max_execution_ms: int
-    release: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -66,7 +65,7 @@ def load_settings() -> dict:
         return tomllib.load(f)
 
 
-def profile(name: str = "dev", release: bool = False) -> Profile:
+def profile(name: str = "dev") -> Profile:
     settings = load_settings()
     lattice = settings["lattice"]
     profiles = settings["profiles"]
@@ -85,7 +84,6 @@ def profile(name: str = "dev", release: bool = False) -> Profile:
         health_path=lattice["health_url"],
         rpc_timeout_ms=int(lattice["rpc_timeout_ms"]),
         max_execution_ms=int(lattice["max_execution_ms"]),
-        release=release,
     )
 
 

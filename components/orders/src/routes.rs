@@ -2,7 +2,7 @@
 
 use ticketing_common::api::OrderView;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
-use ticketing_common::idempotency;
+use ticketing_common::idempotency::{self, Work};
 use ticketing_common::ids::{is_valid_id, OrderId, UserId};
 use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
@@ -35,8 +35,8 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "orders"]) => {
             let user_id = ctx.user_id(request)?;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, |work_id| {
-                create(ctx, request, user_id.clone(), OrderId::from(work_id))
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, |work| {
+                create(ctx, request, user_id.clone(), work)
             })
         }
         ("GET", ["api", "orders"]) => list(ctx, request),
@@ -50,7 +50,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
 /// `expiresAt`, announced with `order:created`. When an earlier attempt of the same
 /// request (same `Idempotency-Key`, so same `id`) stored the order already, that is the
 /// answer.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, id: OrderId) -> HandlerResult {
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, work: &Work) -> HandlerResult {
     let body = Body::parse(request)?;
     let ticket_id = body.str("ticketId").unwrap_or_default().trim().to_string();
     let mut v = Validation::new();
@@ -59,8 +59,11 @@ fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, id: Ord
     v.finish()?;
 
     let ticket = store::ticket(ctx.store, &ticket_id)?.ok_or_else(ApiError::not_found)?;
-    if let Some(order) = store::order(ctx.store, &id)?.filter(|o| o.user_id == user_id) {
-        return Ok(Response::json(201, &order.view(Some(&ticket))));
+    let id = OrderId::from(work.id.as_str());
+    if work.resumed {
+        if let Some(order) = store::order(ctx.store, &id)?.filter(|o| o.user_id == user_id) {
+            return Ok(Response::json(201, &order.view(Some(&ticket))));
+        }
     }
     if !store::claim_ticket(ctx.store, &ticket.id, &id, ctx.now)? {
         return Err(ApiError::bad_request("Ticket is already reserved"));

@@ -1,7 +1,7 @@
 //! HTTP routes of the tickets service (`/api/tickets*`), reference §2.2.
 
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
-use ticketing_common::idempotency;
+use ticketing_common::idempotency::{self, Work};
 use ticketing_common::ids::{TicketId, UserId};
 use ticketing_common::paging::{page_response, Paging};
 use ticketing_common::session::{configured, SessionKeys};
@@ -34,8 +34,8 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     match (request.method.as_str(), request.segments().as_slice()) {
         ("POST", ["api", "tickets"]) => {
             let user_id = ctx.user_id(request)?;
-            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, |work_id| {
-                create(ctx, request, user_id.clone(), TicketId::from(work_id))
+            idempotency::once(ctx.store, configured(ctx.keys)?, ctx.now, &user_id, request, |work| {
+                create(ctx, request, user_id.clone(), work)
             })
         }
         ("GET", ["api", "tickets"]) => list(ctx, request),
@@ -45,13 +45,16 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     }
 }
 
-/// `POST /api/tickets {title, price}` by `user_id` → 201 ticket `id`, announced with
+/// `POST /api/tickets {title, price}` by `user_id` → 201 ticket `work.id`, announced with
 /// `ticket:created`. When an earlier attempt of the same request (same `Idempotency-Key`,
-/// so same `id`) stored it already, that is the answer.
-fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, id: TicketId) -> HandlerResult {
+/// so same id) stored it already, that is the answer.
+fn create<S: KeyValue>(ctx: &Ctx<S>, request: &Request, user_id: UserId, work: &Work) -> HandlerResult {
     let listing = Listing::parse(&Body::parse(request)?, "Price must be greater than 0")?;
-    if let Some(ticket) = store::find(ctx.store, &id)?.filter(|t| t.user_id == user_id) {
-        return Ok(Response::json(201, &ticket.view()));
+    let id = TicketId::from(work.id.as_str());
+    if work.resumed {
+        if let Some(ticket) = store::find(ctx.store, &id)?.filter(|t| t.user_id == user_id) {
+            return Ok(Response::json(201, &ticket.view()));
+        }
     }
     let ticket = Ticket::list(id, listing, user_id);
     store::insert(ctx.store, &ticket)?;

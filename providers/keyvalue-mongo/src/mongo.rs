@@ -5,24 +5,26 @@
 //! any other value is kept whole in the `_kv` field (binary), and counters made by
 //! `increment` are an integer `_kv`.
 //!
-//! Increments are `$inc` upserts, which MongoDB applies atomically. FerretDB v1 on
-//! SQLite does not: under concurrent `findAndModify` calls it hands the same new value
-//! to several callers (our test saw it). So increments of one key are also serialized
-//! inside this process ([`KeyLocks`]); with FerretDB, run a single provider instance
-//! (as wadm.yaml does); with MongoDB any number of instances is safe.
+//! Every query names documents by `_id` alone (`{_id: key}`). FerretDB v1 on SQLite looks
+//! those up by key, but scans and decodes the whole collection for any other filter,
+//! even `{_id: key, field: ...}` or `{_id: {$in: [...]}}`: a conditional write on such a
+//! filter cost time in proportion to the collection (30 ms per ticket created with a few
+//! thousand tickets). So `get_many` is one lookup per key, and the writes that depend on
+//! what is stored (keeping pending events, increments) read and then write by `_id`
+//! while holding the key's lock in this process ([`document_lock`]). That makes one
+//! provider instance per database the rule, as wadm.yaml runs it. (Increments are also
+//! locked because FerretDB's `$inc` hands the same new value to concurrent callers.)
 //!
 //! A value may carry events to publish in its `_outbox` field (see [`crate::outbox`]):
 //! they are kept in the document until published, every write (`set`, `set_many`)
-//! carries them forward, and reads never show them. Writes hold the key's lock for the
-//! same reason increments do: a write must not slip between another writer's read and
-//! write of the document's pending events.
+//! carries them forward, and reads never show them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database};
@@ -33,6 +35,8 @@ use crate::outbox::{self, Pointer, Relay};
 pub const VALUE_FIELD: &str = "_kv";
 /// Keys returned per `list-keys` call.
 pub const DEFAULT_PAGE_SIZE: u64 = 1000;
+/// Lookups of one `get_many` that run at once.
+const LOOKUPS_AT_ONCE: usize = 16;
 /// How often an upsert that lost a race on a new `_id` is retried.
 const UPSERT_RETRIES: usize = 5;
 
@@ -182,70 +186,25 @@ impl MongoStore {
         }
     }
 
+    /// One lookup by `_id` per key, a few at a time, in the order of `keys`.
     pub async fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<(String, Vec<u8>)>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let found: Vec<Document> = self
-            .collection(bucket)?
-            .find(doc! { "_id": { "$in": keys } })
-            .await?
+        let collection = self.collection(bucket)?;
+        futures::stream::iter(keys.to_vec())
+            .map(|key| {
+                let collection = collection.clone();
+                async move {
+                    let found = collection.find_one(doc! { "_id": key.as_str() }).await?;
+                    anyhow::Ok(found.map(decode).transpose()?.map(|value| (key, value)))
+                }
+            })
+            .buffered(LOOKUPS_AT_ONCE)
             .try_collect()
-            .await?;
-        let mut by_key = HashMap::new();
-        for document in found {
-            if let Some(key) = key_of(&document) {
-                by_key.insert(key, decode(document)?);
-            }
-        }
-        Ok(keys.iter().map(|k| by_key.remove(k).map(|v| (k.clone(), v))).collect())
+            .await
     }
 
-    /// All upserts in one `update` command (one round trip), each only if its document has
-    /// no pending events; if one has, every value is written again by [`Self::set`], which
-    /// keeps them. Values carrying events are written one by one with `set`.
+    /// Each value written by [`Self::set`] (which keeps pending events), in order.
     pub async fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let collection = self.collection(bucket)?;
-        let mut updates = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let (body, events) = outbox::split(value)?;
-            if !events.is_empty() {
-                return self.set_each(bucket, entries).await;
-            }
-            updates.push(doc! { "q": outbox::unchanged(key, None), "u": encode(key, &body), "upsert": true });
-        }
-        let mut keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        // Always taken in key order, so two batches never wait for each other.
-        let locks: Vec<_> = keys.iter().map(|key| document_lock(self.db.name(), collection.name(), key)).collect();
-        let mut held = Vec::with_capacity(locks.len());
-        for lock in &locks {
-            held.push(lock.lock().await);
-        }
-        let reply = self
-            .db
-            .run_command(doc! { "update": collection.name(), "updates": updates, "ordered": false })
-            .await;
-        drop(held);
-        let errors = match reply {
-            Ok(reply) => reply.get_array("writeErrors").cloned().unwrap_or_default(),
-            // FerretDB stops at the first failed write and fails the whole command.
-            Err(e) if is_duplicate_key(&e) => return self.set_each(bucket, entries).await,
-            Err(e) => return Err(e.into()),
-        };
-        if errors.is_empty() {
-            return Ok(());
-        }
-        let duplicate = |e: &Bson| e.as_document().and_then(|d| d.get("code")).is_some_and(|c| matches!(c, Bson::Int32(11000) | Bson::Int64(11000)));
-        if errors.iter().all(duplicate) {
-            // Some documents have pending events (or were just created by someone else).
-            return self.set_each(bucket, entries).await;
-        }
-        Err(anyhow!("{} of {} writes failed: {errors:?}", errors.len(), entries.len()))
+        self.set_each(bucket, entries).await
     }
 
     async fn set_each(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {

@@ -60,8 +60,8 @@ pub const SWEEP_MIN_AGE: Duration = Duration::from_secs(1);
 pub const MAX_SWEEP_PAUSE: Duration = Duration::from_secs(30);
 /// How long one publish may wait for JetStream's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a compare-and-set write is tried again after another writer got in between.
-const CAS_ATTEMPTS: usize = 20;
+/// How often an upsert that lost a race to create the same `_id` is tried again.
+const UPSERT_ATTEMPTS: usize = 5;
 
 /// One event to publish: `<prefix>.<subject>`, body `payload` as JSON, `Nats-Msg-Id: id`.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,14 +188,6 @@ fn entries(outbox: Option<&Bson>) -> &[Bson] {
     }
 }
 
-/// Matches document `key` only while its `_outbox` is `expected` (`None`: absent).
-pub fn unchanged(key: &str, expected: Option<&Bson>) -> Document {
-    match expected {
-        None => doc! { "_id": key, FIELD: { "$exists": false } },
-        Some(outbox) => doc! { "_id": key, FIELD: outbox.clone() },
-    }
-}
-
 /// The stored `_outbox` of document `key`: `None` if it has none (or does not exist).
 async fn stored_outbox(documents: &Collection<Document>, key: &str) -> Result<Option<Bson>> {
     let found = documents.find_one(doc! { "_id": key }).projection(doc! { FIELD: 1 }).await?;
@@ -203,34 +195,31 @@ async fn stored_outbox(documents: &Collection<Document>, key: &str) -> Result<Op
 }
 
 /// Replaces document `key` with `document` plus the pending events of the stored one and
-/// `new`, never dropping an event that is pending. Tries the cheap write first (the stored
-/// document has no `_outbox`: one round trip), then compare-and-set on what it read.
-/// Returns the `_outbox` it stored (empty: none). The caller holds the key's lock.
+/// `new`, never dropping an event that is pending: reads the stored `_outbox`, then
+/// writes, both by `_id` alone (see the crate docs on FerretDB). Returns the `_outbox` it
+/// stored (empty: none). The caller holds the key's lock, so nothing of this provider
+/// changes the document in between.
 pub(crate) async fn replace_keeping_pending(
     documents: &Collection<Document>,
     key: &str,
     document: Document,
     new: &[Event],
 ) -> Result<Vec<Bson>> {
-    let mut expected: Option<Bson> = None;
-    for _ in 0..CAS_ATTEMPTS {
-        let outbox = merge(entries(expected.as_ref()), new);
-        let mut replacement = document.clone();
-        if !outbox.is_empty() {
-            replacement.insert(FIELD, outbox.clone());
-        }
-        // Only a document without `_outbox` may be created; one with pending events makes
-        // the insert of the upsert fail on its `_id` (E11000).
-        let write = documents.replace_one(unchanged(key, expected.as_ref()), replacement).upsert(expected.is_none()).await;
-        match write {
-            Ok(result) if result.matched_count > 0 || result.upserted_id.is_some() => return Ok(outbox),
-            Ok(_) => {}                               // its `_outbox` changed since we read it
-            Err(e) if is_duplicate_key(&e) => {}      // it has pending events (or was just created)
+    let stored = stored_outbox(documents, key).await?;
+    let outbox = merge(entries(stored.as_ref()), new);
+    let mut replacement = document;
+    if !outbox.is_empty() {
+        replacement.insert(FIELD, outbox.clone());
+    }
+    for _ in 0..UPSERT_ATTEMPTS {
+        match documents.replace_one(doc! { "_id": key }, replacement.clone()).upsert(true).await {
+            Ok(_) => return Ok(outbox),
+            // Two upserts creating one `_id` at once: the loser's next try replaces.
+            Err(e) if is_duplicate_key(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        expected = stored_outbox(documents, key).await?;
     }
-    Err(anyhow!("`{key}` kept changing while it was written; try again"))
+    Err(anyhow!("`{key}` kept being created concurrently while it was written; try again"))
 }
 
 /// "Document `key` of collection `bucket` may have events to publish": written before the
@@ -361,8 +350,8 @@ impl Relay {
     }
 
     /// The relay right after a `set`, which knows what it stored: publishes `written`,
-    /// then removes it with one compare-and-set and deletes its own pointer, without
-    /// reading either back (two writes instead of five calls: most writes take this way).
+    /// then, under the key's lock, removes it if the document still holds just that and
+    /// deletes its own pointer (most writes take this way).
     /// Whenever anything changed meanwhile it falls back to [`Relay::relay`].
     async fn relay_written(&self, db: &Database, bucket: &str, key: &str, written: Vec<Bson>, pointer: &Pointer) -> Result<()> {
         for entry in &written {
@@ -375,8 +364,8 @@ impl Relay {
         let removed = {
             let lock = document_lock(db.name(), bucket, key);
             let _held = lock.lock().await;
-            let update = doc! { "$unset": { FIELD: "" } };
-            documents.update_one(unchanged(key, Some(&Bson::Array(written))), update).await?.matched_count > 0
+            let unchanged = stored_outbox(&documents, key).await? == Some(Bson::Array(written));
+            unchanged && documents.update_one(doc! { "_id": key }, doc! { "$unset": { FIELD: "" } }).await?.matched_count > 0
         };
         if !removed {
             return self.relay(db, bucket, key).await; // another write came in between
@@ -424,25 +413,21 @@ impl Relay {
 /// the field when nothing remains so that writes take the fast path again. Returns the
 /// ids still pending. The caller holds the key's lock.
 async fn remove_published(documents: &Collection<Document>, key: &str, published: &[String]) -> Result<Vec<String>> {
-    for _ in 0..CAS_ATTEMPTS {
-        let Some(stored) = stored_outbox(documents, key).await? else {
-            return Ok(Vec::new());
-        };
-        let before = entries(Some(&stored));
-        let remaining = without(before, published);
-        if matches!(stored, Bson::Array(_)) && remaining.len() == before.len() {
-            return Ok(ids(&remaining)); // nothing of ours is there
-        }
-        let update = if remaining.is_empty() {
-            doc! { "$unset": { FIELD: "" } }
-        } else {
-            doc! { "$set": { FIELD: remaining.clone() } }
-        };
-        if documents.update_one(unchanged(key, Some(&stored)), update).await?.matched_count > 0 {
-            return Ok(ids(&remaining));
-        }
+    let Some(stored) = stored_outbox(documents, key).await? else {
+        return Ok(Vec::new());
+    };
+    let before = entries(Some(&stored));
+    let remaining = without(before, published);
+    if matches!(stored, Bson::Array(_)) && remaining.len() == before.len() {
+        return Ok(ids(&remaining)); // nothing of ours is there
     }
-    Err(anyhow!("the outbox of `{key}` kept changing"))
+    let update = if remaining.is_empty() {
+        doc! { "$unset": { FIELD: "" } }
+    } else {
+        doc! { "$set": { FIELD: remaining.clone() } }
+    };
+    documents.update_one(doc! { "_id": key }, update).await?;
+    Ok(ids(&remaining))
 }
 
 /// Deletes the pointers of document `key` that are done (see [`Pointer::is_done`]); each
