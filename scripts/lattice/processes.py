@@ -45,7 +45,8 @@ def command(profile: Profile, name: str) -> Command:
     data = profile.data_dir
     if name == "nats":
         return Command([str(TOOLS_BIN / "nats-server"), "-js", "-a", "127.0.0.1", "-p", str(p["nats"]),
-                        "-sd", str(data / "nats"), "-n", f"ticketing-{profile.name}"], port=p["nats"])
+                        "-sd", str(data / "nats"), "-n", f"ticketing-{profile.name}", "-m", str(p["nats_monitor"])],
+                       port=p["nats"])
     if name == "ferretdb":
         return Command([str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"127.0.0.1:{p['ferretdb']}",
                         "--data-dir", str(data / "ferretdb")], port=p["ferretdb"])

@@ -376,8 +376,20 @@ def _host_binary(profile: Profile) -> str:
     return "; ".join(described) or "no host runs"
 
 
+def _nats_messages(profile: Profile) -> int | None:
+    """Messages NATS has received so far (`in_msgs` of its monitoring endpoint): every
+    wRPC call, reply, event and heartbeat is one or more. None if it cannot be read."""
+    import json
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{profile.ports['nats_monitor']}/varz", timeout=2) as reply:
+            return int(json.load(reply)["in_msgs"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def _cpu_table(labels: dict[int, str], before: dict[int, int], after: dict[int, int], wrk_s: float,
-               result: Result, wall_s: float) -> None:
+               result: Result, wall_s: float, messages: int | None = None) -> None:
     per_label: dict[str, float] = {}
     for pid, label in labels.items():
         if pid in before and pid in after:
@@ -406,6 +418,9 @@ def _cpu_table(labels: dict[int, str], before: dict[int, int], after: dict[int, 
           f"busy cores {total_s / wall_s:.2f} of {os.cpu_count()} over {wall_s:.1f} s"
           + (f"; {omitted} processes at ~0 left out" if omitted else "")
           + (f"; exited during the run, not counted: {', '.join(gone)}" if gone else "") + ".")
+    if messages is not None:
+        print(f"NATS messages per request: {messages / requests:.1f} (wRPC calls to providers and "
+              "between components, their replies, events; idle traffic included).")
 
 
 def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, concurrency: int,
@@ -451,6 +466,7 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
             host_pids = [p for n in host_names(profile) if (p := procs.running(profile, n))]
             started = time.perf_counter()
             before = _snapshot(labels)
+            messages_before = _nats_messages(profile)
             perf_run = _perf_start(host_pids, workdir, key) if perf else None
             try:
                 children_before = _children_cpu_s()
@@ -458,6 +474,7 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
                 wrk_s = _children_cpu_s() - children_before  # perf is still running: not reaped yet
                 settled = _wait_quiet(labels)
                 after = _snapshot(labels)
+                messages_after = _nats_messages(profile)
                 wall_s = time.perf_counter() - started
             finally:  # never leave perf recording, whatever stopped the run
                 if perf_run:
@@ -465,7 +482,8 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
 
             print(f"\n### {key}: {scenario.method} {scenario.path}{seeded}\n")
             print(f"Before the run, {_quiet(waited)}; after wrk stopped, counted until {_quiet(settled)}.\n")
-            _cpu_table(labels, before, after, wrk_s, result, wall_s)
+            messages = None if None in (messages_before, messages_after) else messages_after - messages_before
+            _cpu_table(labels, before, after, wrk_s, result, wall_s, messages)
             if perf_run:
                 if perf_run.failure:
                     print(f"\nperf: {perf_run.failure}\n(continuing without it)")

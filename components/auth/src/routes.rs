@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use ticketing_common::http::{respond, HandlerResult, Request, Response};
-use ticketing_common::idempotency;
+use ticketing_common::idempotency::{self, Work};
 use ticketing_common::api::CurrentUserReply;
 use ticketing_common::ids::UserId;
 use ticketing_common::time::Timestamp;
@@ -46,7 +46,7 @@ fn route<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
         // Nobody is signed in yet: an Idempotency-Key belongs to the client address.
         ("POST", ["api", "users", "signup"]) => {
             let owner = request.client_address();
-            idempotency::once(ctx.store, ctx.keys()?, ctx.now, &owner, request, |_| sign_up(ctx, request))
+            idempotency::once(ctx.store, ctx.keys()?, ctx.now, &owner, request, |work| sign_up(ctx, request, work))
         }
         ("POST", ["api", "users", "signin"]) => sign_in(ctx, request),
         ("POST", ["api", "users", "signout"]) => Ok(sign_out(request)),
@@ -61,9 +61,11 @@ fn too_many_attempts(blocked: Blocked) -> Response {
         .with_header("retry-after", &blocked.retry_after.to_string())
 }
 
-/// `POST /api/users/signup {email, password}` → 201 `{id, email}` and a session.
+/// `POST /api/users/signup {email, password}` → 201 `{id, email}` and a session; the user
+/// gets the id of `work`, so an attempt that takes over one which died after storing the
+/// user (same `Idempotency-Key`) answers with that user instead of "Email in use".
 /// Every attempt counts towards the client address's sign-up limit.
-fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
+fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request, work: &Work) -> HandlerResult {
     if let Some(blocked) = ctx.limiter().signup_attempt(&request.client_address())? {
         return Ok(too_many_attempts(blocked));
     }
@@ -77,7 +79,13 @@ fn sign_up<S: KeyValue>(ctx: &Ctx<S>, request: &Request) -> HandlerResult {
     v.finish()?;
     let keys = ctx.keys()?;
 
-    let user = User { id: UserId::generate(), email, password_hash: password::hash(&password), created_at: ctx.now };
+    let id = UserId::from(work.id.as_str());
+    if work.resumed {
+        if let Some(user) = users::find_by_email(ctx.store, typed)?.filter(|user| user.id == id) {
+            return Ok(signed_in(keys, ctx.now, request, &user, 201));
+        }
+    }
+    let user = User { id, email, password_hash: password::hash(&password), created_at: ctx.now };
     match users::create(ctx.store, &user, typed, ctx.now)? {
         Created::EmailInUse => Err(ApiError::bad_request("Email in use")),
         Created::Yes => Ok(signed_in(keys, ctx.now, request, &user, 201)),
@@ -161,6 +169,23 @@ mod tests {
         fn post_from(&self, address: &str, path: &str, body: Value) -> Response {
             self.call(Request::new("POST", path).with_header("x-forwarded-for", address).with_body(body.to_string()))
         }
+    }
+
+    /// An attempt that takes over one which stored the user and died before answering
+    /// (same Idempotency-Key, so same work id) answers with that user, signed in.
+    #[test]
+    fn a_resumed_sign_up_answers_with_the_user_its_earlier_attempt_stored() {
+        let w = World::new();
+        let ctx = Ctx { store: &w.store, keys: Some(&w.keys), limits: w.limits, now: Timestamp::from_seconds(w.now) };
+        let request = Request::new("POST", "/api/users/signup").with_body(json!({"email": "a@b.com", "password": "secret"}).to_string());
+        let first = Work { id: "0000019a0000000000000001".into(), resumed: false };
+        let created = sign_up(&ctx, &request, &first).unwrap();
+        assert_eq!(created.status, 201);
+        let again = sign_up(&ctx, &request, &Work { resumed: true, ..first }).unwrap();
+        assert_eq!((again.status, json_of(&again)["id"].clone()), (201, json_of(&created)["id"].clone()));
+        assert!(again.headers.iter().any(|(name, value)| name == "set-cookie" && value.starts_with("session=")));
+        let other = sign_up(&ctx, &request, &Work { id: "0000019a0000000000000002".into(), resumed: true }).unwrap_err();
+        assert_eq!(other.errors[0].message, "Email in use", "another request's work never finds this user");
     }
 
     fn message(res: &Response) -> (u16, String) {

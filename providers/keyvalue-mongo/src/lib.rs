@@ -3,6 +3,7 @@
 //!
 //! - [`mongo`]: the storage itself, on the official `mongodb` driver (tested on its own
 //!   against a real server);
+//! - [`key_index`]: a collection's keys, sorted, kept in this process for `list-keys`;
 //! - [`outbox`]: the transactional outbox: a value's `_outbox` events are stored with it
 //!   and published to JetStream at least once, whatever fails in between;
 //! - [`config`]: what a link says (connection URI, database) and what the provider's own
@@ -10,6 +11,7 @@
 //! - [`provider`]: the thin wRPC adapter that serves `wrpc:keyvalue/{store,atomics,batch}`.
 
 pub mod config;
+pub mod key_index;
 pub mod mongo;
 pub mod outbox;
 pub mod provider;

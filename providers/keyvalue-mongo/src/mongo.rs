@@ -29,6 +29,7 @@ use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database};
 
+use crate::key_index::{self, Change};
 use crate::outbox::{self, Pointer, Relay};
 
 /// Field holding a value that is not a JSON object.
@@ -107,14 +108,17 @@ impl MongoStore {
         let collection = self.collection(bucket)?;
         let document = encode(key, &body);
         let pointer = Pointer::new(collection.name(), key, &events);
-        let written = {
+        let written = async {
             let lock = document_lock(self.db.name(), collection.name(), key);
             let _held = lock.lock().await;
             if let Some(pointer) = &pointer {
                 outbox::save_pointer(&self.db, pointer).await?;
             }
-            outbox::replace_keeping_pending(&collection, key, document, &events).await?
-        };
+            outbox::replace_keeping_pending(&collection, key, document, &events).await
+        }
+        .await;
+        self.note(&collection, &[key], written.is_ok(), Change::Stored).await;
+        let written = written?;
         if let (Some(pointer), Some(relay)) = (pointer, &self.relay) {
             relay.spawn(self.db.clone(), collection.name().to_string(), key.to_string(), written, pointer);
         }
@@ -122,8 +126,17 @@ impl MongoStore {
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
-        self.collection(bucket)?.delete_one(doc! { "_id": key }).await?;
+        let collection = self.collection(bucket)?;
+        let deleted = collection.delete_one(doc! { "_id": key }).await;
+        self.note(&collection, &[key], deleted.is_ok(), Change::Deleted).await;
+        deleted?;
         Ok(())
+    }
+
+    /// Keeps the collection's key index (if it was listed) current after a write of `keys`.
+    async fn note(&self, collection: &Collection<Document>, keys: &[&str], succeeded: bool, change: Change) {
+        let index = key_index::of(self.db.name(), collection.name());
+        key_index::written(&index, keys, if succeeded { change } else { Change::Unknown }).await;
     }
 
     pub async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
@@ -135,29 +148,31 @@ impl MongoStore {
         Ok(found.is_some())
     }
 
-    /// One page of keys in `_id` order; the cursor is the offset of the next page.
+    /// One page of keys in `_id` order; the cursor is the offset of the next page. Served
+    /// from the collection's key index, read from the database at the first listing (see
+    /// [`crate::key_index`]).
     pub async fn list_keys(&self, bucket: &str, cursor: Option<u64>) -> Result<(Vec<String>, Option<u64>)> {
-        let offset = cursor.unwrap_or(0);
-        let mut found: Vec<Document> = self
-            .collection(bucket)?
-            .find(doc! {})
-            .projection(doc! { "_id": 1 })
-            .sort(doc! { "_id": 1 })
-            .skip(offset)
-            .limit(i64::try_from(self.page_size + 1).unwrap_or(i64::MAX))
-            .await?
-            .try_collect()
-            .await?;
-        let more = found.len() as u64 > self.page_size;
-        found.truncate(self.page_size as usize);
-        let keys = found.iter().filter_map(key_of).collect();
-        Ok((keys, more.then_some(offset + self.page_size)))
+        let collection = self.collection(bucket)?;
+        let index = key_index::of(self.db.name(), collection.name());
+        let mut keys = index.lock().await;
+        if keys.is_none() {
+            let found: Vec<Document> = collection.find(doc! {}).projection(doc! { "_id": 1 }).await?.try_collect().await?;
+            *keys = Some(found.iter().filter_map(key_of).collect());
+        }
+        let keys = keys.as_ref().expect("just read");
+        Ok(key_index::page(keys, cursor.unwrap_or(0), self.page_size))
     }
 
     /// Atomically adds `delta` (`$inc` with upsert) and returns the new value.
     pub async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64> {
-        let delta = i64::try_from(delta).context("increment delta too large")?;
         let collection = self.collection(bucket)?;
+        let counted = self.add_to_counter(&collection, key, delta).await;
+        self.note(&collection, &[key], counted.is_ok(), Change::Stored).await;
+        counted
+    }
+
+    async fn add_to_counter(&self, collection: &Collection<Document>, key: &str, delta: u64) -> Result<u64> {
+        let delta = i64::try_from(delta).context("increment delta too large")?;
         let lock = document_lock(self.db.name(), collection.name(), key);
         let _serialized = lock.lock().await;
         let mut attempt = 0;
@@ -218,7 +233,11 @@ impl MongoStore {
         if keys.is_empty() {
             return Ok(());
         }
-        self.collection(bucket)?.delete_many(doc! { "_id": { "$in": keys } }).await?;
+        let collection = self.collection(bucket)?;
+        let deleted = collection.delete_many(doc! { "_id": { "$in": keys } }).await;
+        let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.note(&collection, &names, deleted.is_ok(), Change::Deleted).await;
+        deleted?;
         Ok(())
     }
 }
