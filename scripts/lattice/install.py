@@ -54,23 +54,23 @@ def ensure_go_tools() -> None:
     log(f"go tools installed in {time.time() - started:.0f}s")
 
 
-def ensure_redis() -> None:
-    if shutil.which("redis-server"):
+def ensure_debian_package(command: str, package: str, why: str) -> None:
+    """Installs Debian's `package` unless `command` is on the PATH."""
+    if shutil.which(command):
         return
-    log("installing redis-server (Debian package)")
+    log(f"installing {package} (Debian package) {why}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-qq"], env=env)
-    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"], env=env)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package], env=env)
+
+
+def ensure_redis() -> None:
+    ensure_debian_package("redis-server", "redis-server", "for the lattice")
 
 
 def ensure_wrk() -> None:
-    """wrk, the HTTP load generator `./ticketing bench` drives (Debian package)."""
-    if shutil.which("wrk"):
-        return
-    log("installing wrk (Debian package) for the benchmark")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    run(["apt-get", "update", "-qq"], env=env)
-    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], env=env)
+    """wrk, the HTTP load generator `./ticketing bench` and `profile` drive."""
+    ensure_debian_package("wrk", "wrk", "for the benchmark")
 
 
 def ensure_test_tools() -> None:
