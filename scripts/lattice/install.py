@@ -137,9 +137,23 @@ def ensure_patched_crates() -> None:
         source = _fetch_crate_source(crate, version)
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(source, dest)
+        # Outside any repository: inside one (the clone), `git apply` would resolve the
+        # patch's paths from the repository's root and silently skip them.
+        env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(dest.parent))
         for patch in patches:
-            run(["git", "apply", "--directory", "", str(patch)], cwd=dest)
+            run(["git", "apply", "--verbose", str(patch)], cwd=dest, env=env)
+        if not all(_applied(dest, patch) for patch in patches):
+            raise SystemExit(f"a patch of {crate} {version} did not apply; see patches/README.md")
         stamp.write_text(digest)
+
+
+def _applied(dest: Path, patch: Path) -> bool:
+    """Whether every line `patch` adds is in the patched copy (a cheap guard against a
+    patch that was skipped rather than applied)."""
+    added = [line[1:].strip() for line in patch.read_text().splitlines() if line.startswith("+") and not line.startswith("+++")]
+    files = {line.split(maxsplit=1)[1].split("\t")[0].removeprefix("b/") for line in patch.read_text().splitlines() if line.startswith("+++ ")}
+    text = "".join((dest / f).read_text() for f in files if (dest / f).exists())
+    return all(line in text for line in added if line)
 
 
 def _fetch_crate_source(crate: str, version: str) -> Path:
