@@ -7,6 +7,7 @@ import contextlib
 import yaml
 
 from lattice.deploy import deploy, wait_until_deployed
+from lattice.images import wadm_id
 from lattice.manifest import manifest_for
 from lattice.washcli import wash
 
@@ -27,9 +28,26 @@ def set_config(doc: dict, component: str, config: str, **values: str) -> None:
     entry.setdefault("properties", {}).update(values)
 
 
+def put_inline_configs(profile, doc: dict) -> None:
+    """Puts every named config the manifest defines inline (components' and links'), as
+    wadm will: wadm writes a changed one in its own time, racing the clean-up of the
+    version before, so a test would otherwise meet the old values for a while."""
+    for component in doc["spec"]["components"]:
+        configs = list(component["properties"].get("config", []))
+        for trait in component.get("traits", []):
+            if trait["type"] == "link":
+                for end in ("source", "target"):
+                    configs += (trait["properties"].get(end) or {}).get("config", [])
+        for config in configs:
+            if config.get("properties"):
+                wash(profile, "config", "put", wadm_id(profile.app, config["name"]),
+                     *(f"{k}={v}" for k, v in config["properties"].items()))
+
+
 @contextlib.contextmanager
 def deployed(profile, name: str, edit):
     """Deploys the manifest as changed by `edit(doc)`; the original again on exit."""
+    original = yaml.safe_load(manifest_for(profile).read_text())
     doc = yaml.safe_load(manifest_for(profile).read_text())
     edit(doc)
     path = profile.state_dir / f"wadm-{name}.yaml"
@@ -37,7 +55,9 @@ def deployed(profile, name: str, edit):
     try:
         wash(profile, "app", "deploy", str(path))
         wait_until_deployed(profile)
+        put_inline_configs(profile, doc)
         yield
     finally:
         deploy(profile)
         wait_until_deployed(profile)
+        put_inline_configs(profile, original)

@@ -9,7 +9,6 @@ import time
 
 from helpers import order_status, create_ticket, eventually, nats, new_id, order_when_replicated, ticket, user
 from lattice.health import MESSAGING_ID, ensure_links, resend_links
-from lattice.washcli import wash, wash_json
 from manifests import deployed
 
 
@@ -149,27 +148,13 @@ def payments_hears_only_order_created(doc: dict) -> None:
     link["properties"]["source"]["config"][0]["properties"]["subscriptions"] = "order:created"
 
 
-def set_subscriptions(running_lattice, subjects: str) -> None:
-    """Puts the payments link's named config (what payments subscribes to)."""
-    wash(running_lattice, "config", "put", SUBSCRIPTIONS_CONFIG, f"subscriptions={subjects}")
-    config = wash_json(running_lattice, "config", "get", SUBSCRIPTIONS_CONFIG) or {}
-    assert config.get("subscriptions") == subjects, config
-
-
-SUBSCRIPTIONS_CONFIG = "ticketing-payments_subscriptions"
-
-
 def test_an_order_cancelled_a_moment_ago_is_never_charged(running_lattice, stripe, seller, buyer):
     # A link's changed config reaches its provider only when the link is put anew.
     try:
         with deployed(running_lattice, "payments-deaf-to-cancellations", payments_hears_only_order_created):
-            # wadm writes a link's changed config in its own time (and the previous
-            # version's clean-up may race it): put it as the deployer would, then send.
-            set_subscriptions(running_lattice, "order:created")
             resend_links(running_lattice, MESSAGING_ID)
             pay_right_after_cancelling(running_lattice, stripe, seller, buyer)
     finally:
-        set_subscriptions(running_lattice, "order:created,order:cancelled")
         resend_links(running_lattice, MESSAGING_ID)
         ensure_links(running_lattice)
 

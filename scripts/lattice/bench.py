@@ -132,7 +132,7 @@ def _script(scenario: Scenario, run_token: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _wrk(base: str, scenario: Scenario, seconds: int, concurrency: int, workdir: Path, run_token: str) -> Result:
+def run_wrk(base: str, scenario: Scenario, seconds: int, concurrency: int, workdir: Path, run_token: str) -> Result:
     script = workdir / f"{uuid.uuid4().hex[:8]}.lua"
     script.write_text(_script(scenario, run_token))
     # wrk gives each thread connections // threads; keep the total the level asked for.
@@ -165,7 +165,7 @@ def _request(url: str, method: str = "GET", body: dict | None = None,
         return e.code, dict(e.headers.items()), e.read()
 
 
-def _post_json(base: str, path: str, body: dict, cookie: str) -> dict:
+def post_json(base: str, path: str, body: dict, cookie: str) -> dict:
     status, _, data = _request(base + path, "POST", body, cookie)
     try:
         parsed = json.loads(data or b"{}")
@@ -174,7 +174,7 @@ def _post_json(base: str, path: str, body: dict, cookie: str) -> dict:
     return {"status": status, **(parsed if isinstance(parsed, dict) else {})}
 
 
-def _session(base: str, email: str) -> str:
+def session_cookie(base: str, email: str) -> str:
     """Signs up and in; returns the `session=...` cookie."""
     _request(base + "/api/users/signup", "POST", {"email": email, "password": "password"})
     status, headers, data = _request(base + "/api/users/signin", "POST", {"email": email, "password": "password"})
@@ -199,12 +199,12 @@ def _count_for_sale(base: str, enough: int) -> int:
     return count
 
 
-def _seed_tickets(base: str, cookie: str, wanted: int) -> str:
+def seed_tickets(base: str, cookie: str, wanted: int) -> str:
     listed = _count_for_sale(base, wanted)
     missing = max(0, wanted - listed)
     if missing:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda i: _post_json(base, "/api/tickets", {"title": f"bench list {i}", "price": 10}, cookie),
+            list(pool.map(lambda i: post_json(base, "/api/tickets", {"title": f"bench list {i}", "price": 10}, cookie),
                           range(missing)))
     return f"{listed} tickets were for sale, {missing} created" if missing else f"at least {listed} tickets for sale"
 
@@ -219,11 +219,11 @@ def event_latency(base: str, cookie: str, samples: int = 30, limit_s: float = 30
     (ticket:created through JetStream into the orders replica)."""
     latencies = []
     for _ in range(samples):
-        ticket = _post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
+        ticket = post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
         if "id" not in ticket:
             raise SystemExit(f"POST /api/tickets answered {ticket['status']}")
         created = time.perf_counter()
-        while _post_json(base, "/api/orders", {"ticketId": ticket["id"]}, cookie)["status"] == 404:
+        while post_json(base, "/api/orders", {"ticketId": ticket["id"]}, cookie)["status"] == 404:
             if time.perf_counter() - created > limit_s:
                 raise SystemExit(f"ticket {ticket['id']} was not orderable after {limit_s:.0f} s")
             time.sleep(0.002)
@@ -244,7 +244,7 @@ def _rss_mib(pid: int) -> float:
     return total / 1024 + sum(_rss_mib(int(c)) for c in children)
 
 
-def _git_revision() -> str:
+def git_revision() -> str:
     try:
         return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
                               capture_output=True, text=True, check=True).stdout.strip()
@@ -252,12 +252,12 @@ def _git_revision() -> str:
         return "unknown"
 
 
-def _wrk_version() -> str:
+def wrk_version() -> str:
     out = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     return (out.stdout or out.stderr).split(" [")[0].strip() or "wrk"
 
 
-def _socket_errors(errors: dict[str, int]) -> str:
+def socket_errors_text(errors: dict[str, int]) -> str:
     total = sum(errors.values())
     return f"{total} ({', '.join(f'{k} {v}' for k, v in errors.items() if v)})" if total else "0"
 
@@ -275,8 +275,8 @@ def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory
     except OSError as e:
         raise SystemExit(f"{base} does not answer: {e}")
     server_build = {k.lower(): v for k, v in headers.items()}.get("x-ticketing-build", "unknown")
-    cookie = _session(base, email)
-    ticket = _post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
+    cookie = session_cookie(base, email)
+    ticket = post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
     if "id" not in ticket:
         raise SystemExit(f"POST /api/tickets answered {ticket['status']}")
 
@@ -295,20 +295,20 @@ def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory
 
     now = datetime.datetime.now().astimezone()
     print(f"\n## ticketing bench, {now:%Y-%m-%d %H:%M %Z}\n")
-    print(f"- target {base} (x-ticketing-build {server_build}), git {_git_revision()}")
+    print(f"- target {base} (x-ticketing-build {server_build}), git {git_revision()}")
     print(f"- load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"- {_wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s\n")
+    print(f"- {wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s\n")
     print("| endpoint | conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
     print("|---|---:|---:|---:|---:|---:|---|", flush=True)
     seeded = "not seeded"
     with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
         for scenario in scenarios:
             if scenario.path == "/api/tickets" and scenario.method == "GET":
-                seeded = _seed_tickets(base, cookie, LISTED_TICKETS)
+                seeded = seed_tickets(base, cookie, LISTED_TICKETS)
             for concurrency in levels:
-                r = _wrk(base, scenario, row_seconds, concurrency, Path(tmp), run_token)
+                r = run_wrk(base, scenario, row_seconds, concurrency, Path(tmp), run_token)
                 print(f"| {scenario.name} | {concurrency} | {r.rate:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
-                      f"{r.status_errors} | {_socket_errors(r.socket_errors)} |", flush=True)
+                      f"{r.status_errors} | {socket_errors_text(r.socket_errors)} |", flush=True)
     print(f"\nBefore the GET /api/tickets rows: {seeded}.")
     print(f"Load average (1 min) after the rows: {os.getloadavg()[0]:.2f}.")
 

@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import procs
-from .bench import (LISTED_TICKETS, Result, Scenario, _git_revision, _post_json, _session, _seed_tickets,
-                    _socket_errors, _wrk, _wrk_version)
+from .bench import (LISTED_TICKETS, Result, Scenario, git_revision, post_json, session_cookie, seed_tickets,
+                    socket_errors_text, run_wrk, wrk_version)
 from .install import ensure_wrk
 from .processes import host_names, process_names
 from .settings import Profile
@@ -414,7 +414,7 @@ def _cpu_table(labels: dict[int, str], before: dict[int, int], after: dict[int, 
     omitted = len(per_label) - len(shown)
     print(f"\n{result.rate:.1f} req/s ({result.requests} requests in {result.seconds:.1f} s), "
           f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, non-2xx/3xx {result.status_errors}, "
-          f"socket errors {_socket_errors(result.socket_errors)}; "
+          f"socket errors {socket_errors_text(result.socket_errors)}; "
           f"busy cores {total_s / wall_s:.2f} of {os.cpu_count()} over {wall_s:.1f} s"
           + (f"; {omitted} processes at ~0 left out" if omitted else "")
           + (f"; exited during the run, not counted: {', '.join(gone)}" if gone else "") + ".")
@@ -435,20 +435,20 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
     run_seconds = max(1, round(seconds))
     run_token = uuid.uuid4().hex[:8]
     try:
-        cookie = _session(base, f"profile-{run_token}@test.com")
+        cookie = session_cookie(base, f"profile-{run_token}@test.com")
     except OSError as e:
         raise SystemExit(f"{base} does not answer: {e}")
-    ticket = _post_json(base, "/api/tickets", {"title": "profile", "price": 10}, cookie)
+    ticket = post_json(base, "/api/tickets", {"title": "profile", "price": 10}, cookie)
     if "id" not in ticket:
         raise SystemExit(f"POST /api/tickets answered {ticket['status']}")
 
     now = datetime.datetime.now().astimezone()
     load = os.getloadavg()
     print(f"\n## ticketing profile, {now:%Y-%m-%d %H:%M %Z}\n")
-    print(f"- target {base} ({profile.name} lattice), git {_git_revision()}")
+    print(f"- target {base} ({profile.name} lattice), git {git_revision()}")
     print(f"- load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs")
     print(f"- {_host_binary(profile)}")
-    print(f"- {_wrk_version()}, {run_seconds} s per scenario, {concurrency} connections; CPU from /proc/<pid>/stat "
+    print(f"- {wrk_version()}, {run_seconds} s per scenario, {concurrency} connections; CPU from /proc/<pid>/stat "
           f"(ticks of {1000 // CLK_TCK} ms)")
     print("- the machine must be quiet for these numbers to mean anything (no tests, builds or other load)",
           flush=True)
@@ -458,7 +458,7 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
         for key, scenario in _scenarios(names, cookie, ticket["id"]):
             seeded = ""
             if key == "list":
-                seeded = f" ({_seed_tickets(base, cookie, LISTED_TICKETS)})"
+                seeded = f" ({seed_tickets(base, cookie, LISTED_TICKETS)})"
             labels = lattice_processes(profile)
             if not labels:
                 raise SystemExit(f"no process of the {profile.name} lattice runs")
@@ -470,7 +470,7 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
             perf_run = _perf_start(host_pids, workdir, key) if perf else None
             try:
                 children_before = _children_cpu_s()
-                result = _wrk(base, scenario, run_seconds, concurrency, workdir, run_token)
+                result = run_wrk(base, scenario, run_seconds, concurrency, workdir, run_token)
                 wrk_s = _children_cpu_s() - children_before  # perf is still running: not reaped yet
                 settled = _wait_quiet(labels)
                 after = _snapshot(labels)

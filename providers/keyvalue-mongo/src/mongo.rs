@@ -39,7 +39,7 @@ pub const DEFAULT_PAGE_SIZE: u64 = 1000;
 /// Lookups of one `get_many` that run at once.
 const LOOKUPS_AT_ONCE: usize = 16;
 /// How often an upsert that lost a race on a new `_id` is retried.
-const UPSERT_RETRIES: usize = 5;
+pub(crate) const UPSERT_RETRIES: usize = 5;
 
 #[derive(Clone)]
 pub struct MongoStore {
@@ -217,12 +217,9 @@ impl MongoStore {
             .await
     }
 
+
     /// Each value written by [`Self::set`] (which keeps pending events), in order.
     pub async fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        self.set_each(bucket, entries).await
-    }
-
-    async fn set_each(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
         for (key, value) in entries {
             self.set(bucket, key, value).await?;
         }

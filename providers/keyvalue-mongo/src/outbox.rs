@@ -45,7 +45,7 @@ use mongodb::{Collection, Database};
 use ticketing_provider_support::backoff::Doubling;
 use tracing::{debug, error, info, warn};
 
-use crate::mongo::{document_lock, is_duplicate_key};
+use crate::mongo::{document_lock, is_duplicate_key, UPSERT_RETRIES};
 
 /// The document field holding its unpublished events, and the collection of pointers.
 pub const FIELD: &str = "_outbox";
@@ -60,8 +60,6 @@ pub const SWEEP_MIN_AGE: Duration = Duration::from_secs(1);
 pub const MAX_SWEEP_PAUSE: Duration = Duration::from_secs(30);
 /// How long one publish may wait for JetStream's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often an upsert that lost a race to create the same `_id` is tried again.
-const UPSERT_ATTEMPTS: usize = 5;
 
 /// One event to publish: `<prefix>.<subject>`, body `payload` as JSON, `Nats-Msg-Id: id`.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,7 +209,7 @@ pub(crate) async fn replace_keeping_pending(
     if !outbox.is_empty() {
         replacement.insert(FIELD, outbox.clone());
     }
-    for _ in 0..UPSERT_ATTEMPTS {
+    for _ in 0..=UPSERT_RETRIES {
         match documents.replace_one(doc! { "_id": key }, replacement.clone()).upsert(true).await {
             Ok(_) => return Ok(outbox),
             // Two upserts creating one `_id` at once: the loser's next try replaces.
@@ -286,7 +284,7 @@ pub(crate) async fn save_pointer(db: &Database, pointer: &Pointer) -> Result<()>
     loop {
         match pointers.replace_one(doc! { "_id": &pointer.id }, pointer.to_document()).upsert(true).await {
             Ok(_) => return Ok(()),
-            Err(e) if is_duplicate_key(&e) && attempt < 5 => attempt += 1,
+            Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
             Err(e) => return Err(anyhow::Error::new(e).context("failed to write the outbox pointer")),
         }
     }
