@@ -3,10 +3,10 @@
 `./ticketing drill` (with `up` running) runs, for each fault in turn, a batch of whole
 purchases (a buyer signs up, a seller lists a ticket, the buyer orders it and pays, then
 signs in again) and, a moment after they start, injects the fault: a provider process killed, NATS, FerretDB or Redis restarted,
-a host killed. Clients behave as real ones do: a request that fails with a 5xx or a
+each host killed with its providers. Clients behave as real ones do: a request that fails with a 5xx or a
 broken connection is tried again (with an `Idempotency-Key`, so a retried POST is not
 a second ticket or order where the services honour it). Afterwards it prints, per
-fault, how long the API was unavailable and how many purchases were lost (never
+fault, how long reads and writes of the API failed and how many purchases were lost (never
 completed) or duplicated (more than one ticket or order for one purchase).
 """
 from __future__ import annotations
@@ -41,13 +41,18 @@ class Client:
     def signed_up(cls, base: str, email: str, password: str) -> tuple["Client | None", str]:
         """Signs up as a real client would: again after a 5xx or a broken connection, and
         by signing in when a retried sign-up finds the e-mail taken (the first try went
-        through). Returns the client, or None and what went wrong."""
+        through). When neither works, the first try died between claiming the address and
+        storing its user: the claim is given up after a while (`ABANDONED_AFTER_MS` in
+        auth), so it tries again until then. Returns the client, or None and what went wrong."""
         deadline = time.time() + RETRY_FOR
         status = 0
         while time.time() < deadline:
             status, session = cls.session_from(base, "/api/users/signup", email, password)
             if status == 400:
                 status, session = cls.session_from(base, "/api/users/signin", email, password)
+                if status == 400:  # taken, but no such account: a half-done first try
+                    time.sleep(1)
+                    continue
             if session:
                 return cls(base, session), ""
             if 400 <= status < 500 and status != 429:
@@ -72,14 +77,15 @@ class Client:
         except OSError:
             return 0, None
 
-    def call(self, method: str, path: str, body: dict | None = None, key: str | None = None) -> tuple[int, object]:
+    def call(self, method: str, path: str, body: dict | None = None, key: str | None = None,
+             timeout: float = 25) -> tuple[int, object]:
         headers = {"cookie": f"session={self.session}", "content-type": "application/json"}
         if key:
             headers["idempotency-key"] = key
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=25) as reply:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
                 return reply.status, json.loads(reply.read() or b"null")
         except urllib.error.HTTPError as e:
             try:
@@ -183,29 +189,49 @@ def purchase(profile: Profile, result: Purchase) -> Purchase:
 class Outcome:
     fault: str
     purchases: list[Purchase] = field(default_factory=list)
-    unavailable_s: float = 0.0
+    #: Longest stretches (s) in which reads (`GET /api/tickets`) and writes (`POST
+    #: /api/tickets`) failed.
+    reads_unavailable_s: float = 0.0
+    writes_unavailable_s: float = 0.0
     duplicated: int = 0
     #: Tickets still for sale a while after their order completed (tickets never heard).
     unreserved: int = 0
 
 
-def watch_availability(profile: Profile, stop: threading.Event) -> float:
-    """Longest stretch (s) in which the API answered no request, probed every 100 ms."""
-    probe = Client(profile.http_url, "")
+PROBE_TIMEOUT = 2.0  # a probe not answered by then counts as failed
+
+
+def watch_availability(probe, stop: threading.Event) -> float:
+    """Longest stretch (s) in which `probe()` failed, probed every 100 ms: from the moment
+    the first failing probe was sent to the moment the next good one was."""
     worst, down_since = 0.0, None
     while not stop.is_set():
-        status, _ = probe.call("GET", "/api/tickets")
-        now = time.time()
-        if status == 200:
+        sent = time.time()
+        if probe():
             if down_since is not None:
-                worst = max(worst, now - down_since)
+                worst = max(worst, sent - down_since)
                 down_since = None
         elif down_since is None:
-            down_since = now
+            down_since = sent
         time.sleep(0.1)
     if down_since is not None:
         worst = max(worst, time.time() - down_since)
     return worst
+
+
+def probes(profile: Profile) -> dict:
+    """A read and a write of the API, each True when it succeeded."""
+    reader = Client(profile.http_url, "")
+    writer = Client(profile.http_url, sessions.mint(profile))
+
+    def read() -> bool:
+        return reader.call("GET", "/api/tickets?limit=1", timeout=PROBE_TIMEOUT)[0] == 200
+
+    def write() -> bool:
+        body = {"title": f"availability probe {uuid.uuid4().hex[:8]}", "price": 1}
+        return writer.call("POST", "/api/tickets", body, timeout=PROBE_TIMEOUT)[0] == 201
+
+    return {"reads": read, "writes": write}
 
 
 def kill_provider(profile: Profile) -> None:
@@ -220,10 +246,13 @@ def restart(name: str):
     return inject
 
 
-def kill_host(profile: Profile) -> None:
-    pid = procs.running(profile, host_names(profile)[0])
-    if pid:
-        os.kill(pid, signal.SIGKILL)  # the supervisor starts it again
+def kill_host(name: str):
+    def inject(profile: Profile) -> None:
+        pid = procs.running(profile, name)
+        if pid:
+            os.kill(pid, signal.SIGKILL)  # its providers die with it; the supervisor starts it again
+            procs.kill_group(pid)
+    return inject
 
 
 FAULTS = [
@@ -231,17 +260,18 @@ FAULTS = [
     ("NATS restarted", restart("nats")),
     ("FerretDB restarted", restart("ferretdb")),
     ("Redis restarted", restart("redis")),
-    ("host killed", kill_host),
 ]
 
-# Each fault, timed to hit the steps that store something: servers restarted while
-# buyers sign up, order and pay; the provider killed while orders are placed; a host
-# half a second in.
-SCENARIOS = [
-    *((name, inject, phase) for name, inject in FAULTS[1:4] for phase in ("signing up", "ordering", "paying")),
-    (FAULTS[0][0], FAULTS[0][1], "ordering"),
-    (FAULTS[4][0], FAULTS[4][1], None),
-]
+
+def scenarios(profile: Profile) -> list[tuple[str, object, str | None]]:
+    """Each fault, timed to hit the steps that store something: servers restarted while
+    buyers sign up, order and pay; the provider killed while orders are placed; each
+    host killed (with its providers) while orders are placed."""
+    return [
+        *((name, inject, phase) for name, inject in FAULTS[1:4] for phase in ("signing up", "ordering", "paying")),
+        (FAULTS[0][0], FAULTS[0][1], "ordering"),
+        *((f"{host} killed", kill_host(host), "ordering") for host in host_names(profile)),
+    ]
 
 
 def run_fault(profile: Profile, name: str, inject, count: int, at_phase: str | None = None) -> Outcome:
@@ -250,9 +280,11 @@ def run_fault(profile: Profile, name: str, inject, count: int, at_phase: str | N
     outcome = Outcome(name if at_phase is None else f"{name} while {at_phase}")
     tag = uuid.uuid4().hex[:6]
     stop = threading.Event()
-    unavailable: list[float] = []
-    watcher = threading.Thread(target=lambda: unavailable.append(watch_availability(profile, stop)))
-    watcher.start()
+    unavailable: dict[str, float] = {}
+    watchers = [threading.Thread(target=lambda kind=kind, probe=probe: unavailable.__setitem__(kind, watch_availability(probe, stop)))
+                for kind, probe in probes(profile).items()]
+    for w in watchers:
+        w.start()
     results = [Purchase(f"drill {tag} {i}") for i in range(count)]
     workers = [threading.Thread(target=purchase, args=(profile, p)) for p in results]
     for w in workers:
@@ -269,9 +301,11 @@ def run_fault(profile: Profile, name: str, inject, count: int, at_phase: str | N
     for w in workers:
         w.join()
     stop.set()
-    watcher.join()
+    for w in watchers:
+        w.join()
     outcome.purchases = results
-    outcome.unavailable_s = unavailable[0] if unavailable else 0.0
+    outcome.reads_unavailable_s = unavailable.get("reads", 0.0)
+    outcome.writes_unavailable_s = unavailable.get("writes", 0.0)
     # Duplicates: tickets for sale under a purchase's title other than its own ticket (a
     # retried listing that made a second one).
     client = Client(profile.http_url, sessions.mint(profile))
@@ -290,7 +324,7 @@ def run_fault(profile: Profile, name: str, inject, count: int, at_phase: str | N
 
 def drill(profile: Profile, count: int) -> list[Outcome]:
     outcomes = []
-    for name, inject, phase in SCENARIOS:
+    for name, inject, phase in scenarios(profile):
         outcomes.append(run_fault(profile, name, inject, count, phase))
         time.sleep(3)  # let the lattice settle before the next fault
     print_table(outcomes, count)
@@ -300,10 +334,10 @@ def drill(profile: Profile, count: int) -> list[Outcome]:
 def print_table(outcomes: list[Outcome], count: int) -> None:
     print(f"\nFault drill: {count} purchases per fault ({time.strftime('%Y-%m-%d %H:%M')}, "
           f"load {os.getloadavg()[0]:.2f})\n")
-    print("| fault | API unavailable (s) | completed | lost | duplicated | still for sale | failures |")
-    print("|---|---|---|---|---|---|---|")
+    print("| fault | reads unavailable (s) | writes unavailable (s) | completed | lost | duplicated | still for sale | failures |")
+    print("|---|---|---|---|---|---|---|---|")
     for o in outcomes:
         completed = sum(p.completed for p in o.purchases)
         failures = sorted({p.failure for p in o.purchases if p.failure})
-        print(f"| {o.fault} | {o.unavailable_s:.1f} | {completed}/{len(o.purchases)} | "
+        print(f"| {o.fault} | {o.reads_unavailable_s:.1f} | {o.writes_unavailable_s:.1f} | {completed}/{len(o.purchases)} | "
               f"{len(o.purchases) - completed} | {o.duplicated} | {o.unreserved} | {'; '.join(failures) or '-'} |")

@@ -120,7 +120,8 @@ PATCHED_CRATES = [
     ("wrpc-transport-nats", "0.29.0", ["wrpc-transport-nats-0.29.0-biased-demux.patch"]),
     ("wasmcloud-host", "0.27.1", ["wasmcloud-host-0.27.1-links-on-start.patch",
                                   "wasmcloud-host-0.27.1-path-ingress.patch",
-                                  "wasmcloud-host-0.27.1-update-on-scale.patch"]),
+                                  "wasmcloud-host-0.27.1-update-on-scale.patch",
+                                  "wasmcloud-host-0.27.1-listen-when-ready.patch"]),
 ]
 
 
@@ -142,15 +143,18 @@ def ensure_patched_crates() -> None:
         env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(dest.parent))
         for patch in patches:
             run(["git", "apply", "--verbose", str(patch)], cwd=dest, env=env)
-        if not all(_applied(dest, patch) for patch in patches):
+        if not all(_applied(dest, patch, later=patches[i + 1:]) for i, patch in enumerate(patches)):
             raise SystemExit(f"a patch of {crate} {version} did not apply; see patches/README.md")
         stamp.write_text(digest)
 
 
-def _applied(dest: Path, patch: Path) -> bool:
-    """Whether every line `patch` adds is in the patched copy (a cheap guard against a
-    patch that was skipped rather than applied)."""
-    added = [line[1:].strip() for line in patch.read_text().splitlines() if line.startswith("+") and not line.startswith("+++")]
+def _applied(dest: Path, patch: Path, later: list[Path] = ()) -> bool:
+    """Whether every line `patch` adds (and no `later` patch takes out again) is in the
+    patched copy (a cheap guard against a patch that was skipped rather than applied)."""
+    def lines(p: Path, sign: str) -> list[str]:
+        return [line[1:].strip() for line in p.read_text().splitlines() if line.startswith(sign) and not line.startswith(sign * 3)]
+    removed_later = {line for p in later for line in lines(p, "-")}
+    added = [line for line in lines(patch, "+") if line not in removed_later]
     files = {line.split(maxsplit=1)[1].split("\t")[0].removeprefix("b/") for line in patch.read_text().splitlines() if line.startswith("+++ ")}
     text = "".join((dest / f).read_text() for f in files if (dest / f).exists())
     return all(line in text for line in added if line)

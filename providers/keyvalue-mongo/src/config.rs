@@ -18,14 +18,18 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 /// The messaging provider's stream keeps `events.>`.
 pub const DEFAULT_EVENT_PREFIX: &str = "events";
 pub const DEFAULT_SWEEP_MS: u64 = 2000;
+/// How soon a standby instance takes over from a lost one (see [`crate::lease`]).
+pub const DEFAULT_LEASE_TTL_MS: u64 = 2000;
 
 /// The outbox relay's settings: `nats_url` (secret, then config), `event_prefix`,
-/// `outbox_sweep_ms`.
+/// `outbox_sweep_ms`; and `lease_ttl_ms`, how long the serving instance may go silent
+/// before a standby takes over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderSettings {
     pub nats_url: String,
     pub event_prefix: String,
     pub sweep_interval: Duration,
+    pub lease_ttl: Duration,
 }
 
 impl ProviderSettings {
@@ -39,7 +43,16 @@ impl ProviderSettings {
         if sweep_ms < 10 {
             bail!("`outbox_sweep_ms` must be at least 10");
         }
-        Ok(Self { nats_url, event_prefix, sweep_interval: Duration::from_millis(sweep_ms) })
+        let lease_ms = number(config, "lease_ttl_ms").map_err(anyhow::Error::msg)?.unwrap_or(DEFAULT_LEASE_TTL_MS);
+        if lease_ms < 300 {
+            bail!("`lease_ttl_ms` must be at least 300");
+        }
+        Ok(Self {
+            nats_url,
+            event_prefix,
+            sweep_interval: Duration::from_millis(sweep_ms),
+            lease_ttl: Duration::from_millis(lease_ms),
+        })
     }
 }
 
@@ -96,6 +109,7 @@ mod tests {
             nats_url: DEFAULT_NATS_URL.into(),
             event_prefix: "events".into(),
             sweep_interval: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(2),
         });
         let s = ProviderSettings::from_config(
             &map(&[("NATS_URL", "nats://n:1"), ("event_prefix", "test.events"), ("outbox_sweep_ms", "250")]),
@@ -115,7 +129,7 @@ mod tests {
 
     #[test]
     fn bad_provider_settings_are_refused() {
-        for (key, value) in [("outbox_sweep_ms", "soon"), ("outbox_sweep_ms", "5"), ("event_prefix", "a b"), ("event_prefix", "events.>")] {
+        for (key, value) in [("outbox_sweep_ms", "soon"), ("outbox_sweep_ms", "5"), ("lease_ttl_ms", "100"), ("event_prefix", "a b"), ("event_prefix", "events.>")] {
             assert!(ProviderSettings::from_config(&map(&[(key, value)]), &HashMap::new()).is_err(), "{key}={value}");
         }
     }

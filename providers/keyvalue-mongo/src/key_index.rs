@@ -3,8 +3,8 @@
 //! FerretDB v1 on SQLite answers `find({}).sort({_id: 1}).skip(n).limit(m)` by reading,
 //! decoding and sorting the whole collection, so each page of a listing cost time in
 //! proportion to the collection (50 ms for the first page of tickets for sale with a few
-//! hundred listed). This provider is the only writer of its databases (one instance per
-//! database, see [`crate::mongo`]), so it can keep the keys itself: a collection's keys
+//! hundred listed). This provider is the only writer of its databases (one instance
+//! serves at a time, see [`crate::lease`]), so it can keep the keys itself: a collection's keys
 //! are read once, when it is first listed, and every write through this provider then
 //! adds or removes its key. A write that fails (and so may or may not have landed) drops
 //! the collection's index, and the next listing reads the keys again.
@@ -24,6 +24,12 @@ fn indexes() -> &'static Mutex<HashMap<String, Index>> {
 pub fn of(db: &str, collection: &str) -> Index {
     let mut all = indexes().lock().expect("never poisoned: no panics inside");
     Arc::clone(all.entry(format!("{db}/{collection}")).or_default())
+}
+
+/// Forgets every index (read again at the next listing): on taking over from another
+/// instance, whose writes this process did not see.
+pub fn forget_all() {
+    indexes().lock().expect("never poisoned: no panics inside").clear();
 }
 
 /// Keeps the index of a collection current after a write through this provider.

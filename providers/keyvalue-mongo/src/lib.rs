@@ -4,6 +4,8 @@
 //! - [`mongo`]: the storage itself, on the official `mongodb` driver (tested on its own
 //!   against a real server);
 //! - [`key_index`]: a collection's keys, sorted, kept in this process for `list-keys`;
+//! - [`lease`]: which instance serves (every host runs one; the lease holder serves, the
+//!   others stand by and take over within seconds when it is lost);
 //! - [`outbox`]: the transactional outbox: a value's `_outbox` events are stored with it
 //!   and published to JetStream at least once, whatever fails in between;
 //! - [`config`]: what a link says (connection URI, database) and what the provider's own
@@ -12,6 +14,7 @@
 
 pub mod config;
 pub mod key_index;
+pub mod lease;
 pub mod mongo;
 pub mod outbox;
 pub mod provider;

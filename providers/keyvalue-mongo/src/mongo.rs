@@ -12,7 +12,8 @@
 //! thousand tickets). So `get_many` is one lookup per key, and the writes that depend on
 //! what is stored (keeping pending events, increments) read and then write by `_id`
 //! while holding the key's lock in this process ([`document_lock`]). That makes one
-//! provider instance per database the rule, as wadm.yaml runs it. (Increments are also
+//! serving instance per database the rule: every host runs one, and the one holding the
+//! lease serves while the others stand by ([`crate::lease`]). (Increments are also
 //! locked because FerretDB's `$inc` hands the same new value to concurrent callers.)
 //!
 //! A value may carry events to publish in its `_outbox` field (see [`crate::outbox`]):

@@ -2,23 +2,28 @@
 //! each call is served from the store of the link it came through.
 //!
 //! At start (`init`, from the provider's named config) it connects to NATS for the outbox
-//! relay and starts the sweep over every linked database. NATS being away does not stop
+//! relay. It serves only while it holds the lease ([`run`]), and only then sweeps every
+//! linked database for events not yet published. NATS being away does not stop
 //! keyvalue from being served: the client keeps connecting in the background, and the
 //! events wait in the database meanwhile.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
+use futures::FutureExt as _;
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 use ticketing_provider_support::settings::redacted;
 use ticketing_provider_support::LinkKey;
 use tracing::{info, warn};
-use wasmcloud_provider_sdk::{serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig};
+use wasmcloud_provider_sdk::{get_connection, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig};
 
-use crate::config::{LinkSettings, ProviderSettings};
+use crate::config::{LinkSettings, ProviderSettings, DEFAULT_LEASE_TTL_MS};
+use crate::key_index;
+use crate::lease::{Lease, LeaseTimes};
 use crate::mongo::MongoStore;
 use crate::outbox::{self, Relay};
 
@@ -38,16 +43,78 @@ pub struct KeyvalueMongo {
     links: Arc<RwLock<HashMap<LinkKey, MongoStore>>>,
     /// Set by `init`, before any link arrives.
     relay: Arc<OnceLock<Relay>>,
+    settings: Arc<OnceLock<ProviderSettings>>,
     sweep: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
+/// Starts with the host, then serves whenever this instance holds the lease (see
+/// [`crate::lease`]): standing by until it gets it, serving until it loses it or the
+/// host stops the provider.
 pub async fn run() -> Result<()> {
     let provider = KeyvalueMongo::default();
     let (wrpc, shutdown) = ticketing_provider_support::start(&provider, "keyvalue-mongo").await?;
-    serve_provider_exports(&wrpc, provider, shutdown, bindings::serve).await
+    let shutdown = shutdown.shared();
+    let connection = get_connection();
+    let ttl = provider.settings.get().map_or(Duration::from_millis(DEFAULT_LEASE_TTL_MS), |s| s.lease_ttl);
+    let lease = Lease::new(
+        (*connection.nats).clone(),
+        &format!("{}.{}", connection.lattice, connection.provider_key()),
+        &format!("{}/{}", connection.host_id, std::process::id()),
+        LeaseTimes::with_ttl(ttl),
+    )
+    .await?;
+    loop {
+        info!("standing by until this instance holds the lease");
+        let mut held = tokio::select! {
+            held = lease.acquire() => held,
+            () = shutdown.clone() => return Ok(()),
+        };
+        info!("holding the lease: serving");
+        // Another instance served meanwhile: what this process knew of the keys is stale.
+        key_index::forget_all();
+        provider.start_sweep();
+        let mut lost = None;
+        let stop = async {
+            tokio::select! {
+                reason = lease.keep(&mut held) => lost = Some(reason),
+                () = shutdown.clone() => {}
+            }
+        };
+        let served = serve_provider_exports(&wrpc, provider.clone(), stop, bindings::serve).await;
+        provider.stop_sweep();
+        match lost {
+            Some(reason) => warn!(reason, "stopped serving: lost the lease"),
+            None => {
+                lease.release(held).await;
+                return served;
+            }
+        }
+        served?;
+    }
 }
 
 impl KeyvalueMongo {
+    /// Starts sweeping every linked database for events not yet published (only the
+    /// instance that serves sweeps: the relay's writes rely on its locks).
+    fn start_sweep(&self) {
+        let (Some(relay), Some(settings)) = (self.relay.get(), self.settings.get()) else { return };
+        let links = Arc::clone(&self.links);
+        let sweep = tokio::spawn(outbox::sweep_forever(relay.clone(), settings.sweep_interval, move || {
+            let links = Arc::clone(&links);
+            async move { linked_databases(&links).await }
+        }));
+        if let Some(old) = self.sweep.lock().expect("never poisoned").replace(sweep) {
+            old.abort();
+        }
+    }
+
+    /// Stopping mid-sweep is safe: whatever it did not finish, the next sweep does.
+    fn stop_sweep(&self) {
+        if let Some(sweep) = self.sweep.lock().expect("never poisoned").take() {
+            sweep.abort();
+        }
+    }
+
     async fn store_for(&self, cx: &Option<Context>) -> Result<MongoStore, Error> {
         let Some(cx) = cx else {
             return Err(Error::Other("call without an invocation context".into()));
@@ -86,18 +153,10 @@ impl Provider for KeyvalueMongo {
             .connect(&settings.nats_url)
             .await
             .with_context(|| format!("invalid NATS URL {}", redacted(&settings.nats_url)))?;
-        let relay = Relay::new(nats, &settings.event_prefix);
-        let links = Arc::clone(&self.links);
-        let sweep = tokio::spawn(outbox::sweep_forever(relay.clone(), settings.sweep_interval, move || {
-            let links = Arc::clone(&links);
-            async move { linked_databases(&links).await }
-        }));
-        if let Some(old) = self.sweep.lock().expect("never poisoned").replace(sweep) {
-            old.abort();
-        }
-        let _ = self.relay.set(relay);
+        let _ = self.relay.set(Relay::new(nats, &settings.event_prefix));
         info!(nats = redacted(&settings.nats_url), prefix = settings.event_prefix, sweep_ms = settings.sweep_interval.as_millis() as u64,
-              "outbox relay ready");
+              lease_ttl_ms = settings.lease_ttl.as_millis() as u64, "outbox relay ready");
+        let _ = self.settings.set(settings);
         Ok(())
     }
 
@@ -126,10 +185,7 @@ impl Provider for KeyvalueMongo {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        // Stopping mid-sweep is safe: whatever it did not finish, the next start does.
-        if let Some(sweep) = self.sweep.lock().expect("never poisoned").take() {
-            sweep.abort();
-        }
+        self.stop_sweep();
         for (_, store) in self.links.write().await.drain() {
             store.shutdown().await;
         }
