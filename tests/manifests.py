@@ -3,10 +3,11 @@ would with `wash app deploy`, and putting the original back."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 
 import yaml
 
-from lattice.deploy import deploy, wait_until_deployed
+from lattice.deploy import deploy, deploy_file, wait_until_deployed
 from lattice.images import wadm_id
 from lattice.manifest import manifest_for
 from lattice.washcli import wash
@@ -50,10 +51,13 @@ def deployed(profile, name: str, edit):
     original = yaml.safe_load(manifest_for(profile).read_text())
     doc = yaml.safe_load(manifest_for(profile).read_text())
     edit(doc)
+    # A version of its own, as a deployer gives each changed manifest.
+    annotations = doc["metadata"]["annotations"]
+    annotations["version"] = f"{annotations['version']}-{name}-{uuid.uuid4().hex[:6]}"
     path = profile.state_dir / f"wadm-{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     try:
-        wash(profile, "app", "deploy", str(path))
+        deploy_file(profile, path)
         wait_until_deployed(profile)
         put_inline_configs(profile, doc)
         yield

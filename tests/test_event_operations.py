@@ -10,6 +10,7 @@ import sys
 from helpers import eventually, new_id, nats
 from lattice import events
 from lattice.settings import ROOT
+from lattice.washcli import wash_json
 
 
 def ticketing(profile, *args: str) -> str:
@@ -49,3 +50,23 @@ def test_a_dead_letter_is_shown_with_its_reason_and_can_be_replayed(running_latt
     finally:
         bus.close()
     assert json.loads(base64.b64decode(last["message"]["data"])) == event
+
+
+def test_the_nats_cli_shows_the_streams_and_who_serves_the_store(running_lattice):
+    """natscli, installed with the other tools, reads the lattice's streams, consumers and
+    the keyvalue provider's serving lease (README, "Event operations")."""
+    from lattice.settings import TOOLS_BIN
+
+    def nats_cli(*args: str) -> str:
+        done = subprocess.run([str(TOOLS_BIN / "nats"), "-s", f"nats://127.0.0.1:{running_lattice.ports['nats']}", *args],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    streams = nats_cli("stream", "ls", "--names")
+    assert events.EVENTS in streams, streams
+    consumers = nats_cli("consumer", "ls", events.EVENTS, "--names")
+    assert events.consumer_name("ticketing-orders", "ticket:created") in consumers, consumers
+    holder = nats_cli("kv", "get", "ticketing_leases", f"{running_lattice.lattice}.ticketing-keyvalue_mongo", "--raw")
+    serving_host = holder.split("/")[0]
+    assert serving_host in {h["id"] for h in wash_json(running_lattice, "get", "hosts")["hosts"]}, holder

@@ -9,13 +9,13 @@ already running finish on the old one), lets the old instance's wRPC serving dra
 a few seconds, and ignores the stale request to stop."""
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from pathlib import Path
 
 from client import Client
 from helpers import create_ticket, eventually, user
+from lattice import registry
+from lattice.settings import BUILD_DIR
 from lattice.washcli import wash_json
 from manifests import deployed
 
@@ -29,13 +29,15 @@ def tickets_images(profile) -> list[str]:
     return images
 
 
-def with_new_tickets_image(doc: dict) -> None:
-    """Points tickets at a new artifact (the same code under a new name)."""
-    tickets = next(c for c in doc["spec"]["components"] if c["name"] == "tickets")
-    current = Path(tickets["properties"]["image"].removeprefix("file://"))
-    swapped = current.with_name(current.name.replace(".wasm", "-swapped.wasm"))
-    shutil.copy2(current, swapped)
-    tickets["properties"]["image"] = f"file://{swapped}"
+def with_new_tickets_image(profile):
+    """An edit pointing tickets at a new image: the same code under a new tag, pushed to
+    the lattice's registry as a platform team pushes a release."""
+    def edit(doc: dict) -> None:
+        tickets = next(c for c in doc["spec"]["components"] if c["name"] == "tickets")
+        current_tag = tickets["properties"]["image"].rsplit(":", 1)[1]
+        tickets["properties"]["image"] = registry.push(profile, BUILD_DIR / "tickets.wasm", "tickets",
+                                                       tag=f"{current_tag}-swapped")
+    return edit
 
 
 def test_tickets_is_replaced_twice_under_load_without_a_failed_request(running_lattice):
@@ -64,7 +66,7 @@ def test_tickets_is_replaced_twice_under_load_without_a_failed_request(running_l
         w.start()
     try:
         time.sleep(1)
-        with deployed(running_lattice, "swapped-tickets", with_new_tickets_image):
+        with deployed(running_lattice, "swapped-tickets", with_new_tickets_image(running_lattice)):
             eventually(lambda: all("swapped" in i for i in tickets_images(running_lattice)), timeout=60,
                        interval=0.5, what="the new tickets image to run on every host")
             time.sleep(2)

@@ -45,6 +45,37 @@ def test_the_manifest_is_valid_for_wadm():
     assert checked.returncode == 0 and "manifest is valid" in checked.stdout, checked.stdout + checked.stderr
 
 
+def test_the_manifest_names_no_address_so_it_deploys_to_any_lattice():
+    """Endpoints live in named configs (`ticketing-nats`, `ticketing-mongo`, ...) that `up`
+    or the deployer puts, so one wadm.yaml serves the dev, test and any other lattice."""
+    values = [line.split("#", 1)[0] for line in (ROOT / "wadm.yaml").read_text().splitlines()]
+    addresses = [v.strip() for v in values if re.search(r"\w+://(?!\./build/)|\d+\.\d+\.\d+\.\d+:\d+", v)
+                 and "wasmcloud+builtin://" not in v]
+    assert addresses == [], addresses
+
+
+def test_each_lattice_gets_its_own_endpoints():
+    from lattice.deploy import endpoint_configs
+
+    dev, test = endpoint_configs(profile("dev")), endpoint_configs(profile("test"))
+    assert dev.keys() == test.keys()
+    assert test["ticketing-nats"]["nats_url"] == f"nats://127.0.0.1:{profile('test').ports['nats']}"
+    assert test["ticketing-http"]["default_address"] == f"127.0.0.1:{profile('test').ports['http']}"
+    assert dev["ticketing-mongo"] != test["ticketing-mongo"]
+    found = (ROOT / "wadm.yaml").read_text()
+    assert all(f"- name: {name}\n" in found for name in dev), "every endpoint config is used by the manifest"
+
+
+def test_a_rendered_manifest_carries_one_version():
+    from lattice.manifest import version_of, with_version
+
+    manifest = (ROOT / "wadm.yaml").read_text()
+    versioned = with_version(manifest, "abc-1")
+    assert version_of(versioned) == "abc-1"
+    assert version_of(with_version(versioned, "abc-2")) == "abc-2"
+    assert with_version(versioned, "abc-2").count("version:") == versioned.count("version:")
+
+
 def test_inline_configs_are_read_with_their_properties():
     from lattice.configs import inline_configs
 

@@ -3,6 +3,8 @@ and requests reach the auth component through the hosts' built-in HTTP server.""
 from __future__ import annotations
 
 from lattice.deploy import app_status
+from lattice.manifest import version_of
+from lattice.settings import git_revision
 from lattice.washcli import wash, wash_json
 
 
@@ -11,6 +13,34 @@ def test_application_is_deployed_according_to_wash(running_lattice):
     listed = wash_json(running_lattice, "app", "list")
     names = [app["name"] for app in listed["applications"]]
     assert running_lattice.app in names
+
+
+def test_the_deployed_version_is_the_builds_and_wash_lists_it(running_lattice):
+    """`wash app history` names versions a platform team can read: the build's commit and
+    a digest of what was deployed, not ULIDs."""
+    deployed = version_of((running_lattice.state_dir / "wadm.yaml").read_text())
+    assert deployed and deployed.startswith(git_revision().removesuffix("-dirty")), deployed
+    history = wash(running_lattice, "app", "history", running_lattice.app).stdout
+    assert deployed in history, history
+    status = wash_json(running_lattice, "app", "status", running_lattice.app)
+    assert status["status"]["version"] == deployed, status
+
+
+def test_every_component_and_provider_is_signed_and_loaded_from_the_registry(running_lattice):
+    """Signed artifacts carry their names into the inventory (unsigned ones show `N/A`),
+    and hosts load them from the lattice's OCI registry, not from a shared path."""
+    from lattice import registry
+
+    where = f"{registry.address(running_lattice)}/{registry.NAMESPACE}/"
+    for host in wash_json(running_lattice, "get", "hosts")["hosts"]:
+        inventory = wash_json(running_lattice, "get", "inventory", host["id"])["inventories"][0]
+        for entry in inventory["components"] + inventory["providers"]:
+            if entry["image_ref"].startswith(("wasmcloud+builtin://", "http-")):
+                continue  # the host's built-in providers
+            assert entry["image_ref"].startswith(where), entry
+            assert entry.get("name") not in (None, "", "N/A"), entry
+        names = {c["name"] for c in inventory["components"]}
+        assert {"auth", "tickets", "orders", "payments", "web", "expiration"} <= names, names
 
 
 def test_every_host_joined_the_lattice(running_lattice):

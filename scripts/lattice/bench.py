@@ -44,7 +44,7 @@ from pathlib import Path
 from . import procs
 from .install import ensure_wrk
 from .processes import process_names
-from .settings import ROOT, Profile
+from .settings import ROOT, Profile, git_revision
 
 LISTED_TICKETS = 200  # tickets for sale before the GET /api/tickets row
 PAGE_LIMIT = 100  # the API's largest page (common/src/paging.rs)
@@ -242,14 +242,6 @@ def _rss_mib(pid: int) -> float:
     except FileNotFoundError:
         children = []
     return total / 1024 + sum(_rss_mib(int(c)) for c in children)
-
-
-def git_revision() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def wrk_version() -> str:

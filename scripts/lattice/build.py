@@ -5,8 +5,10 @@ outside the clone (~/.cache/ticketing/target) so repeated runs are incremental.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import tomllib
 import shutil
 import subprocess
 import time
@@ -32,6 +34,9 @@ def cargo(args: list[str], env: dict[str, str] | None = None) -> None:
     full_env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR), **(env or {}))
     subprocess.run(["cargo", *args], cwd=ROOT, env=full_env, check=True)
 
+
+# The workspace's version, signed into every component and provider.
+VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
 
 # The cargo profile of everything native (Cargo.toml: optimised for speed at run time).
 NATIVE_PROFILE = "native"
@@ -66,8 +71,48 @@ def build_components(names: list[str] | None = None, env: dict[str, str] | None 
     BUILD_DIR.mkdir(exist_ok=True)
     for name in names:
         built = TARGET_DIR / "wasm32-wasip2" / "release" / f"{name.replace('-', '_')}.wasm"
-        shutil.copy2(built, BUILD_DIR / f"{name}.wasm")
+        sign_component(name, built, BUILD_DIR / f"{name}.wasm")
     log(f"components built in {time.time() - started:.0f}s")
+
+
+# Signing keys of our artifacts (an account key as issuer, one key per component or
+# provider as subject), made on first use and kept (mode 600) outside the repo, so every
+# rebuild keeps each one's identity.
+KEYS_DIR = ROOT / ".ticketing" / "signing-keys"
+
+
+def signing_key(name: str, kind: str) -> Path:
+    """The seed file of key `name` of `kind` (account, module or service), made once."""
+    path = KEYS_DIR / f"{name}_{kind}.nk"
+    if not path.exists():
+        KEYS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        made = subprocess.run([wash_path(), "keys", "gen", kind, "--output", "json"],
+                              check=True, capture_output=True, text=True)
+        seed = json.loads(made.stdout)["seed"]
+        path.touch(mode=0o600)
+        path.write_text(seed)
+    return path
+
+
+def signed_by(name: str, kind: str) -> list[str]:
+    return ["--issuer", str(signing_key("ticketing", "account")), "--subject", str(signing_key(name, kind)),
+            "--disable-keygen"]
+
+
+def sign_component(name: str, built: Path, signed: Path) -> None:
+    """Signs the component as `name` into `signed` (what `wash get inventory` shows as its
+    name). Only when the build changed: a signature carries its time, so signing the same
+    code again would make a new image and a needless redeploy."""
+    unsigned = BUILD_DIR / ".unsigned" / built.name
+    if signed.exists() and unsigned.exists() and unsigned.read_bytes() == built.read_bytes():
+        return
+    unsigned.parent.mkdir(exist_ok=True)
+    shutil.copy2(built, unsigned)
+    subprocess.run(
+        [wash_path(), "claims", "sign", str(unsigned), "--name", name, "--ver", VERSION, "--rev", "1",
+         "--destination", str(signed), *signed_by(name, "module")],
+        check=True, stdout=subprocess.DEVNULL,
+    )
 
 
 def package_providers() -> None:
@@ -75,13 +120,14 @@ def package_providers() -> None:
     for name in providers():
         bin_path = binary(name)
         par = BUILD_DIR / f"{name}.par.gz"
-        if par.exists() and par.stat().st_mtime >= bin_path.stat().st_mtime:
+        signed_by_us = (KEYS_DIR / f"{name}_service.nk").exists()
+        if par.exists() and par.stat().st_mtime >= bin_path.stat().st_mtime and signed_by_us:
             continue
         log(f"packaging provider archive {par.relative_to(ROOT)}")
         par.unlink(missing_ok=True)
         subprocess.run(
-            [wash_path(), "par", "create", "--vendor", "ticketing", "--name", name,
-             "--binary", str(bin_path), "--destination", str(par), "--compress"],
+            [wash_path(), "par", "create", "--vendor", "ticketing", "--name", name, "--version", VERSION,
+             "--binary", str(bin_path), "--destination", str(par), "--compress", *signed_by(name, "service")],
             check=True, stdout=subprocess.DEVNULL,
         )
 

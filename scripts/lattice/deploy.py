@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .configs import ensure_inline_configs
-from .manifest import manifest_for, without_links
+from .manifest import manifest_for, version_of, with_version, without_links
 from .procs import log
 from .settings import ROOT, Profile
 from .washcli import wash, wash_json
@@ -74,14 +74,44 @@ def deploy_in_two_steps(profile: Profile) -> Path:
     # server never does (its routes stayed unlinked).
     ensure_inline_configs(profile, manifest)
     log("deploying the links")
-    wash(profile, "app", "deploy", str(manifest))
+    deploy_file(profile, manifest)
     return manifest
+
+
+def endpoint_configs(profile: Profile) -> dict[str, dict[str, str]]:
+    """Where this lattice's servers are, as the named configs wadm.yaml refers to (a
+    deployer puts the same names with their own addresses; see README)."""
+    local = "127.0.0.1"
+    return {
+        "ticketing-nats": {"nats_url": f"nats://{local}:{profile.ports['nats']}"},
+        "ticketing-mongo": {"uri": f"mongodb://{local}:{profile.ports['ferretdb']}"},
+        "ticketing-redis": {"redis_url": f"redis://{local}:{profile.ports['redis']}"},
+        "ticketing-http": {"default_address": f"{local}:{profile.ports['http']}"},
+        "ticketing-web": {"api_base": profile.http_url},
+    }
 
 
 def put_configs(profile: Profile) -> None:
     """The named configs that live outside the manifest (a host must be running)."""
     ensure_session_config(profile)
     ensure_stripe_config(profile)
+    for name, properties in endpoint_configs(profile).items():
+        wash(profile, "config", "put", name, *(f"{k}={v}" for k, v in properties.items()))
+
+
+def deploy_file(profile: Profile, path: Path) -> None:
+    """`wash app deploy` of a manifest file; a version wadm already stores (wadm refuses
+    to store one twice) is deployed by name and version instead."""
+    version = version_of(path.read_text())
+    stored = wash(profile, "app", "deploy", str(path), check=False)
+    if stored.returncode == 0:
+        return
+    if version and "already exists" in stored.stdout + stored.stderr:
+        # From the state dir: in the repository root wash would take the name for the
+        # `ticketing` script (a file) and refuse it.
+        wash(profile, "app", "deploy", profile.app, version, cwd=profile.state_dir)
+        return
+    raise SystemExit(f"wash app deploy {path} failed:\n{stored.stdout}{stored.stderr}")
 
 
 def deploy(profile: Profile, links: bool = True) -> Path:
@@ -90,12 +120,13 @@ def deploy(profile: Profile, links: bool = True) -> Path:
     manifest = manifest_for(profile)
     if not links:
         first = profile.state_dir / "wadm-without-links.yaml"
-        first.write_text(without_links(manifest.read_text()))
+        text = manifest.read_text()
+        first.write_text(with_version(without_links(text), f"{version_of(text)}-without-links"))
         log("deploying without links first, so every provider is listening before its links come")
-        wash(profile, "app", "deploy", str(first))
+        deploy_file(profile, first)
         return manifest
-    log(f"deploying {manifest.relative_to(ROOT)} with wash app deploy")
-    wash(profile, "app", "deploy", str(manifest))
+    log(f"deploying {manifest.relative_to(ROOT)} (version {version_of(manifest.read_text())}) with wash app deploy")
+    deploy_file(profile, manifest)
     return manifest
 
 

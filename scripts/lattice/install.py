@@ -1,7 +1,8 @@
 """Installs, once, every tool the lattice needs; later calls only check.
 
 - Rust target wasm32-wasip2 (rustup)
-- nats-server, stripe-mock and our FerretDB launcher, pinned in tools/go.mod (go install)
+- nats-server, natscli (`nats`), CNCF distribution's `registry`, stripe-mock and our FerretDB
+  launcher, pinned in tools/go.mod (go install)
 - redis-server (Debian package)
 - wash 0.43.0 (cargo install --locked)
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from .procs import log
 from .settings import CACHE, ROOT, TOOLS_BIN, versions
 
-GO_TOOLS = ("nats-server", "stripe-mock", "ferretdb")
+GO_TOOLS = ("nats-server", "nats", "registry", "stripe-mock", "ferretdb")
 
 
 def run(argv: list[str], **kwargs) -> None:

@@ -1,46 +1,53 @@
-"""The manifest as a profile deploys it: `wadm.yaml` rendered with content-named
-artifacts and the profile's ports, and the same without its links (a fresh lattice's
-first deployment step)."""
+"""The manifest as a profile deploys it: `wadm.yaml` with its artifacts in the lattice's
+registry and a version, and the same without its links (a fresh lattice's first deployment step).
+
+Nothing else differs between lattices: where NATS, MongoDB, Redis and the HTTP port are
+lives in named configs that `up` puts (`deploy.put_configs`), so the same `wadm.yaml`
+deploys to the dev lattice, the test lattice and a deployer's own."""
 from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from pathlib import Path
 
-from .settings import ROOT, Profile, dev_ports
+from . import registry
+from .settings import ROOT, Profile, git_revision
 
 
 def manifest_for(profile: Profile) -> Path:
     """wadm.yaml as this profile deploys it (`.ticketing/<profile>/wadm.yaml`).
 
-    Each `file://./build/<artifact>` becomes a copy named by its content
-    (`.ticketing/<profile>/artifacts/<name>-<sha>.<ext>`): after a rebuild wadm sees a new
-    image and replaces the component or provider in the running lattice, while an
-    unchanged one is left alone. Non-dev profiles also get their own ports.
+    Each `file://./build/<artifact>` is pushed to the lattice's registry and named there
+    by a digest of its content (`127.0.0.1:<port>/ticketing/<name>:<digest>`): after a
+    rebuild wadm sees a new image and replaces the component or provider in the running
+    lattice, while an unchanged one is left alone. The version is the git commit and a
+    digest of the rendered manifest, so each different deployment is a version of its own.
     """
     text = profile.manifest.read_text()
-    artifacts = profile.state_dir / "artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
 
-    def versioned(match: re.Match) -> str:
+    def pushed(match: re.Match) -> str:
         source = ROOT / "build" / match.group(1)
         if not source.exists():
             raise SystemExit(f"{source} is missing: run ./ticketing build")
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-        name, ext = source.name.split(".", 1)
-        target = artifacts / f"{name}-{digest}.{ext}"
-        if not target.exists():
-            shutil.copy2(source, target)
-        return f"file://{target}"
+        return registry.push(profile, source, source.name.split(".", 1)[0])
 
-    text = re.sub(r"file://\./build/([\w-]+\.[\w.]+)", versioned, text)
-    if profile.name != "dev":
-        for key, port in dev_ports().items():
-            text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{profile.ports[key]}")
+    text = re.sub(r"file://\./build/([\w-]+\.[\w.]+)", pushed, text)
+    text = with_version(text, f"{git_revision()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
     rendered = profile.state_dir / "wadm.yaml"
     rendered.write_text(text)
     return rendered
+
+
+def with_version(manifest: str, version: str) -> str:
+    """The manifest with `metadata.annotations.version` set to `version` (what `wash app
+    history` lists; wadm refuses to store one version twice with other contents)."""
+    manifest = re.sub(r"(?m)^    version: .*\n", "", manifest)
+    return re.sub(r"(?m)^  annotations:\n", f"  annotations:\n    version: {version}\n", manifest, count=1)
+
+
+def version_of(manifest: str) -> str | None:
+    found = re.search(r"(?m)^    version: (\S+)", manifest)
+    return found.group(1) if found else None
 
 
 def without_links(manifest: str) -> str:

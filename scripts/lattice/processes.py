@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procs
+from . import procs, registry
 from .build import binary
 from .install import wash_path
 from .settings import ROOT, TOOLS_BIN, Profile
@@ -31,7 +31,7 @@ def host_names(profile: Profile) -> list[str]:
     return [f"host-{i}" for i in range(1, profile.hosts + 1)]
 
 
-SERVERS = ["nats", "ferretdb", "redis", "stripe-mock"]
+SERVERS = ["nats", "ferretdb", "redis", "stripe-mock", "registry"]
 
 
 def process_names(profile: Profile) -> list[str]:
@@ -60,6 +60,10 @@ def command(profile: Profile, name: str) -> Command:
         # stripe-mock serves HTTPS too; on the next port, so two profiles never collide.
         return Command([str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}",
                         "-https-addr", f"127.0.0.1:{p['stripe_mock'] + 1}"], port=p["stripe_mock"])
+    if name == "registry":
+        # The OCI registry the hosts load artifacts from (see registry.py), on disk.
+        return Command([str(TOOLS_BIN / "registry"), "serve", str(registry.config(profile))],
+                       env=dict(os.environ, OTEL_TRACES_EXPORTER="none"), port=p["registry"])
     if name == "wadm":
         return Command([str(binary("wadm")), "--nats-server", f"127.0.0.1:{p['nats']}"])
     if name in host_names(profile):
@@ -88,6 +92,9 @@ def _host_command(profile: Profile, name: str) -> Command:
         WASMCLOUD_LATTICE=profile.lattice,
         WASMCLOUD_NATS_HOST="127.0.0.1",
         WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
+        # Artifacts come from the lattice's registry, over plain HTTP on this machine;
+        # `file://` images stay possible for quick local work (README, "Deploying with wash").
+        WASMCLOUD_OCI_ALLOWED_INSECURE=f"127.0.0.1:{profile.ports['registry']}",
         WASMCLOUD_ALLOW_FILE_LOAD="true",
         WASMCLOUD_RPC_TIMEOUT_MS=str(profile.rpc_timeout_ms),
         WASMCLOUD_MAX_EXECUTION_TIME_MS=str(profile.max_execution_ms),
@@ -114,7 +121,7 @@ def start(profile: Profile, name: str) -> int:
 
 
 def start_servers(profile: Profile) -> None:
-    for sub in ("nats", "ferretdb", "redis"):
+    for sub in ("nats", "ferretdb", "redis", "registry"):
         (profile.data_dir / sub).mkdir(parents=True, exist_ok=True)
     for name in SERVERS:
         start(profile, name)

@@ -100,7 +100,7 @@ def _children(pid: int) -> list[int]:
 
 def _provider_name(pid: int) -> str:
     """A provider process's name from its cmdline's basename, e.g.
-    `_work_main__ticketing_dev_artifacts_keyvalue_mongo_92abb8754d25_par_gz` → keyvalue-mongo."""
+    `127_0_0_1_5001_ticketing_keyvalue_mongo_92abb8754d25` → keyvalue-mongo."""
     try:
         argv0 = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode(errors="replace")
     except FileNotFoundError:
@@ -111,9 +111,12 @@ def _provider_name(pid: int) -> str:
             return open(f"/proc/{pid}/comm").read().strip()
         except FileNotFoundError:
             return f"pid {pid}"
+    pulled = re.search(r"_ticketing_([a-z_]+)_[0-9a-f]{12}$", base)
+    if pulled:  # pulled from the registry: <registry>_ticketing_<name>_<tag>
+        return pulled.group(1).replace("_", "-")
     stem = re.sub(r"(_[0-9a-f]{8,})?_par(_gz)?$", "", base)
-    if stem != base:  # a provider archive, named <where>_artifacts_<name>_<hash>_par_gz
-        return stem.rsplit("_artifacts_", 1)[-1].replace("_", "-")
+    if stem != base:  # a provider archive loaded from a file: <where>_<name>_<hash>_par_gz
+        return stem.rsplit("_artifacts_", 1)[-1].rsplit("_build_", 1)[-1].replace("_", "-")
     return base
 
 

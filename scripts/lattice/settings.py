@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,5 +92,10 @@ def versions() -> dict[str, str]:
     return load_settings()["versions"]
 
 
-def dev_ports() -> dict[str, int]:
-    return dict(load_settings()["profiles"]["dev"]["ports"])
+def git_revision() -> str:
+    """The checkout's commit (`-dirty` when it has changes; `unknown` outside git)."""
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

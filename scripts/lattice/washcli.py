@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from .install import wash_path
 from .settings import ROOT, Profile
 
 
-def wash(profile: Profile, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+def wash(profile: Profile, *args: str, check: bool = True, timeout: float = 60,
+         cwd: Path = ROOT) -> subprocess.CompletedProcess:
     result = subprocess.run([wash_path(), *args], env=profile.wash_env(), capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT)
+                            timeout=timeout, cwd=cwd)
     if check and result.returncode != 0:
         raise SystemExit(f"wash {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
     return result
