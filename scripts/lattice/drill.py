@@ -46,12 +46,16 @@ class Client:
         auth), so it tries again until then. Returns the client, or None and what went wrong."""
         deadline = time.time() + RETRY_FOR
         status = 0
+        half_done = False
         while time.time() < deadline:
             status, session = cls.session_from(base, "/api/users/signup", email, password)
+            if status == 400 and half_done:
+                time.sleep(2)  # only sign-up again: failed sign-ins would lock the address out
+                continue
             if status == 400:
                 status, session = cls.session_from(base, "/api/users/signin", email, password)
                 if status == 400:  # taken, but no such account: a half-done first try
-                    time.sleep(1)
+                    half_done = True
                     continue
             if session:
                 return cls(base, session), ""
