@@ -131,8 +131,13 @@ def deploy(profile: Profile, links: bool = True) -> Path:
 
 
 def wait_until_deployed(profile: Profile, timeout: float = 300) -> None:
+    """Waits for wadm to report the application Deployed; meanwhile puts back any inline
+    config of the deployed manifest that wadm's clean-up of the version before deleted
+    (a component whose config is missing can never be scaled)."""
     deadline = time.time() + timeout
     last = None
+    next_config_check = time.time() + 5
+    manifest = profile.state_dir / "wadm.yaml"
     while time.time() < deadline:
         status = app_status(profile)
         if status != last:
@@ -140,6 +145,9 @@ def wait_until_deployed(profile: Profile, timeout: float = 300) -> None:
             last = status
         if status == "deployed":
             return
+        if time.time() >= next_config_check and manifest.exists():
+            ensure_inline_configs(profile, manifest)
+            next_config_check = time.time() + 5
         time.sleep(1)
     detail = wash(profile, "app", "status", profile.app, check=False).stdout
     raise SystemExit(f"{profile.app} not deployed after {timeout:.0f}s:\n{detail}\nlogs: {profile.log_dir}")
