@@ -58,7 +58,7 @@ def deployed(profile, name: str, edit):
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     try:
         deploy_file(profile, path)
-        wait_until_deployed(profile)
+        wait_until_deployed(profile, manifest=path)
         put_inline_configs(profile, doc)
         yield
     finally:

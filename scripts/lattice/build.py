@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 import shutil
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 
 from .install import wash_path

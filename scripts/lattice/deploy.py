@@ -130,14 +130,14 @@ def deploy(profile: Profile, links: bool = True) -> Path:
     return manifest
 
 
-def wait_until_deployed(profile: Profile, timeout: float = 300) -> None:
+def wait_until_deployed(profile: Profile, timeout: float = 300, manifest: Path | None = None) -> None:
     """Waits for wadm to report the application Deployed; meanwhile puts back any inline
-    config of the deployed manifest that wadm's clean-up of the version before deleted
-    (a component whose config is missing can never be scaled)."""
+    config of the deployed manifest (the rendered one unless given) that wadm's clean-up
+    of the version before deleted (a component whose config is missing never scales)."""
     deadline = time.time() + timeout
     last = None
     next_config_check = time.time() + 5
-    manifest = profile.state_dir / "wadm.yaml"
+    manifest = manifest or profile.state_dir / "wadm.yaml"
     while time.time() < deadline:
         status = app_status(profile)
         if status != last:

@@ -193,8 +193,8 @@ def purchase(profile: Profile, result: Purchase) -> Purchase:
 class Outcome:
     fault: str
     purchases: list[Purchase] = field(default_factory=list)
-    #: Longest stretches (s) in which reads (`GET /api/tickets`) and writes (`POST
-    #: /api/tickets`) failed.
+    #: Longest stretches (s) in which reads (`GET /api/tickets`) and writes (editing a
+    #: ticket, see `probes`) failed.
     reads_unavailable_s: float = 0.0
     writes_unavailable_s: float = 0.0
     duplicated: int = 0
@@ -272,8 +272,7 @@ def kill_host(name: str):
     def inject(profile: Profile) -> None:
         pid = procs.running(profile, name)
         if pid:
-            os.kill(pid, signal.SIGKILL)  # its providers die with it; the supervisor starts it again
-            procs.kill_group(pid)
+            procs.kill_group(pid)  # the host and its providers; the supervisor starts it again
     return inject
 
 

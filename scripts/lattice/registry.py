@@ -3,11 +3,10 @@
 `up` starts a registry (CNCF distribution, `registry serve`, storing under the profile's
 data dir) and pushes each artifact of ./build with `wash push`, tagged with a digest of its
 content: a rebuilt component is a new tag (and so a new image for wadm to roll out), an
-unchanged one is not pushed again. crane keeps tags in memory only, so each pushed
-artifact is also kept under the profile's state dir (`artifacts/<name>-<tag>.<ext>`),
-and whatever restarts the registry (`up`, the supervisor) pushes the deployed ones again
-([`restore`]). Hosts reach it over HTTP on 127.0.0.1
+unchanged one is not pushed again. Hosts reach it over HTTP on 127.0.0.1
 (`WASMCLOUD_OCI_ALLOWED_INSECURE`); a registry on another machine is named the same way.
+(crane's `registry serve`, tried first, answers uploads without the `Location` header
+that `wash push` needs.)
 """
 from __future__ import annotations
 

@@ -81,38 +81,35 @@ impl Lease {
         // The holder's revision as this standby first saw it, and when.
         let mut seen: Option<(u64, Instant)> = None;
         loop {
-            match self.store.entry(self.key.as_str()).await {
-                Ok(None) => {
-                    if let Some(held) = self.take(self.store.create(self.key.as_str(), self.holder.clone()).await.ok()) {
-                        return held;
+            let entry = match self.store.entry(self.key.as_str()).await {
+                Ok(entry) => entry.filter(|e| e.operation == Operation::Put),
+                Err(e) => {
+                    warn!(lease = self.key, error = %e, "cannot read the lease; trying again");
+                    sleep(self.times.renew_every).await;
+                    continue;
+                }
+            };
+            match (entry, seen) {
+                // Free (never taken, or released): `create` lets exactly one contender in.
+                (None, _) => {
+                    if let Ok(revision) = self.store.create(self.key.as_str(), self.holder.clone()).await {
+                        return Held { revision };
                     }
                 }
-                Ok(Some(entry)) if matches!(entry.operation, Operation::Delete | Operation::Purge) => {
-                    if let Some(held) = self.take(self.store.create(self.key.as_str(), self.holder.clone()).await.ok()) {
-                        return held;
-                    }
-                }
-                Ok(Some(entry)) => match seen {
-                    Some((revision, since)) if revision == entry.revision => {
-                        if since.elapsed() >= self.times.ttl {
-                            let taken = self.store.update(self.key.as_str(), self.holder.clone(), revision).await.ok();
-                            if let Some(held) = self.take(taken) {
-                                info!(lease = self.key, previous = %String::from_utf8_lossy(&entry.value),
-                                      "took over a lease its holder stopped renewing");
-                                return held;
-                            }
+                // Silent for a whole TTL: take it over, unless another standby was quicker.
+                (Some(entry), Some((revision, since))) if revision == entry.revision => {
+                    if since.elapsed() >= self.times.ttl {
+                        if let Ok(revision) = self.store.update(self.key.as_str(), self.holder.clone(), revision).await {
+                            info!(lease = self.key, previous = %String::from_utf8_lossy(&entry.value),
+                                  "took over a lease its holder stopped renewing");
+                            return Held { revision };
                         }
                     }
-                    _ => seen = Some((entry.revision, Instant::now())),
-                },
-                Err(e) => warn!(lease = self.key, error = %e, "cannot read the lease; trying again"),
+                }
+                (Some(entry), _) => seen = Some((entry.revision, Instant::now())),
             }
             sleep(self.times.renew_every).await;
         }
-    }
-
-    fn take(&self, revision: Option<u64>) -> Option<Held> {
-        revision.map(|revision| Held { revision })
     }
 
     /// Renews the lease while it is held; returns (with the reason) once it is not: another
