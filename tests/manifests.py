@@ -3,6 +3,7 @@ would with `wash app deploy`, and putting the original back."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 
 import yaml
@@ -10,7 +11,46 @@ import yaml
 from lattice.deploy import deploy, deploy_file, wait_until_deployed
 from lattice.images import wadm_id
 from lattice.manifest import manifest_for
-from lattice.washcli import wash
+from lattice.washcli import wash, wash_json
+
+SECRETS_POLICY = {"name": "nats-kv", "type": "policy.secret.wasmcloud.dev/v1alpha1", "properties": {"backend": "nats-kv"}}
+
+
+def image_of(profile, component: str) -> str:
+    """The image the deployed application runs for `component` (in the lattice's registry)."""
+    doc = yaml.safe_load((profile.state_dir / "wadm.yaml").read_text())
+    return next(c["properties"]["image"] for c in doc["spec"]["components"] if c["name"] == component)
+
+
+def probe_component(name: str, image: str, secrets: list[str] = ()) -> dict:
+    """One instance of a component, given the named secrets of the lattice's backend."""
+    properties: dict = {"image": image}
+    if secrets:
+        properties["secrets"] = [{"name": key, "properties": {"policy": "nats-kv", "key": key}} for key in secrets]
+    return {"name": name, "type": "component", "properties": properties,
+            "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}]}
+
+
+@contextlib.contextmanager
+def probe_app(profile, components: list[dict]):
+    """Deploys a small application of its own (`probe`) beside ticketing, and deletes it
+    on exit. Yields a function giving each component's scaler status ({type, message})."""
+    doc = {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application",
+           "metadata": {"name": "probe", "annotations": {"version": f"v{time.time_ns()}"}},
+           "spec": {"policies": [SECRETS_POLICY], "components": components}}
+    path = profile.state_dir / "probe.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def statuses() -> dict[str, dict]:
+        found = (wash_json(profile, "app", "status", "probe") or {}).get("status", {}).get("scalers", [])
+        return {s["name"].removeprefix("probe-"): s["status"] for s in found}
+
+    try:
+        wash(profile, "app", "deploy", str(path))
+        yield statuses
+    finally:
+        wash(profile, "app", "undeploy", "probe", check=False)
+        wash(profile, "app", "delete", "probe", check=False)
 
 
 def without_component(doc: dict, component: str) -> None:

@@ -2,6 +2,7 @@
 and requests reach the auth component through the hosts' built-in HTTP server."""
 from __future__ import annotations
 
+from helpers import eventually
 from lattice.deploy import app_status
 from lattice.manifest import version_of
 from lattice.settings import git_revision
@@ -40,6 +41,19 @@ def test_every_component_and_provider_is_signed_and_loaded_from_the_registry(run
             assert entry.get("name") not in (None, "", "N/A"), entry
         names = {c["name"] for c in inventory["components"]}
         assert {"auth", "tickets", "orders", "payments", "web", "expiration"} <= names, names
+
+
+def test_hosts_refuse_to_load_a_file_from_their_disk(running_lattice):
+    """Hosts load only from the registry (wash.toml `allow_file_load = false`): the very
+    artifact the registry serves is refused as a `file://` path."""
+    from lattice.settings import BUILD_DIR
+    from manifests import probe_app, probe_component
+
+    with probe_app(running_lattice, [probe_component("disk", f"file://{BUILD_DIR / 'web.wasm'}")]) as statuses:
+        eventually(lambda: statuses().get("disk", {}).get("type") == "failed", timeout=60, interval=1,
+                   what="the file:// image to be refused")
+    logs = "".join((running_lattice.log_dir / f"{host}.log").read_text() for host in ("host-1", "host-2"))
+    assert "file loading is disabled" in logs
 
 
 def test_every_host_joined_the_lattice(running_lattice):

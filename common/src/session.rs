@@ -40,7 +40,7 @@ pub struct SessionKeys {
 }
 
 impl SessionKeys {
-    /// Keys from the shared secret (`jwt_key` in the components' config).
+    /// Keys from the shared secret (`jwt_key`, a wasmCloud secret of each service).
     pub fn new(secret: &str, ttl_seconds: u64) -> Result<Self, String> {
         if secret.len() < MIN_KEY_BYTES {
             return Err(format!("the JWT key must be at least {MIN_KEY_BYTES} bytes"));

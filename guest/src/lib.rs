@@ -1,7 +1,7 @@
 //! The wasm side every component shares.
 //!
 //! Bindings for the `ticketing:services/platform` world (wasi:http types, keyvalue,
-//! config, logging, messaging) are generated here once. A component generates only its own world with
+//! config, secrets, logging, messaging) are generated here once. A component generates only its own world with
 //! [`component_bindings!`], which maps those interfaces back to this crate, so the
 //! adapter code below works for every component.
 
@@ -31,6 +31,18 @@ pub fn config(key: &str) -> Option<String> {
     bindings::wasi::config::store::get(key).ok().flatten()
 }
 
+/// Reads one secret the deployment maps to this component (`secrets:` in wadm.yaml,
+/// fetched by the host from the lattice's secrets backend when the component starts),
+/// as text. `None` when the component has no such secret.
+pub fn secret(key: &str) -> Option<String> {
+    use bindings::wasmcloud::secrets::{reveal, store};
+    let secret = store::get(key).ok()?;
+    match reveal::reveal(&secret) {
+        store::SecretValue::String(text) => Some(text),
+        store::SecretValue::Bytes(bytes) => String::from_utf8(bytes).ok(),
+    }
+}
+
 /// Generates a component's world, reusing this crate's bindings for the platform
 /// interfaces. `component_bindings!("auth")` generates world `ticketing:services/auth`.
 #[macro_export]
@@ -50,6 +62,8 @@ macro_rules! component_bindings {
                     "wasi:io/streams@0.2.2": ::ticketing_guest::wasi::io::streams,
                     "wasi:clocks/monotonic-clock@0.2.2": ::ticketing_guest::wasi::clocks::monotonic_clock,
                     "wasi:config/store@0.2.0-draft": ::ticketing_guest::wasi::config::store,
+                    "wasmcloud:secrets/store@0.1.0-draft": ::ticketing_guest::wasmcloud::secrets::store,
+                    "wasmcloud:secrets/reveal@0.1.0-draft": ::ticketing_guest::wasmcloud::secrets::reveal,
                     "wasi:keyvalue/store@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::store,
                     "wasi:keyvalue/atomics@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::atomics,
                     "wasi:keyvalue/batch@0.2.0-draft": ::ticketing_guest::wasi::keyvalue::batch,
@@ -63,16 +77,16 @@ macro_rules! component_bindings {
     };
 }
 
-/// The session keys from config `jwt_key` (and optional `session_ttl_seconds`); `None`
-/// (logged) when the key is missing or too short.
+/// The session keys from secret `jwt_key` (and optional config `session_ttl_seconds`);
+/// `None` (logged) when the key is missing or too short.
 pub fn session_keys() -> Option<ticketing_common::session::SessionKeys> {
     use ticketing_common::session::{SessionKeys, DEFAULT_TTL_SECONDS};
     let ttl = config("session_ttl_seconds").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_TTL_SECONDS);
-    let key = config("jwt_key").unwrap_or_default();
+    let key = secret("jwt_key").unwrap_or_default();
     match SessionKeys::new(&key, ttl) {
         Ok(keys) => Some(keys),
         Err(e) => {
-            log::error("session", &format!("no usable jwt_key in config: {e}"));
+            log::error("session", &format!("no usable jwt_key secret: {e}"));
             None
         }
     }

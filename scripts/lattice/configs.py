@@ -18,23 +18,38 @@ from .settings import Profile
 from .washcli import wash
 
 
-def inline_configs(manifest: Path) -> dict[str, dict[str, str]]:
-    """Config name → properties, for every config with properties in the manifest."""
-    lines = [line for line in manifest.read_text().splitlines() if line.strip() and not line.strip().startswith("#")]
-    found: dict[str, dict[str, str]] = {}
+def named_entries(manifest_text: str) -> list[tuple[str, str, str, dict[str, str]]]:
+    """Every `- name: ...` entry with `properties:` in the manifest, as (the application
+    component or provider it belongs to, the list it is in: `config` or `secrets`, its
+    name, its properties). Read line by line, so `up` needs no YAML library."""
+    lines = [line for line in manifest_text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+
+    found = []
+    entity = ""
     for i, line in enumerate(lines[:-1]):
+        top = re.match(r"^    - name: (\S+)\s*$", line)  # spec.components[*] (or spec.policies[*])
+        if top:
+            entity = top.group(1)
         name = re.match(r"^(\s*)- name: (\S+)\s*$", line)
         if not name or lines[i + 1].strip() != "properties:":
             continue
-        indent = len(lines[i + 1]) - len(lines[i + 1].lstrip())
+        parent = next((p.strip() for p in reversed(lines[:i]) if indent(p) < indent(line)), "")
         properties = {}
         for entry in lines[i + 2:]:
-            if len(entry) - len(entry.lstrip()) <= indent:
+            if indent(entry) <= indent(lines[i + 1]):
                 break
             key, _, value = entry.strip().partition(":")
             properties[key.strip()] = value.strip().strip('"').strip("'")
-        found[name.group(2)] = properties
+        found.append((entity, parent.removesuffix(":"), name.group(2), properties))
     return found
+
+
+def inline_configs(manifest: Path) -> dict[str, dict[str, str]]:
+    """Config name → properties, for every config with properties in the manifest."""
+    return {name: properties for _, kind, name, properties in named_entries(manifest.read_text()) if kind != "secrets"}
 
 
 def ensure_inline_configs(profile: Profile, manifest: Path) -> list[str]:

@@ -3,7 +3,6 @@ deploy` (in two steps on a fresh lattice), and waiting until wadm reports it Dep
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -22,40 +21,18 @@ def app_status(profile: Profile) -> str | None:
         return None
 
 
-SESSION_CONFIG = "ticketing-session"
+# Named configs that held secrets before they moved to the secrets backend: deleted,
+# so that no lattice upgraded in place keeps a key in config.
+RETIRED_CONFIGS = ["ticketing-session"]
 
 
-def ensure_session_config(profile: Profile) -> None:
-    """Puts the shared `jwt_key` into the lattice's named config `ticketing-session`.
-
-    The key is `TICKETING_JWT_KEY` when set, else a random one kept (mode 600) in the
-    profile's state dir, so sessions survive a restart of the local lattice.
-    """
-    key_file = profile.state_dir / "jwt_key"
-    key = os.environ.get("TICKETING_JWT_KEY")
-    if not key:
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.touch(mode=0o600)
-            key_file.write_text(secrets.token_urlsafe(48))
-        key = key_file.read_text().strip()
-    wash(profile, "config", "put", SESSION_CONFIG, f"jwt_key={key}")
-
-
-STRIPE_CONFIG = "ticketing-stripe"
-
-
-def ensure_stripe_config(profile: Profile) -> None:
-    """Puts the payments-stripe provider's key and API base into named config
-    `ticketing-stripe`: Stripe's test mode when `TICKETING_STRIPE_SECRET_KEY` (an sk_test_
-    key) is set, else the local stripe-mock with a placeholder key it accepts.
-    `TICKETING_STRIPE_API_BASE` overrides the base (the end-to-end tests put a
-    decline-simulating front before stripe-mock)."""
-    key = os.environ.get("TICKETING_STRIPE_SECRET_KEY")
-    base = "https://api.stripe.com" if key else f"http://127.0.0.1:{profile.ports['stripe_mock']}"
-    base = os.environ.get("TICKETING_STRIPE_API_BASE", base)
-    wash(profile, "config", "put", STRIPE_CONFIG, f"stripe_secret_key={key or 'sk_test_ticketingLocalStripeMock'}",
-         f"api_base={base}")
+def stripe_api_base(profile: Profile) -> str:
+    """Stripe's API when a real test-mode key is given (TICKETING_STRIPE_SECRET_KEY), else
+    the local stripe-mock; `TICKETING_STRIPE_API_BASE` overrides it (the end-to-end tests
+    put a decline-simulating front before stripe-mock)."""
+    base = "https://api.stripe.com" if os.environ.get("TICKETING_STRIPE_SECRET_KEY") else \
+        f"http://127.0.0.1:{profile.ports['stripe_mock']}"
+    return os.environ.get("TICKETING_STRIPE_API_BASE", base)
 
 
 def deploy_in_two_steps(profile: Profile) -> Path:
@@ -88,13 +65,14 @@ def endpoint_configs(profile: Profile) -> dict[str, dict[str, str]]:
         "ticketing-redis": {"redis_url": f"redis://{local}:{profile.ports['redis']}"},
         "ticketing-http": {"default_address": f"{local}:{profile.ports['http']}"},
         "ticketing-web": {"api_base": profile.http_url},
+        "ticketing-stripe": {"api_base": stripe_api_base(profile)},
     }
 
 
 def put_configs(profile: Profile) -> None:
     """The named configs that live outside the manifest (a host must be running)."""
-    ensure_session_config(profile)
-    ensure_stripe_config(profile)
+    for name in RETIRED_CONFIGS:
+        wash(profile, "config", "del", name, check=False)
     for name, properties in endpoint_configs(profile).items():
         wash(profile, "config", "put", name, *(f"{k}={v}" for k, v in properties.items()))
 

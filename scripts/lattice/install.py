@@ -4,7 +4,7 @@
 - nats-server, natscli (`nats`), CNCF distribution's `registry`, stripe-mock and our FerretDB
   launcher, pinned in tools/go.mod (go install)
 - redis-server (Debian package)
-- wash 0.43.0 (cargo install --locked)
+- wash 0.43.0 and the secrets backend secrets-nats-kv 0.2.0 (cargo install --locked)
 """
 from __future__ import annotations
 
@@ -94,26 +94,36 @@ def wash_path() -> str:
 
 
 def ensure_wash() -> None:
-    version = versions()["wash"]
-    wash = TOOLS_BIN / "wash"
-    if wash.exists():
-        out = subprocess.run([str(wash), "--version"], capture_output=True, text=True).stdout
+    _cargo_install("wash", versions()["wash"], "about 6 minutes")
+
+
+def ensure_secrets_backend() -> None:
+    """wasmCloud's NATS KV secrets backend (`secrets-nats-kv run`, see secret_store.py)."""
+    _cargo_install("secrets-nats-kv", versions()["secrets_nats_kv"], "about 1 minute")
+
+
+def _cargo_install(crate: str, version: str, how_long: str) -> None:
+    """`cargo install --locked` of a published command-line tool into TOOLS_BIN, once."""
+    tool = TOOLS_BIN / crate
+    if tool.exists():
+        out = subprocess.run([str(tool), "--version"], capture_output=True, text=True).stdout
         if version in out:
             return
-    log(f"installing wash {version} with cargo install (about 6 minutes the first time on 2 cores; log: {CACHE / 'wash-install.log'})")
+    install_log = CACHE / f"{crate}-install.log"
+    log(f"installing {crate} {version} with cargo install ({how_long} the first time on 2 cores; log: {install_log})")
     CACHE.mkdir(parents=True, exist_ok=True)
-    # wash is a command-line client: a dev build without debug info compiles in a
-    # fraction of a release build's time and is fast enough for what we ask of it.
-    env = dict(os.environ, CARGO_PROFILE_DEV_DEBUG="0", CARGO_TARGET_DIR=str(CACHE / "wash-target"))
+    # A command-line client: a dev build without debug info compiles in a fraction of a
+    # release build's time and is fast enough for what we ask of it.
+    env = dict(os.environ, CARGO_PROFILE_DEV_DEBUG="0", CARGO_TARGET_DIR=str(CACHE / f"{crate}-target"))
     started = time.time()
-    with open(CACHE / "wash-install.log", "ab") as logfile:
+    with open(install_log, "ab") as logfile:
         result = subprocess.run(
-            ["cargo", "install", "wash", "--version", version, "--locked", "--debug", "--root", str(TOOLS_BIN.parent)],
+            ["cargo", "install", crate, "--version", version, "--locked", "--debug", "--root", str(TOOLS_BIN.parent)],
             env=env, stdout=logfile, stderr=subprocess.STDOUT,
         )
     if result.returncode != 0:
-        raise SystemExit(f"cargo install wash failed; see {CACHE / 'wash-install.log'}")
-    log(f"wash installed in {time.time() - started:.0f}s")
+        raise SystemExit(f"cargo install {crate} failed; see {install_log}")
+    log(f"{crate} installed in {time.time() - started:.0f}s")
 
 
 # crate, version, patch files applied in order: see patches/README.md
@@ -188,5 +198,6 @@ def ensure_all() -> None:
     ensure_go_tools()
     ensure_redis()
     ensure_wash()
+    ensure_secrets_backend()
     if time.time() - started > 5:
         log(f"tools ready in {time.time() - started:.0f}s")

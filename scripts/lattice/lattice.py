@@ -1,7 +1,8 @@
 """Bringing a profile's lattice up and down, and what runs: the `up`, `down` and
 `status` commands, in terms of the modules that do each job.
 
-Order: NATS (JetStream) → storage servers (FerretDB, Redis, stripe-mock) → wadm →
+Order: NATS (JetStream) → storage servers (FerretDB, Redis, stripe-mock), OCI registry,
+secrets backend → secrets stored and mapped → wadm →
 wasmCloud host(s) → `wash app deploy` → wait until wadm says Deployed and HTTP answers.
 Starting the processes is `processes.py`, rendering the manifest `manifest.py`, deploying
 it `deploy.py`, the waits and link checks `health.py`.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from . import configs, images, procs
+from . import configs, images, procs, secret_store
 from .deploy import app_status, deploy, deploy_in_two_steps, put_configs, wait_until_deployed
 from .health import ensure_links, wait_for_hosts, wait_for_http, wait_for_wadm
 from .processes import SUPERVISOR, process_names, start_hosts, start_servers, start_supervisor, start_wadm
@@ -31,6 +32,8 @@ def up(profile: Profile) -> None:
     started = time.time()
     log(f"starting lattice {profile.lattice!r} ({profile.name} profile); state and logs in {profile.state_dir}")
     start_servers(profile)
+    # Before any host starts a component or provider that needs one.
+    secret_store.ensure_secrets(profile, profile.manifest.read_text())
     start_wadm(profile)
     wait_for_wadm(profile)
     known = app_status(profile) not in (None, "undeployed")

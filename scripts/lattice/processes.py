@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procs, registry
+from . import procs, registry, secret_store
 from .build import binary
 from .install import wash_path
 from .settings import ROOT, TOOLS_BIN, Profile
@@ -31,7 +31,8 @@ def host_names(profile: Profile) -> list[str]:
     return [f"host-{i}" for i in range(1, profile.hosts + 1)]
 
 
-SERVERS = ["nats", "ferretdb", "redis", "stripe-mock", "registry"]
+# The secrets backend last: it is a NATS client, started once NATS listens.
+SERVERS = ["nats", "ferretdb", "redis", "stripe-mock", "registry", "secrets"]
 
 
 def process_names(profile: Profile) -> list[str]:
@@ -64,6 +65,9 @@ def command(profile: Profile, name: str) -> Command:
         # The OCI registry the hosts load artifacts from (see registry.py), on disk.
         return Command([str(TOOLS_BIN / "registry"), "serve", str(registry.config(profile))],
                        env=dict(os.environ, OTEL_TRACES_EXPORTER="none"), port=p["registry"])
+    if name == "secrets":
+        # wasmCloud's secrets backend (see secret_store.py); its keys come in its environment.
+        return Command(secret_store.backend_argv(profile), env=secret_store.backend_env(profile))
     if name == "wadm":
         return Command([str(binary("wadm")), "--nats-server", f"127.0.0.1:{p['nats']}"])
     if name in host_names(profile):
@@ -93,9 +97,11 @@ def _host_command(profile: Profile, name: str) -> Command:
         WASMCLOUD_NATS_HOST="127.0.0.1",
         WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
         # Artifacts come from the lattice's registry, over plain HTTP on this machine;
-        # `file://` images stay possible for quick local work (README, "Deploying with wash").
+        # `file://` images only when wash.toml allows them (`allow_file_load`).
         WASMCLOUD_OCI_ALLOWED_INSECURE=f"127.0.0.1:{profile.ports['registry']}",
-        WASMCLOUD_ALLOW_FILE_LOAD="true",
+        WASMCLOUD_ALLOW_FILE_LOAD=str(profile.allow_file_load).lower(),
+        # Where the host asks for the secrets wadm.yaml gives a component or provider.
+        WASMCLOUD_SECRETS_TOPIC=secret_store.TOPIC,
         WASMCLOUD_RPC_TIMEOUT_MS=str(profile.rpc_timeout_ms),
         WASMCLOUD_MAX_EXECUTION_TIME_MS=str(profile.max_execution_ms),
         # The web component's outgoing HTTP (wadm.yaml: wasmcloud+builtin://http-client).
@@ -123,10 +129,13 @@ def start(profile: Profile, name: str) -> int:
 def start_servers(profile: Profile) -> None:
     for sub in ("nats", "ferretdb", "redis", "registry"):
         (profile.data_dir / sub).mkdir(parents=True, exist_ok=True)
-    for name in SERVERS:
+    listening = [name for name in SERVERS if command(profile, name).port]
+    for name in listening:
         start(profile, name)
-    for name in SERVERS:
+    for name in listening:
         procs.wait_for_port(profile, name, command(profile, name).port)
+    for name in SERVERS:
+        start(profile, name)  # the rest: clients of the servers above
 
 
 def start_hosts(profile: Profile) -> None:

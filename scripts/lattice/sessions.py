@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 
+from .secret_store import values
 from .settings import Profile
 
 
@@ -24,9 +25,9 @@ def sign(claims: dict, key: str) -> str:
 
 
 def mint(profile: Profile, user_id: str | None = None, email: str | None = None) -> str:
-    """A one-hour session for a user (a fresh one unless given), signed with the key
-    `up` keeps in the profile's state dir."""
-    key = (profile.state_dir / "jwt_key").read_text().strip()
+    """A one-hour session for a user (a fresh one unless given), signed with the
+    lattice's `jwt_key`."""
+    key = values(profile)["jwt_key"]
     now = int(time.time())
     claims = {"id": user_id or uuid.uuid4().hex[:24], "email": email or f"user-{uuid.uuid4().hex[:12]}@test.com",
               "iat": now, "exp": now + 3600}

@@ -27,6 +27,7 @@ class Profile:
     health_path: str
     rpc_timeout_ms: int
     max_execution_ms: int
+    allow_file_load: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -85,6 +86,7 @@ def profile(name: str = "dev") -> Profile:
         health_path=lattice["health_url"],
         rpc_timeout_ms=int(lattice["rpc_timeout_ms"]),
         max_execution_ms=int(lattice["max_execution_ms"]),
+        allow_file_load=bool(chosen.get("allow_file_load", lattice.get("allow_file_load", False))),
     )
 
 

@@ -5,8 +5,8 @@
 //! - password hashing: [`password`]
 //! - rate limits on sign-in and sign-up: [`limits`]
 //!
-//! Config (wasi:config): `jwt_key` (required, shared by all services), `session_ttl_seconds`,
-//! and the limits (see [`limits::Limits::from_config`]).
+//! Secret (wasmcloud:secrets): `jwt_key` (required, shared by all services). Config
+//! (wasi:config): `session_ttl_seconds` and the limits (see [`limits::Limits::from_config`]).
 
 pub mod limits;
 pub mod password;

@@ -1,5 +1,6 @@
-//! Provider settings. The secret key comes from a wasmCloud secret `stripe_secret_key`;
-//! plain config is accepted for local development against stripe-mock only.
+//! Provider settings. The secret key comes only from the wasmCloud secret
+//! `stripe_secret_key` (never from named config, which any linked entity and every
+//! `wash config get` can read); everything else from config.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,10 +19,7 @@ pub struct ProviderSettings {
 
 impl ProviderSettings {
     pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let secret_key = secret(secrets, "stripe_secret_key")
-            // Plain config only for test-mode keys (local development against stripe-mock).
-            .or_else(|| text(config, "stripe_secret_key").filter(|k| k.starts_with("sk_test_")));
-        let Some(secret_key) = secret_key else {
+        let Some(secret_key) = secret(secrets, "stripe_secret_key") else {
             bail!("no Stripe key: put it in a secret named `stripe_secret_key`");
         };
         if !secret_key.starts_with("sk_") && !secret_key.starts_with("rk_") {
@@ -48,21 +46,23 @@ mod tests {
 
     use super::*;
 
+    fn key(value: &str) -> HashMap<String, SecretValue> {
+        HashMap::from([("stripe_secret_key".to_string(), SecretValue::String(value.into()))])
+    }
+
     #[test]
-    fn the_key_comes_from_a_secret_first() {
-        let secrets = HashMap::from([("stripe_secret_key".to_string(), SecretValue::String("sk_test_secret".into()))]);
-        let s = ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_config")]), &secrets).unwrap();
-        assert_eq!(s.secret_key, "sk_test_secret");
-        let s = ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_config"), ("api_base", "http://127.0.0.1:1")]), &HashMap::new()).unwrap();
-        assert_eq!((s.secret_key.as_str(), s.client.api_base.as_str()), ("sk_test_config", "http://127.0.0.1:1"));
+    fn the_key_comes_from_the_secret_only() {
+        let s = ProviderSettings::from_config(&map(&[("api_base", "http://127.0.0.1:1")]), &key("sk_test_secret")).unwrap();
+        assert_eq!((s.secret_key.as_str(), s.client.api_base.as_str()), ("sk_test_secret", "http://127.0.0.1:1"));
+        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_config")]), &HashMap::new()).is_err(),
+                "a key in config is not used");
     }
 
     #[test]
     fn a_missing_or_odd_key_and_bad_values_are_refused() {
         assert!(ProviderSettings::from_config(&HashMap::new(), &HashMap::new()).is_err());
-        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "pk_test_x")]), &HashMap::new()).is_err());
-        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_live_x")]), &HashMap::new()).is_err(), "live keys only from secrets");
-        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_x"), ("api_base", "ftp://x")]), &HashMap::new()).is_err());
-        assert!(ProviderSettings::from_config(&map(&[("stripe_secret_key", "sk_test_x"), ("timeout_ms", "soon")]), &HashMap::new()).is_err());
+        assert!(ProviderSettings::from_config(&HashMap::new(), &key("pk_test_x")).is_err());
+        assert!(ProviderSettings::from_config(&map(&[("api_base", "ftp://x")]), &key("sk_test_x")).is_err());
+        assert!(ProviderSettings::from_config(&map(&[("timeout_ms", "soon")]), &key("sk_test_x")).is_err());
     }
 }
