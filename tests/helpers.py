@@ -66,4 +66,4 @@ def ticket(client: Client, ticket_id: str) -> dict:
 
 
 def nats(profile) -> Nats:
-    return Nats(profile.ports["nats"])
+    return Nats(profile.ports["nats"], profile.address)

@@ -37,7 +37,7 @@ Ticketing is up ({time.time() - started:.0f}s).
   site        {prof.http_url}
   try         curl {prof.http_url}{prof.health_path}
   logs        {prof.log_dir}
-  wash        {install.wash_path()} app list   (lattice {prof.lattice!r}, NATS 127.0.0.1:{prof.ports['nats']})
+  wash        {install.wash_path()} app list   (lattice {prof.lattice!r}, NATS {prof.address}:{prof.ports['nats']})
   stop        ./ticketing down
 """)
     return 0

@@ -31,7 +31,7 @@ def stripe_api_base(profile: Profile) -> str:
     the local stripe-mock; `TICKETING_STRIPE_API_BASE` overrides it (the end-to-end tests
     put a decline-simulating front before stripe-mock)."""
     base = "https://api.stripe.com" if os.environ.get("TICKETING_STRIPE_SECRET_KEY") else \
-        f"http://127.0.0.1:{profile.ports['stripe_mock']}"
+        f"http://{profile.address}:{profile.ports['stripe_mock']}"
     return os.environ.get("TICKETING_STRIPE_API_BASE", base)
 
 
@@ -58,13 +58,16 @@ def deploy_in_two_steps(profile: Profile) -> Path:
 def endpoint_configs(profile: Profile) -> dict[str, dict[str, str]]:
     """Where this lattice's servers are, as the named configs wadm.yaml refers to (a
     deployer puts the same names with their own addresses; see README)."""
-    local = "127.0.0.1"
+    servers = profile.address
+    # Every machine listens on its own addresses; hosts sharing one listen on loopback.
+    listen = "0.0.0.0" if profile.machines else "127.0.0.1"
     return {
-        "ticketing-nats": {"nats_url": f"nats://{local}:{profile.ports['nats']}"},
-        "ticketing-mongo": {"uri": f"mongodb://{local}:{profile.ports['ferretdb']}"},
-        "ticketing-redis": {"redis_url": f"redis://{local}:{profile.ports['redis']}"},
-        "ticketing-http": {"default_address": f"{local}:{profile.ports['http']}"},
-        "ticketing-web": {"api_base": profile.http_url},
+        "ticketing-nats": {"nats_url": f"nats://{servers}:{profile.ports['nats']}"},
+        "ticketing-mongo": {"uri": f"mongodb://{servers}:{profile.ports['ferretdb']}"},
+        "ticketing-redis": {"redis_url": f"redis://{servers}:{profile.ports['redis']}"},
+        "ticketing-http": {"default_address": f"{listen}:{profile.ports['http']}"},
+        # The web component calls the API on its own host.
+        "ticketing-web": {"api_base": f"http://127.0.0.1:{profile.ports['http']}"},
         "ticketing-stripe": {"api_base": stripe_api_base(profile)},
     }
 

@@ -80,7 +80,7 @@ def dead_letters(bus: Nats) -> list[DeadLetter]:
 
 
 def report(profile: Profile) -> str:
-    bus = Nats(profile.ports["nats"])
+    bus = Nats(profile.ports["nats"], profile.address)
     try:
         stream = bus.jetstream(f"STREAM.INFO.{EVENTS}").get("state", {})
         lines = [f"stream {EVENTS}: {stream.get('messages', 0)} events kept (last sequence {stream.get('last_seq', 0)})",
@@ -102,7 +102,7 @@ def report(profile: Profile) -> str:
 
 def replay(profile: Profile, seq: int) -> DeadLetter:
     """Publishes dead letter `seq` again on its original subject (acked by the stream)."""
-    bus = Nats(profile.ports["nats"])
+    bus = Nats(profile.ports["nats"], profile.address)
     try:
         letter = dead_letter(bus, seq)
         if letter is None:

@@ -88,7 +88,7 @@ def _consumers_missing(profile: Profile) -> list[str]:
     """Durable consumers the messaging provider should have made for its links, and has not."""
     links = (wash_json(profile, "get", "links") or {}).get("links", [])
     missing = []
-    bus = Nats(profile.ports["nats"])
+    bus = Nats(profile.ports["nats"], profile.address)
     try:
         for link in links:
             if link.get("source_id") != MESSAGING_ID:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from . import configs, images, procs, secret_store
+from . import configs, images, machines, procs, secret_store
 from .deploy import app_status, deploy, deploy_in_two_steps, put_configs, wait_until_deployed
 from .health import ensure_links, wait_for_hosts, wait_for_http, wait_for_wadm
 from .processes import SUPERVISOR, process_names, start_hosts, start_servers, start_supervisor, start_wadm
@@ -31,6 +31,7 @@ def up(profile: Profile) -> None:
     host's images against the manifest and replacing any stale one."""
     started = time.time()
     log(f"starting lattice {profile.lattice!r} ({profile.name} profile); state and logs in {profile.state_dir}")
+    machines.create(profile)
     start_servers(profile)
     # Before any host starts a component or provider that needs one.
     secret_store.ensure_secrets(profile, profile.manifest.read_text())
@@ -56,6 +57,7 @@ def up(profile: Profile) -> None:
 def down(profile: Profile) -> None:
     # The supervisor first, so that it does not start again what `down` stops.
     stopped = [name for name in [SUPERVISOR, *reversed(process_names(profile))] if procs.stop(profile, name)]
+    machines.remove(profile)
     log(f"stopped {', '.join(stopped)}" if stopped else f"nothing was running for the {profile.name} profile")
 
 

@@ -10,8 +10,8 @@ import uuid
 class Nats:
     """Just enough of the NATS client protocol to publish events and ask JetStream."""
 
-    def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, host: str = "127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=10)
         self.buffer = b""
         self.sid = 0
         self._line()  # INFO

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procs, registry, secret_store
+from . import machines, procs, registry, secret_store
 from .build import binary
 from .install import wash_path
 from .settings import ROOT, TOOLS_BIN, Profile
@@ -44,23 +44,24 @@ def command(profile: Profile, name: str) -> Command:
     """How process `name` of the profile is started."""
     p = profile.ports
     data = profile.data_dir
+    address = profile.address
     if name == "nats":
-        return Command([str(TOOLS_BIN / "nats-server"), "-js", "-a", "127.0.0.1", "-p", str(p["nats"]),
+        return Command([str(TOOLS_BIN / "nats-server"), "-js", "-a", address, "-p", str(p["nats"]),
                         "-sd", str(data / "nats"), "-n", f"ticketing-{profile.name}", "-m", str(p["nats_monitor"])],
                        port=p["nats"])
     if name == "ferretdb":
-        return Command([str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"127.0.0.1:{p['ferretdb']}",
+        return Command([str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"{address}:{p['ferretdb']}",
                         "--data-dir", str(data / "ferretdb")], port=p["ferretdb"])
     if name == "redis":
         # Append-only file on, so scheduled jobs survive a Redis restart.
-        return Command([shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
+        return Command([shutil.which("redis-server") or "redis-server", "--bind", address,
                         "--port", str(p["redis"]), "--dir", str(data / "redis"),
                         "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                         "--daemonize", "no"], port=p["redis"])
     if name == "stripe-mock":
         # stripe-mock serves HTTPS too; on the next port, so two profiles never collide.
-        return Command([str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"127.0.0.1:{p['stripe_mock']}",
-                        "-https-addr", f"127.0.0.1:{p['stripe_mock'] + 1}"], port=p["stripe_mock"])
+        return Command([str(TOOLS_BIN / "stripe-mock"), "-http-addr", f"{address}:{p['stripe_mock']}",
+                        "-https-addr", f"{address}:{p['stripe_mock'] + 1}"], port=p["stripe_mock"])
     if name == "registry":
         # The OCI registry the hosts load artifacts from (see registry.py), on disk.
         return Command([str(TOOLS_BIN / "registry"), "serve", str(registry.config(profile))],
@@ -69,7 +70,7 @@ def command(profile: Profile, name: str) -> Command:
         # wasmCloud's secrets backend (see secret_store.py); its keys come in its environment.
         return Command(secret_store.backend_argv(profile), env=secret_store.backend_env(profile))
     if name == "wadm":
-        return Command([str(binary("wadm")), "--nats-server", f"127.0.0.1:{p['nats']}"])
+        return Command([str(binary("wadm")), "--nats-server", f"{address}:{p['nats']}"])
     if name in host_names(profile):
         return _host_command(profile, name)
     raise ValueError(f"no process {name!r} in the {profile.name} profile")
@@ -94,11 +95,12 @@ def _host_command(profile: Profile, name: str) -> Command:
     env.update(
         WASMCLOUD_HOST_SEED=host_seed(profile, name),
         WASMCLOUD_LATTICE=profile.lattice,
-        WASMCLOUD_NATS_HOST="127.0.0.1",
+        # The lattice's NATS (over the network from a machine of its own).
+        WASMCLOUD_NATS_HOST=profile.address,
         WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
-        # Artifacts come from the lattice's registry, over plain HTTP on this machine;
+        # Artifacts come from the lattice's registry, over plain HTTP;
         # `file://` images only when wash.toml allows them (`allow_file_load`).
-        WASMCLOUD_OCI_ALLOWED_INSECURE=f"127.0.0.1:{profile.ports['registry']}",
+        WASMCLOUD_OCI_ALLOWED_INSECURE=registry.address(profile),
         WASMCLOUD_ALLOW_FILE_LOAD=str(profile.allow_file_load).lower(),
         # Where the host asks for the secrets wadm.yaml gives a component or provider.
         WASMCLOUD_SECRETS_TOPIC=secret_store.TOPIC,
@@ -108,7 +110,10 @@ def _host_command(profile: Profile, name: str) -> Command:
         WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-server,builtin-http-client",
         WASMCLOUD_LABEL_ticketing_host=index,
     )
-    return Command([str(binary("wasmcloud-host"))], env=env, cwd=ROOT)
+    argv = [str(binary("wasmcloud-host"))]
+    if profile.machines:
+        argv = machines.on_machine(int(index), argv)
+    return Command(argv, env=env, cwd=ROOT)
 
 
 SUPERVISOR = "supervisor"

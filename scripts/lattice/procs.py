@@ -128,7 +128,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 def wait_for_port(profile: Profile, name: str, port: int, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if port_open(port):
+        if port_open(port, profile.address):
             return
         if not running(profile, name):
             raise SystemExit(f"{name} exited during start-up; last lines of its log:\n{log_tail(profile, name)}")

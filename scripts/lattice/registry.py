@@ -25,7 +25,7 @@ NAMESPACE = "ticketing"
 
 
 def address(profile: Profile) -> str:
-    return f"127.0.0.1:{profile.ports['registry']}"
+    return f"{profile.address}:{profile.ports['registry']}"
 
 
 def tag_for(artifact: Path) -> str:

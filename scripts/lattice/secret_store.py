@@ -60,7 +60,7 @@ def backend_env(profile: Profile) -> dict[str, str]:
 
 
 def backend_argv(profile: Profile) -> list[str]:
-    return [BACKEND, "run", "--nats-address", f"127.0.0.1:{profile.ports['nats']}"]
+    return [BACKEND, "run", "--nats-address", f"{profile.address}:{profile.ports['nats']}"]
 
 
 def values(profile: Profile) -> dict[str, str]:
@@ -91,7 +91,7 @@ def public_key(name: str) -> str:
 
 def _cli(profile: Profile, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> None:
     """Runs a backend CLI command, retrying while the backend is not answering yet."""
-    argv = [BACKEND, *args, "--nats-address", f"127.0.0.1:{profile.ports['nats']}"]
+    argv = [BACKEND, *args, "--nats-address", f"{profile.address}:{profile.ports['nats']}"]
     deadline = time.time() + timeout
     while True:
         done = subprocess.run(argv, env=env or dict(os.environ), capture_output=True, text=True)

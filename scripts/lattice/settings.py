@@ -28,6 +28,11 @@ class Profile:
     rpc_timeout_ms: int
     max_execution_ms: int
     allow_file_load: bool = False
+    # Where this lattice's servers listen (NATS, FerretDB, Redis, stripe-mock, registry).
+    address: str = "127.0.0.1"
+    # 0: every host on this machine. N: N "machines" (network namespaces made by `up`,
+    # see machines.py), one host each, joined to the lattice through NATS on `address`.
+    machines: int = 0
 
     @property
     def state_dir(self) -> Path:
@@ -45,17 +50,22 @@ class Profile:
     def data_dir(self) -> Path:
         return self.state_dir / "data"
 
+    def machine_address(self, index: int) -> str:
+        """Machine `index`'s address (1-based), beside `address` on the same /24."""
+        return f"{self.address.rsplit('.', 1)[0]}.{10 + index}"
+
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['http']}"
+        front = self.machine_address(1) if self.machines else "127.0.0.1"
+        return f"http://{front}:{self.ports['http']}"
 
     def wash_env(self) -> dict[str, str]:
         """Environment that points wash at this profile's lattice."""
         env = dict(os.environ)
         env.update(
-            WASMCLOUD_CTL_HOST="127.0.0.1",
+            WASMCLOUD_CTL_HOST=self.address,
             WASMCLOUD_CTL_PORT=str(self.ports["nats"]),
-            WASMCLOUD_RPC_HOST="127.0.0.1",
+            WASMCLOUD_RPC_HOST=self.address,
             WASMCLOUD_RPC_PORT=str(self.ports["nats"]),
             WASMCLOUD_LATTICE=self.lattice,
         )
@@ -76,10 +86,11 @@ def profile(name: str = "dev") -> Profile:
     if chosen is None:
         raise SystemExit(f"unknown profile {name!r}; wash.toml has {sorted(profiles)}")
     ports = {**dev_ports, **chosen.get("ports", {})}
+    machines = int(chosen.get("machines", 0))
     return Profile(
         name=name,
         lattice=chosen.get("lattice", lattice["name"]),
-        hosts=int(chosen.get("hosts", lattice["hosts"])),
+        hosts=machines or int(chosen.get("hosts", lattice["hosts"])),
         ports=ports,
         app=lattice["app"],
         manifest=ROOT / lattice["manifest"],
@@ -87,6 +98,8 @@ def profile(name: str = "dev") -> Profile:
         rpc_timeout_ms=int(lattice["rpc_timeout_ms"]),
         max_execution_ms=int(lattice["max_execution_ms"]),
         allow_file_load=bool(chosen.get("allow_file_load", lattice.get("allow_file_load", False))),
+        address=chosen.get("address", "127.0.0.1"),
+        machines=machines,
     )
 
 

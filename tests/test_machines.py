@@ -1,0 +1,90 @@
+"""A lattice across three "machines" (the `machines` profile, scripts/lattice/machines.py):
+each host in a network namespace of its own, with its own address, joining the lattice
+through NATS over the network and loading every artifact from the registry over the
+network. A purchase crosses all three machines.
+
+This lattice is the test's own: it starts it (making the namespaces) and stops it
+(removing them), beside the session's test lattice."""
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from client import Client
+from helpers import eventually, new_id, unique_email
+from lattice import lattice, machines, procs, registry, sessions
+from lattice.processes import host_names
+from lattice.settings import profile
+from lattice.washcli import wash_json
+
+
+@pytest.fixture(scope="module")
+def spread_lattice():
+    machines_profile = profile("machines")
+    lattice.down(machines_profile)
+    try:
+        try:
+            lattice.up(machines_profile)
+        except SystemExit as e:
+            pytest.fail(f"the machines lattice did not come up: {e}", pytrace=False)
+        yield machines_profile
+    finally:
+        lattice.down(machines_profile)  # also removes the namespaces
+
+
+def on(prof, index: int, user_id: str, email: str) -> Client:
+    """A signed-in client talking to machine `index`'s address."""
+    return Client(f"http://{prof.machine_address(index)}:{prof.ports['http']}", session=sessions.mint(prof, user_id, email))
+
+
+def test_each_host_runs_on_its_own_machine_and_loads_from_the_registry(spread_lattice):
+    prof = spread_lattice
+    for index, host in enumerate(host_names(prof), start=1):
+        pid = procs.running(prof, host)
+        found = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True).stdout.strip()
+        assert found == machines.namespace(index), (host, found)
+    # Each host connected to NATS from its machine's own address.
+    with urllib.request.urlopen(f"http://{prof.address}:{prof.ports['nats_monitor']}/connz?limit=1024", timeout=5) as reply:
+        peers = {c["ip"] for c in json.load(reply)["connections"]}
+    assert {prof.machine_address(i) for i in range(1, prof.machines + 1)} <= peers, peers
+    # wadm put every component and provider on every machine, each pulled from the registry.
+    inventories = wash_json(prof, "get", "inventory")["inventories"]
+    assert len(inventories) == prof.machines
+    where = f"{registry.address(prof)}/{registry.NAMESPACE}/"
+    for inventory in inventories:
+        assert {c["name"] for c in inventory["components"]} == {"auth", "tickets", "orders", "payments", "web", "expiration"}
+        ours = [p for p in inventory["providers"] if not p["image_ref"].startswith(("wasmcloud+builtin://", "http-"))]
+        assert len(ours) == 4, inventory["providers"]
+        for entry in inventory["components"] + ours:
+            assert entry["image_ref"].startswith(where), entry
+
+
+def test_a_purchase_crosses_three_machines(spread_lattice):
+    prof = spread_lattice
+    seller_id, buyer_id = new_id(), new_id()
+    seller_email, buyer_email = unique_email(), unique_email()
+    seller = on(prof, 1, seller_id, seller_email)
+    buyer_2, buyer_3 = on(prof, 2, buyer_id, buyer_email), on(prof, 3, buyer_id, buyer_email)
+
+    created = seller.post("/api/tickets", {"title": "three machines", "price": 30})
+    assert created.status == 201, created.body
+    ticket_id = created.json()["id"]
+
+    def order():
+        reply = buyer_2.post("/api/orders", {"ticketId": ticket_id})
+        return reply if reply.status == 201 else None
+    placed = eventually(order, timeout=30, what="orders (machine 2) to know the ticket").json()
+
+    def pay():
+        reply = buyer_3.post("/api/payments", {"orderId": placed["id"], "token": "tok_visa"})
+        return reply if reply.status != 404 else None
+    paid = eventually(pay, timeout=30, what="payments (machine 3) to know the order")
+    assert paid.status == 201, paid.body
+
+    status = lambda: on(prof, 1, buyer_id, buyer_email).get(f"/api/orders/{placed['id']}").json()["status"]  # noqa: E731
+    eventually(lambda: status() == "complete", timeout=30, what="the order to complete")
+    page = Client(f"http://{prof.machine_address(3)}:{prof.ports['http']}").get(f"/tickets/{ticket_id}")
+    assert page.status == 200 and "three machines" in page.body.decode(), "web renders from its own machine's API"
