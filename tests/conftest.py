@@ -3,7 +3,6 @@ whole session, started from a clean state and torn down at the end, also on fail
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -11,11 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from lattice import lattice  # noqa: E402
 from lattice.settings import profile  # noqa: E402
 
 from client import Client  # noqa: E402
-from helpers import user  # noqa: E402
+from helpers import lattice_up, user  # noqa: E402
 from stripe_front import StripeFront  # noqa: E402
 
 
@@ -37,18 +35,8 @@ def stripe(test_profile):
 @pytest.fixture(scope="session")
 def running_lattice(test_profile, stripe):
     """Brings the test lattice up (artifacts are built by `./ticketing test`)."""
-    lattice.down(test_profile)
-    shutil.rmtree(test_profile.state_dir, ignore_errors=True)
-    try:
-        try:
-            lattice.up(test_profile)
-        except SystemExit as e:
-            # Reported once, as the setup error of every end-to-end test.
-            pytest.fail(f"the test lattice did not come up: {e}", pytrace=False)
-        yield test_profile
-    finally:
-        if os.environ.get("TICKETING_KEEP_TEST_LATTICE") != "1":
-            lattice.down(test_profile)
+    with lattice_up(test_profile) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,12 +1,42 @@
-"""Shared pieces of the end-to-end tests: users, waiting for events, raw NATS."""
+"""Shared pieces of the end-to-end tests: lattices, users, waiting for events, raw NATS."""
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 import uuid
 
+import pytest
+
 from client import Client
-from lattice import sessions
+from lattice import lattice, sessions
 from lattice.nats import Nats
+
+
+@contextlib.contextmanager
+def lattice_up(prof):
+    """The profile's lattice, started from a clean state, and stopped at the end, also on
+    failure (unless TICKETING_KEEP_TEST_LATTICE=1, to look at it afterwards). Only the
+    test profile talks to the session's decline-simulating Stripe front (conftest); the
+    others use their own stripe-mock."""
+    lattice.down(prof)
+    shutil.rmtree(prof.state_dir, ignore_errors=True)
+    front = None if prof.name == "test" else os.environ.pop("TICKETING_STRIPE_API_BASE", None)
+    try:
+        try:
+            lattice.up(prof)
+        except SystemExit as e:
+            # Reported once, as the setup error of every test that needs it.
+            pytest.fail(f"the {prof.name} lattice did not come up: {e}", pytrace=False)
+        if front:
+            os.environ["TICKETING_STRIPE_API_BASE"] = front
+        yield prof
+    finally:
+        if front:
+            os.environ["TICKETING_STRIPE_API_BASE"] = front  # when `up` failed
+        if os.environ.get("TICKETING_KEEP_TEST_LATTICE") != "1":
+            lattice.down(prof)
 
 
 def unique_email() -> str:

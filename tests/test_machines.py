@@ -14,8 +14,8 @@ import urllib.request
 import pytest
 
 from client import Client
-from helpers import eventually, new_id, unique_email
-from lattice import lattice, machines, procs, registry, sessions
+from helpers import eventually, lattice_up, new_id, unique_email
+from lattice import machines, procs, registry, sessions
 from lattice.processes import host_names
 from lattice.settings import profile
 from lattice.washcli import wash_json
@@ -23,16 +23,8 @@ from lattice.washcli import wash_json
 
 @pytest.fixture(scope="module")
 def spread_lattice():
-    machines_profile = profile("machines")
-    lattice.down(machines_profile)
-    try:
-        try:
-            lattice.up(machines_profile)
-        except SystemExit as e:
-            pytest.fail(f"the machines lattice did not come up: {e}", pytrace=False)
-        yield machines_profile
-    finally:
-        lattice.down(machines_profile)  # also removes the namespaces
+    with lattice_up(profile("machines")) as running:  # down also removes the namespaces
+        yield running
 
 
 def on(prof, index: int, user_id: str, email: str) -> Client:

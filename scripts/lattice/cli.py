@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from . import build, install, lattice, procs
+from . import build, install, lattice, procs, traces
 from .deploy import app_status
 from .processes import process_names
 from .procs import log
@@ -28,17 +28,22 @@ def cmd_build(args) -> int:
 
 def cmd_up(args) -> int:
     started = time.time()
+    if args.traces:
+        os.environ["TICKETING_TRACES"] = "1"  # also for the supervisor `up` starts
     prof = profile(args.profile)
     install.ensure_all()
+    if prof.traces:
+        traces.ensure_jaeger()
     build.build_all()
     lattice.up(prof)
+    traced = f"\n  traces      {prof.traces_url}   (Jaeger: service wasmcloud-host, or a provider)" if prof.traces else ""
     print(f"""
 Ticketing is up ({time.time() - started:.0f}s).
   site        {prof.http_url}
   try         curl {prof.http_url}{prof.health_path}
   logs        {prof.log_dir}
-  wash        {install.wash_path()} app list   (lattice {prof.lattice!r}, NATS {prof.address}:{prof.ports['nats']})
-  stop        ./ticketing down
+  wash        {install.wash_path()} app list   (lattice {prof.lattice!r}, NATS {prof.address}:{prof.ports['nats']}){traced}
+  stop        ./ticketing down{'' if prof.name == 'dev' else ' --profile ' + prof.name}
 """)
     return 0
 
@@ -65,7 +70,9 @@ def cmd_test(args) -> int:
     """Unit tests (cargo test), then the end-to-end suite on an isolated test lattice."""
     started = time.time()
     install.ensure_all()
+    jaeger = traces.start_jaeger_build()  # for tests/test_traces.py, beside the Rust build
     build.build_all()
+    traces.ensure_jaeger(jaeger)
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR))
     log("unit tests: cargo test")
     unit = subprocess.run(
@@ -161,12 +168,14 @@ def main(argv: list[str]) -> int:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         if profile_arg:
-            p.add_argument("--profile", default="dev", help="dev (default) or test, see wash.toml")
+            p.add_argument("--profile", default="dev", help="dev (default), test, machines or traced, see wash.toml")
         return p
 
     add("install", cmd_install, "install the tools the lattice needs", profile_arg=False)
     add("build", cmd_build, "build components, providers, host and wadm", profile_arg=False)
-    add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml")
+    up = add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml")
+    up.add_argument("--traces", action="store_true",
+                    help="also run Jaeger and export every host's and provider's spans to it (OpenTelemetry)")
     add("down", cmd_down, "stop everything `up` started")
     add("status", cmd_status, "show what runs")
     logs = add("logs", cmd_logs, "show the end of the logs")

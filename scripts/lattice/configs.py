@@ -18,6 +18,10 @@ from .settings import Profile
 from .washcli import wash
 
 
+# The backend behind each secrets policy of wadm.yaml (`spec.policies`).
+SECRET_BACKENDS = {"nats-kv": "nats-kv"}
+
+
 def named_entries(manifest_text: str) -> list[tuple[str, str, str, dict[str, str]]]:
     """Every `- name: ...` entry with `properties:` in the manifest, as (the application
     component or provider it belongs to, the list it is in: `config` or `secrets`, its
@@ -53,14 +57,25 @@ def inline_configs(manifest: Path) -> dict[str, dict[str, str]]:
 
 
 def ensure_inline_configs(profile: Profile, manifest: Path) -> list[str]:
-    """Puts back every inline config of the manifest that the lattice no longer has;
-    returns their names."""
+    """Puts back every inline config and secret reference of the manifest that the
+    lattice no longer has; returns their names.
+
+    Secret references (`SECRET_<app>-<name>`, what wadm puts for a `secrets:` entry) go
+    missing the same way, and a component then fails to start with "Secret config ...
+    not found"; they are put back with `wash secrets put` (wash refuses `config put` for
+    them)."""
     missing = []
-    for name, properties in inline_configs(manifest).items():
-        config = wadm_id(profile.app, name)
-        if wash(profile, "config", "get", config, check=False).returncode == 0:
-            continue
-        log(f"named config {config} is missing; putting it from {manifest.name}")
-        wash(profile, "config", "put", config, *(f"{k}={v}" for k, v in properties.items()))
-        missing.append(config)
+    for _, kind, name, properties in named_entries(manifest.read_text()):
+        entry = wadm_id(profile.app, name)
+        if kind == "secrets":
+            if wash(profile, "secrets", "get", entry, check=False).returncode == 0:
+                continue
+            log(f"secret reference {entry} is missing; putting it from {manifest.name}")
+            wash(profile, "secrets", "put", entry, SECRET_BACKENDS[properties["policy"]], properties["key"])
+        else:
+            if not properties or wash(profile, "config", "get", entry, check=False).returncode == 0:
+                continue
+            log(f"named config {entry} is missing; putting it from {manifest.name}")
+            wash(profile, "config", "put", entry, *(f"{k}={v}" for k, v in properties.items()))
+        missing.append(entry)
     return missing

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from . import procs, sessions
+from .health import wait_until_every_host_runs_everything
 from .processes import host_names, provider_pids, start
 from .procs import log
 from .settings import Profile
@@ -299,6 +300,9 @@ def run_fault(profile: Profile, name: str, inject, count: int, at_phase: str | N
     """Runs `count` purchases and injects the fault once a quarter of them reached
     `at_phase` (half a second after they start when None)."""
     outcome = Outcome(name if at_phase is None else f"{name} while {at_phase}")
+    # From a lattice at full strength: a host restarted by the fault before gets its
+    # components some 20-30 s after it is back.
+    wait_until_every_host_runs_everything(profile)
     tag = uuid.uuid4().hex[:6]
     stop = threading.Event()
     unavailable: dict[str, float] = {}

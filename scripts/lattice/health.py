@@ -29,6 +29,20 @@ def wait_for_hosts(profile: Profile, timeout: float = 90) -> None:
     raise SystemExit(f"the hosts did not join lattice {profile.lattice!r} within {timeout:.0f}s")
 
 
+def wait_until_every_host_runs_everything(profile: Profile, timeout: float = 180) -> None:
+    """Until each host runs every component the manifest has (the components wadm puts
+    on a restarted host come some 20-30 s after the host): a lattice back at full
+    strength, as a fault drill needs before it takes the next host away."""
+    wanted = {"auth", "tickets", "orders", "payments", "web", "expiration"}
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        hosts = (wash_json(profile, "get", "inventory") or {}).get("inventories", [])
+        if len(hosts) >= profile.hosts and all(wanted <= {c.get("name") for c in h["components"]} for h in hosts):
+            return
+        time.sleep(1)
+    raise SystemExit(f"not every host of lattice {profile.lattice!r} ran every component within {timeout:.0f}s")
+
+
 def wait_for_wadm(profile: Profile, timeout: float = 60) -> None:
     """Waits until wadm answers (`wash app list`), so that what it holds can be read."""
     deadline = time.time() + timeout

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import machines, procs, registry, secret_store
+from . import machines, procs, registry, secret_store, traces
 from .build import binary
 from .install import wash_path
 from .settings import ROOT, TOOLS_BIN, Profile
@@ -35,9 +35,14 @@ def host_names(profile: Profile) -> list[str]:
 SERVERS = ["nats", "ferretdb", "redis", "stripe-mock", "registry", "secrets"]
 
 
+def server_names(profile: Profile) -> list[str]:
+    """The servers of the profile: SERVERS, and Jaeger when traces are on."""
+    return [*SERVERS, "jaeger"] if profile.traces else list(SERVERS)
+
+
 def process_names(profile: Profile) -> list[str]:
     """Everything a profile runs, in start order."""
-    return [*SERVERS, *host_names(profile), "wadm"]
+    return [*server_names(profile), *host_names(profile), "wadm"]
 
 
 def command(profile: Profile, name: str) -> Command:
@@ -69,6 +74,8 @@ def command(profile: Profile, name: str) -> Command:
     if name == "secrets":
         # wasmCloud's secrets backend (see secret_store.py); its keys come in its environment.
         return Command(secret_store.backend_argv(profile), env=secret_store.backend_env(profile))
+    if name == "jaeger":
+        return Command([str(traces.JAEGER), "--config", str(traces.jaeger_config(profile))], port=p["jaeger_ui"])
     if name == "wadm":
         return Command([str(binary("wadm")), "--nats-server", f"{address}:{p['nats']}"])
     if name in host_names(profile):
@@ -110,6 +117,7 @@ def _host_command(profile: Profile, name: str) -> Command:
         WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-server,builtin-http-client",
         WASMCLOUD_LABEL_ticketing_host=index,
     )
+    env.update(traces.host_env(profile))
     argv = [str(binary("wasmcloud-host"))]
     if profile.machines:
         argv = machines.on_machine(int(index), argv)
@@ -134,12 +142,13 @@ def start(profile: Profile, name: str) -> int:
 def start_servers(profile: Profile) -> None:
     for sub in ("nats", "ferretdb", "redis", "registry"):
         (profile.data_dir / sub).mkdir(parents=True, exist_ok=True)
-    listening = [name for name in SERVERS if command(profile, name).port]
+    servers = server_names(profile)
+    listening = [name for name in servers if command(profile, name).port]
     for name in listening:
         start(profile, name)
     for name in listening:
         procs.wait_for_port(profile, name, command(profile, name).port)
-    for name in SERVERS:
+    for name in servers:
         start(profile, name)  # the rest: clients of the servers above
 
 

@@ -33,6 +33,8 @@ class Profile:
     # 0: every host on this machine. N: N "machines" (network namespaces made by `up`,
     # see machines.py), one host each, joined to the lattice through NATS on `address`.
     machines: int = 0
+    # OpenTelemetry: hosts and providers export traces to a Jaeger the profile runs.
+    traces: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -53,6 +55,11 @@ class Profile:
     def machine_address(self, index: int) -> str:
         """Machine `index`'s address (1-based), beside `address` on the same /24."""
         return f"{self.address.rsplit('.', 1)[0]}.{10 + index}"
+
+    @property
+    def traces_url(self) -> str:
+        """Jaeger's UI and query API (when the profile runs it)."""
+        return f"http://{self.address}:{self.ports['jaeger_ui']}"
 
     @property
     def http_url(self) -> str:
@@ -100,6 +107,7 @@ def profile(name: str = "dev") -> Profile:
         allow_file_load=bool(chosen.get("allow_file_load", lattice.get("allow_file_load", False))),
         address=chosen.get("address", "127.0.0.1"),
         machines=machines,
+        traces=os.environ.get("TICKETING_TRACES") == "1" or bool(chosen.get("traces", lattice.get("traces", False))),
     )
 
 

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{ArgAction, Parser};
+use tracing_subscriber::util::SubscriberInitExt as _;
 use nkeys::KeyPair;
 use url::Url;
 use wasmcloud_core::logging::Level as LogLevel;
+use wasmcloud_core::{OtelConfig, OtelProtocol};
 use wasmcloud_host::wasmbus::{Features, Host, HostConfig};
 use wasmcloud_host::OciConfig;
 
@@ -86,6 +88,33 @@ struct Args {
     #[arg(long = "enable-structured-logging", env = "WASMCLOUD_STRUCTURED_LOGGING_ENABLED", action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     structured_logging: bool,
 
+    /// OpenTelemetry (OTLP) traces, metrics and logs from the host and the providers it
+    /// starts (they get this configuration with their host data). Upstream's flags.
+    #[arg(long = "enable-observability", env = "WASMCLOUD_OBSERVABILITY_ENABLED", action = ArgAction::Set, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    enable_observability: bool,
+    /// One signal only, instead of all three.
+    #[arg(long = "enable-traces", env = "WASMCLOUD_TRACES_ENABLED")]
+    enable_traces: Option<bool>,
+    #[arg(long = "enable-metrics", env = "WASMCLOUD_METRICS_ENABLED")]
+    enable_metrics: Option<bool>,
+    #[arg(long = "enable-logs", env = "WASMCLOUD_LOGS_ENABLED")]
+    enable_logs: Option<bool>,
+    /// Where the OTLP collector is (default http://127.0.0.1:4318, or :4317 for gRPC).
+    #[arg(long = "override-observability-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    observability_endpoint: Option<String>,
+    #[arg(long = "override-traces-endpoint", env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    traces_endpoint: Option<String>,
+    #[arg(long = "override-metrics-endpoint", env = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")]
+    metrics_endpoint: Option<String>,
+    #[arg(long = "override-logs-endpoint", env = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")]
+    logs_endpoint: Option<String>,
+    /// `http` (protobuf over HTTP, the default) or `grpc`.
+    #[arg(long = "observability-protocol", env = "WASMCLOUD_OBSERVABILITY_PROTOCOL", default_value = "http")]
+    observability_protocol: String,
+    /// Most detailed level of the spans exported.
+    #[arg(long = "trace-level", env = "WASMCLOUD_TRACE_LEVEL", default_value = "info")]
+    trace_level: String,
+
     /// Delay between asking a provider to stop and killing it.
     #[arg(long = "provider-shutdown-delay-ms", env = "WASMCLOUD_PROV_SHUTDOWN_DELAY_MS", default_value_t = 300)]
     provider_shutdown_delay_ms: u64,
@@ -145,7 +174,39 @@ fn parse_log_level(level: &str) -> LogLevel {
     }
 }
 
-fn init_logging(args: &Args) {
+fn otel_config(args: &Args) -> OtelConfig {
+    OtelConfig {
+        enable_observability: args.enable_observability,
+        enable_traces: args.enable_traces,
+        enable_metrics: args.enable_metrics,
+        enable_logs: args.enable_logs,
+        observability_endpoint: args.observability_endpoint.clone(),
+        traces_endpoint: args.traces_endpoint.clone(),
+        metrics_endpoint: args.metrics_endpoint.clone(),
+        logs_endpoint: args.logs_endpoint.clone(),
+        protocol: if args.observability_protocol.eq_ignore_ascii_case("grpc") { OtelProtocol::Grpc } else { OtelProtocol::Http },
+        trace_level: parse_log_level(&args.trace_level),
+        ..Default::default()
+    }
+}
+
+/// Logs to stderr; with OpenTelemetry on, also exports spans (and metrics and logs) over
+/// OTLP. The returned guard flushes the exporters when dropped.
+fn init_logging(args: &Args, otel: &OtelConfig) -> Result<Option<wasmcloud_tracing::FlushGuard>> {
+    if otel.traces_enabled() || otel.metrics_enabled() || otel.logs_enabled() {
+        let log_level = parse_log_level(&args.log_level);
+        let (dispatch, guard) = wasmcloud_tracing::configure_observability(
+            "wasmcloud-host",
+            otel,
+            args.structured_logging,
+            None::<&str>,
+            Some(&log_level),
+            Some(&otel.trace_level),
+        )
+        .context("failed to configure OpenTelemetry")?;
+        dispatch.try_init().context("failed to start logging")?;
+        return Ok(Some(guard));
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // Keep dependency chatter down; the host's own crates log at the chosen level.
         tracing_subscriber::EnvFilter::new(format!(
@@ -159,12 +220,14 @@ fn init_logging(args: &Args) {
     } else {
         fmt.init();
     }
+    Ok(None)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    init_logging(&args);
+    let otel = otel_config(&args);
+    let _flush = init_logging(&args, &otel)?;
 
     let ctl_url = nats_url(args.ctl_host.as_deref().unwrap_or(&args.nats_host), args.ctl_port.unwrap_or(args.nats_port))?;
     let rpc_url = nats_url(args.rpc_host.as_deref().unwrap_or(&args.nats_host), args.rpc_port.unwrap_or(args.nats_port))?;
@@ -193,6 +256,7 @@ async fn main() -> Result<()> {
         },
         allow_file_load: args.allow_file_load,
         enable_structured_logging: args.structured_logging,
+        otel_config: otel,
         log_level: parse_log_level(&args.log_level),
         config_service_enabled: args.config_service_enabled,
         secrets_topic_prefix: args.secrets_topic.clone(),

@@ -105,7 +105,11 @@ impl MongoStore {
     /// Stores `value`; the events of its `_outbox` field, if any, are published after it
     /// (pointer first, then the document, then the relay is started without waiting).
     pub async fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
-        let (body, events) = outbox::split(value)?;
+        let (body, mut events) = outbox::split(value)?;
+        let trace = current_traceparent();
+        for event in &mut events {
+            event.trace.clone_from(&trace);
+        }
         let collection = self.collection(bucket)?;
         let document = encode(key, &body);
         let pointer = Pointer::new(collection.name(), key, &events);
@@ -386,4 +390,12 @@ mod tests {
         assert!(collection_name("system.users").is_err());
         assert!(collection_name("_outbox").is_err());
     }
+}
+
+
+/// The `traceparent` of the span this call runs in (the component's call, continuing its
+/// request's trace), when tracing is on.
+fn current_traceparent() -> Option<String> {
+    use wasmcloud_provider_sdk::wasmcloud_tracing::context::TraceContextInjector;
+    TraceContextInjector::default_with_span().get(ticketing_provider_support::trace::TRACEPARENT).cloned()
 }

@@ -43,6 +43,7 @@ use futures::TryStreamExt as _;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::{Collection, Database};
 use ticketing_provider_support::backoff::Doubling;
+use ticketing_provider_support::trace::TRACEPARENT;
 use tracing::{debug, error, info, warn};
 
 use crate::mongo::{document_lock, is_duplicate_key, UPSERT_RETRIES};
@@ -67,12 +68,19 @@ pub struct Event {
     pub id: String,
     pub subject: String,
     pub payload: Bson,
+    /// The W3C `traceparent` of the write that announced it, published as a header so
+    /// that the handlers it triggers join the trace of the request that caused it.
+    pub trace: Option<String>,
 }
 
 impl Event {
     /// The event as it is kept in a document's `_outbox`.
     pub fn to_bson(&self) -> Bson {
-        Bson::Document(doc! { "id": &self.id, "subject": &self.subject, "payload": self.payload.clone() })
+        let mut entry = doc! { "id": &self.id, "subject": &self.subject, "payload": self.payload.clone() };
+        if let Some(trace) = &self.trace {
+            entry.insert("trace", trace);
+        }
+        Bson::Document(entry)
     }
 
     /// An entry of a stored `_outbox`; `None` if it is not a well-formed event.
@@ -81,7 +89,8 @@ impl Event {
         let id = entry.get_str("id").ok().filter(|id| valid_id(id))?;
         let subject = entry.get_str("subject").ok().filter(|s| valid_subject(s))?;
         let payload = entry.get("payload")?.clone();
-        Some(Event { id: id.to_string(), subject: subject.to_string(), payload })
+        let trace = entry.get_str("trace").ok().map(str::to_string);
+        Some(Event { id: id.to_string(), subject: subject.to_string(), payload, trace })
     }
 
     /// The body published: the payload as JSON.
@@ -106,7 +115,7 @@ impl Event {
             _ => bail!("`_outbox` entry {id}: `payload` must be a JSON object"),
         };
         let payload = mongodb::bson::to_bson(&payload).with_context(|| format!("`_outbox` entry {id}: payload cannot be stored"))?;
-        Ok(Event { id, subject, payload })
+        Ok(Event { id, subject, payload, trace: None })
     }
 }
 
@@ -322,7 +331,10 @@ impl Relay {
     /// Publishes one event and waits until the stream stored it.
     pub async fn publish(&self, event: &Event) -> Result<()> {
         let subject = format!("{}.{}", self.prefix, event.subject);
-        let message = Publish::build().payload(event.body()?.into()).message_id(&event.id);
+        let mut message = Publish::build().payload(event.body()?.into()).message_id(&event.id);
+        if let Some(trace) = &event.trace {
+            message = message.header(TRACEPARENT, trace.as_str());
+        }
         let publish = async {
             let ack = self.js.send_publish(subject, message).await?;
             ack.await?;
@@ -525,7 +537,7 @@ mod tests {
     const C: &str = "cccccccccccccccccccccccc";
 
     fn event(id: &str) -> Event {
-        Event { id: id.into(), subject: "ticket:created".into(), payload: Bson::Document(doc! { "n": 1_i64 }) }
+        Event { id: id.into(), subject: "ticket:created".into(), payload: Bson::Document(doc! { "n": 1_i64 }), trace: None }
     }
 
     fn stored(ids: &[&str]) -> Vec<Bson> {

@@ -17,8 +17,9 @@ use futures::FutureExt as _;
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 use ticketing_provider_support::settings::redacted;
+use ticketing_provider_support::trace::call_span;
 use ticketing_provider_support::LinkKey;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument as _};
 use wasmcloud_provider_sdk::{get_connection, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig};
 
 use crate::config::{LinkSettings, ProviderSettings, DEFAULT_LEASE_TTL_MS};
@@ -195,23 +196,43 @@ impl Provider for KeyvalueMongo {
 
 impl store::Handler<Option<Context>> for KeyvalueMongo {
     async fn get(&self, cx: Option<Context>, bucket: String, key: String) -> Result<Result<Option<Bytes>, Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.get(&bucket, &key).await.map(|v| v.map(Bytes::from)).map_err(|e| fail("get", &bucket, e)))
+        let span = call_span(&cx, "keyvalue get");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.get(&bucket, &key).await.map(|v| v.map(Bytes::from)).map_err(|e| fail("get", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn set(&self, cx: Option<Context>, bucket: String, key: String, value: Bytes) -> Result<Result<(), Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.set(&bucket, &key, &value).await.map_err(|e| fail("set", &bucket, e)))
+        let span = call_span(&cx, "keyvalue set");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.set(&bucket, &key, &value).await.map_err(|e| fail("set", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn delete(&self, cx: Option<Context>, bucket: String, key: String) -> Result<Result<(), Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.delete(&bucket, &key).await.map_err(|e| fail("delete", &bucket, e)))
+        let span = call_span(&cx, "keyvalue delete");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.delete(&bucket, &key).await.map_err(|e| fail("delete", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn exists(&self, cx: Option<Context>, bucket: String, key: String) -> Result<Result<bool, Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.exists(&bucket, &key).await.map_err(|e| fail("exists", &bucket, e)))
+        let span = call_span(&cx, "keyvalue exists");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.exists(&bucket, &key).await.map_err(|e| fail("exists", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_keys(
@@ -220,19 +241,29 @@ impl store::Handler<Option<Context>> for KeyvalueMongo {
         bucket: String,
         cursor: Option<u64>,
     ) -> Result<Result<store::KeyResponse, Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store
-            .list_keys(&bucket, cursor)
-            .await
-            .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
-            .map_err(|e| fail("list-keys", &bucket, e)))
+        let span = call_span(&cx, "keyvalue list-keys");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store
+                .list_keys(&bucket, cursor)
+                .await
+                .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
+                .map_err(|e| fail("list-keys", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 }
 
 impl atomics::Handler<Option<Context>> for KeyvalueMongo {
     async fn increment(&self, cx: Option<Context>, bucket: String, key: String, delta: u64) -> Result<Result<u64, Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.increment(&bucket, &key, delta).await.map_err(|e| fail("increment", &bucket, e)))
+        let span = call_span(&cx, "keyvalue increment");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.increment(&bucket, &key, delta).await.map_err(|e| fail("increment", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -243,12 +274,17 @@ impl batch::Handler<Option<Context>> for KeyvalueMongo {
         bucket: String,
         keys: Vec<String>,
     ) -> Result<Result<Vec<Option<(String, Bytes)>>, Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store
-            .get_many(&bucket, &keys)
-            .await
-            .map(|found| found.into_iter().map(|kv| kv.map(|(k, v)| (k, Bytes::from(v)))).collect())
-            .map_err(|e| fail("get-many", &bucket, e)))
+        let span = call_span(&cx, "keyvalue get-many");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store
+                .get_many(&bucket, &keys)
+                .await
+                .map(|found| found.into_iter().map(|kv| kv.map(|(k, v)| (k, Bytes::from(v)))).collect())
+                .map_err(|e| fail("get-many", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn set_many(
@@ -257,13 +293,23 @@ impl batch::Handler<Option<Context>> for KeyvalueMongo {
         bucket: String,
         key_values: Vec<(String, Bytes)>,
     ) -> Result<Result<(), Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        let entries: Vec<(String, Vec<u8>)> = key_values.into_iter().map(|(k, v)| (k, v.to_vec())).collect();
-        Ok(store.set_many(&bucket, &entries).await.map_err(|e| fail("set-many", &bucket, e)))
+        let span = call_span(&cx, "keyvalue set-many");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            let entries: Vec<(String, Vec<u8>)> = key_values.into_iter().map(|(k, v)| (k, v.to_vec())).collect();
+            Ok(store.set_many(&bucket, &entries).await.map_err(|e| fail("set-many", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn delete_many(&self, cx: Option<Context>, bucket: String, keys: Vec<String>) -> Result<Result<(), Error>> {
-        let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.delete_many(&bucket, &keys).await.map_err(|e| fail("delete-many", &bucket, e)))
+        let span = call_span(&cx, "keyvalue delete-many");
+        async move {
+            let store = match self.store_for(&cx).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.delete_many(&bucket, &keys).await.map_err(|e| fail("delete-many", &bucket, e)))
+        }
+        .instrument(span)
+        .await
     }
 }

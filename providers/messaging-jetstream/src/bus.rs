@@ -13,6 +13,7 @@ use async_nats::jetstream::{self, consumer, stream, AckKind};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use ticketing_provider_support::backoff::{delay_after, Doubling};
+use ticketing_provider_support::trace::TRACEPARENT;
 use ticketing_provider_support::CallOutcome;
 use tracing::{debug, warn};
 
@@ -133,7 +134,7 @@ impl Bus {
     /// takes it, so a subscriber that is down does not make its events dead letters.
     pub async fn consume<H, F>(&self, subscriber: &str, subject: &str, handler: H, shutdown: impl Future<Output = ()>) -> Result<()>
     where
-        H: Fn(String, Bytes) -> F,
+        H: Fn(String, Bytes, Option<String>) -> F,
         F: Future<Output = CallOutcome>,
     {
         let name = consumer_name(subscriber, subject);
@@ -183,11 +184,13 @@ impl Bus {
                 },
             };
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+            // The trace of the request whose change announced the event.
+            let trace = message.headers.as_ref().and_then(|h| h.get(TRACEPARENT)).map(|v| v.as_str().to_string());
             // Offers to an unreachable subscriber come well within the ack deadline that
             // `Progress` renews each time.
             let mut pauses = Doubling::new(Duration::from_millis(100), MAX_UNREACHABLE_PAUSE.min(self.settings.ack_wait / 3));
             let outcome = loop {
-                let attempt = tokio::time::timeout(self.settings.ack_wait, handler(subject.to_string(), message.payload.clone()));
+                let attempt = tokio::time::timeout(self.settings.ack_wait, handler(subject.to_string(), message.payload.clone(), trace.clone()));
                 match attempt.await.unwrap_or_else(|_| CallOutcome::Failed("the handler timed out".into())) {
                     CallOutcome::Unreachable(reason) => {
                         let pause = pauses.next_pause();

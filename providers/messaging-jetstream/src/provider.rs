@@ -17,7 +17,9 @@ use tokio::sync::{watch, Mutex, OnceCell};
 use ticketing_common::events::HandlerError;
 use ticketing_provider_support::settings::redacted;
 use ticketing_provider_support::{CallOutcome, LinkKey};
-use tracing::{info, warn};
+use ticketing_provider_support::trace::{call_span, continue_trace, TRACEPARENT};
+use wasmcloud_provider_sdk::wasmcloud_tracing::context::TraceContextInjector;
+use tracing::{info, warn, Instrument as _};
 use wasmcloud_provider_sdk::{
     get_connection, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig,
 };
@@ -105,6 +107,26 @@ impl Provider for MessagingJetstream {
     }
 }
 
+/// The span of one delivery of an event to a component: a child of the request that
+/// announced the event when it carries that request's trace.
+fn delivery_span(component: &str, subject: &str, trace: Option<String>) -> tracing::Span {
+    let span = tracing::info_span!("deliver", otel.name = %format!("deliver {subject}"), otel.kind = "consumer", component);
+    if let Some(trace) = trace {
+        continue_trace(&span, [(TRACEPARENT.to_string(), trace)]);
+    }
+    span
+}
+
+/// The current span's trace context as wRPC headers, so the component's invocation
+/// continues it.
+fn trace_headers() -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    for (key, value) in TraceContextInjector::default_with_span().iter() {
+        headers.insert(key.as_str(), value.as_str());
+    }
+    headers
+}
+
 /// Runs one durable consumer until told to stop, starting it again if it breaks (for
 /// example while NATS restarts).
 async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient, component: String, subject: String, mut stopped: watch::Receiver<bool>) {
@@ -113,18 +135,21 @@ async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient,
         let until_stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let handle = |subject: String, body: Bytes| {
+        let handle = |subject: String, body: Bytes, trace: Option<String>| {
             let client = client.clone();
+            let span = delivery_span(&component, &subject, trace);
             async move {
                 let message = BrokerMessage { subject, body, reply_to: None };
                 // The handler's error says whether the event may pass on a later try.
-                CallOutcome::of_call(handler::handle_message(&client, None, &message).await, |reason| {
+                let headers = trace_headers();
+                CallOutcome::of_call(handler::handle_message(&client, Some(headers), &message).await, |reason| {
                     match HandlerError::from_wire(&reason) {
                         HandlerError::Retry(reason) => CallOutcome::Failed(reason),
                         HandlerError::Reject(reason) => CallOutcome::Rejected(reason),
                     }
                 })
             }
+            .instrument(span)
         };
         match bus.consume(&component, &subject, handle, until_stopped).await {
             Ok(()) => return,
@@ -140,21 +165,31 @@ async fn deliver(bus: Bus, client: wasmcloud_provider_sdk::provider::WrpcClient,
 
 impl consumer::Handler<Option<Context>> for MessagingJetstream {
     async fn publish(&self, cx: Option<Context>, message: BrokerMessage) -> Result<Result<(), String>> {
-        let bus = match self.bus() { Ok(b) => b, Err(e) => return Ok(Err(e)) };
-        Ok(bus.publish(&message.subject, message.body).await.map_err(|e| {
-            let component = cx.and_then(|cx| cx.component).unwrap_or_default();
-            warn!(component, subject = message.subject, error = format!("{e:#}"), "publish failed");
-            format!("publish to {} failed: {e:#}", message.subject)
-        }))
+        let span = call_span(&cx, "messaging publish");
+        async move {
+            let bus = match self.bus() { Ok(b) => b, Err(e) => return Ok(Err(e)) };
+            Ok(bus.publish(&message.subject, message.body).await.map_err(|e| {
+                let component = cx.and_then(|cx| cx.component).unwrap_or_default();
+                warn!(component, subject = message.subject, error = format!("{e:#}"), "publish failed");
+                format!("publish to {} failed: {e:#}", message.subject)
+            }))
+        }
+        .instrument(span)
+        .await
     }
 
-    async fn request(&self, _cx: Option<Context>, subject: String, body: Bytes, timeout_ms: u32) -> Result<Result<BrokerMessage, String>> {
-        let bus = match self.bus() { Ok(b) => b, Err(e) => return Ok(Err(e)) };
-        Ok(bus
-            .request(&subject, body, Duration::from_millis(timeout_ms.into()))
-            .await
-            .map(|reply| BrokerMessage { subject: reply.subject.to_string(), body: reply.payload, reply_to: None })
-            .map_err(|e| format!("{e:#}")))
+    async fn request(&self, cx: Option<Context>, subject: String, body: Bytes, timeout_ms: u32) -> Result<Result<BrokerMessage, String>> {
+        let span = call_span(&cx, "messaging request");
+        async move {
+            let bus = match self.bus() { Ok(b) => b, Err(e) => return Ok(Err(e)) };
+            Ok(bus
+                .request(&subject, body, Duration::from_millis(timeout_ms.into()))
+                .await
+                .map(|reply| BrokerMessage { subject: reply.subject.to_string(), body: reply.payload, reply_to: None })
+                .map_err(|e| format!("{e:#}")))
+        }
+        .instrument(span)
+        .await
     }
 
 }

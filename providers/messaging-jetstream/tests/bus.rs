@@ -54,7 +54,7 @@ fn spawn_consumer_with(
         bus.consume(
             &subscriber,
             &subject,
-            move |_subject, payload: Bytes| {
+            move |_subject, payload: Bytes, _trace| {
                 let seen = Arc::clone(&seen_in);
                 let attempts = Arc::clone(&attempts);
                 async move {

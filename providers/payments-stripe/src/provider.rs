@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use tokio::sync::OnceCell;
-use tracing::info;
+use ticketing_provider_support::trace::call_span;
+use tracing::{info, Instrument as _};
 use wasmcloud_provider_sdk::{serve_provider_exports, Context, Provider, ProviderInitConfig};
 
 use crate::config::ProviderSettings;
@@ -54,25 +55,35 @@ impl PaymentsStripe {
 }
 
 impl charges::Handler<Option<Context>> for PaymentsStripe {
-    async fn create_charge(&self, _cx: Option<Context>, request: ChargeRequest) -> Result<Result<Charge, Error>> {
-        let client = match self.client() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
-        let request = stripe::ChargeRequest {
-            amount: request.amount,
-            currency: request.currency,
-            source: request.source,
-            idempotency_key: request.idempotency_key,
-            description: request.description,
-            metadata: request.metadata,
-        };
-        Ok(client.create_charge(&request).await.map(|c| Charge { id: c.id, amount: c.amount, currency: c.currency, status: c.status }).map_err(to_wit))
+    async fn create_charge(&self, cx: Option<Context>, request: ChargeRequest) -> Result<Result<Charge, Error>> {
+        let span = call_span(&cx, "stripe create-charge");
+        async move {
+            let client = match self.client() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+            let request = stripe::ChargeRequest {
+                amount: request.amount,
+                currency: request.currency,
+                source: request.source,
+                idempotency_key: request.idempotency_key,
+                description: request.description,
+                metadata: request.metadata,
+            };
+            Ok(client.create_charge(&request).await.map(|c| Charge { id: c.id, amount: c.amount, currency: c.currency, status: c.status }).map_err(to_wit))
+        }
+        .instrument(span)
+        .await
     }
 
-    async fn refund_charge(&self, _cx: Option<Context>, charge_id: String, idempotency_key: String) -> Result<Result<Refund, Error>> {
-        let client = match self.client() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
-        Ok(client
-            .refund_charge(&charge_id, &idempotency_key)
-            .await
-            .map(|r| Refund { id: r.id, charge: r.charge, amount: r.amount, status: r.status })
-            .map_err(to_wit))
+    async fn refund_charge(&self, cx: Option<Context>, charge_id: String, idempotency_key: String) -> Result<Result<Refund, Error>> {
+        let span = call_span(&cx, "stripe refund-charge");
+        async move {
+            let client = match self.client() { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+            Ok(client
+                .refund_charge(&charge_id, &idempotency_key)
+                .await
+                .map(|r| Refund { id: r.id, charge: r.charge, amount: r.amount, status: r.status })
+                .map_err(to_wit))
+        }
+        .instrument(span)
+        .await
     }
 }

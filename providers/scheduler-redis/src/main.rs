@@ -1,5 +1,5 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ticketing_provider_support::logging::init();
+    let _flush = ticketing_provider_support::logging::init("scheduler-redis")?;
     scheduler_redis::provider::run().await
 }

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use ticketing_provider_support::settings::redacted;
 use ticketing_provider_support::CallOutcome;
 use tokio::sync::{watch, Mutex, OnceCell};
-use tracing::{info, warn};
+use ticketing_provider_support::trace::call_span;
+use tracing::{info, warn, Instrument as _};
 use wasmcloud_provider_sdk::provider::WrpcClient;
 use wasmcloud_provider_sdk::{
     get_connection, serve_provider_exports, Context, LinkConfig, LinkDeleteInfo, Provider, ProviderInitConfig,
@@ -156,20 +157,30 @@ impl Provider for SchedulerRedis {
 
 impl scheduler::Handler<Option<Context>> for SchedulerRedis {
     async fn schedule(&self, cx: Option<Context>, job: Job) -> Result<Result<bool, ScheduleError>> {
-        let component = match Self::caller(cx) { Ok(c) => c, Err(e) => return Ok(Err(e)) };
-        if job.id.is_empty() {
-            return Ok(Err(ScheduleError::Refused("a job needs an id".into())));
+        let span = call_span(&cx, "scheduler schedule");
+        async move {
+            let component = match Self::caller(cx) { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+            if job.id.is_empty() {
+                return Ok(Err(ScheduleError::Refused("a job needs an id".into())));
+            }
+            let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.schedule(&component, &job.id, &job.payload, job.due_ms).await.map_err(|e| {
+                warn!(component, job = job.id, error = format!("{e:#}"), "schedule failed");
+                ScheduleError::StoreUnavailable(format!("schedule failed: {e:#}"))
+            }))
         }
-        let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.schedule(&component, &job.id, &job.payload, job.due_ms).await.map_err(|e| {
-            warn!(component, job = job.id, error = format!("{e:#}"), "schedule failed");
-            ScheduleError::StoreUnavailable(format!("schedule failed: {e:#}"))
-        }))
+        .instrument(span)
+        .await
     }
 
     async fn cancel(&self, cx: Option<Context>, id: JobId) -> Result<Result<bool, ScheduleError>> {
-        let component = match Self::caller(cx) { Ok(c) => c, Err(e) => return Ok(Err(e)) };
-        let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
-        Ok(store.cancel(&component, &id).await.map_err(|e| ScheduleError::StoreUnavailable(format!("cancel failed: {e:#}"))))
+        let span = call_span(&cx, "scheduler cancel");
+        async move {
+            let component = match Self::caller(cx) { Ok(c) => c, Err(e) => return Ok(Err(e)) };
+            let store = match self.store_for(&component).await { Ok(s) => s, Err(e) => return Ok(Err(e)) };
+            Ok(store.cancel(&component, &id).await.map_err(|e| ScheduleError::StoreUnavailable(format!("cancel failed: {e:#}"))))
+        }
+        .instrument(span)
+        .await
     }
 }

@@ -13,7 +13,8 @@
 //! - [`outcome`]: [`CallOutcome`], what became of a call into a component (done, failed,
 //!   rejected, nobody there), and how a wRPC result maps onto it;
 //! - [`wrpc`]: recognising a wRPC call that no instance took;
-//! - [`logging`]: the one log set-up every provider process runs first;
+//! - [`logging`]: the one log (and OpenTelemetry) set-up every provider process runs first;
+//! - [`trace`]: the span of a call from a component, continuing the component's trace;
 //! - [`start`](start()): starting a provider with its host and getting the client its
 //!   exports are served on.
 
@@ -23,6 +24,7 @@ pub mod logging;
 pub mod outcome;
 pub mod settings;
 mod start;
+pub mod trace;
 pub mod wrpc;
 
 pub use link::LinkKey;
