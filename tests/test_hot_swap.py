@@ -15,6 +15,7 @@ import time
 from client import Client
 from helpers import create_ticket, eventually, user
 from lattice import registry
+from lattice.health import wait_until_every_host_runs_everything
 from lattice.settings import BUILD_DIR
 from lattice.washcli import wash_json
 from manifests import deployed
@@ -41,6 +42,8 @@ def with_new_tickets_image(profile):
 
 
 def test_tickets_is_replaced_twice_under_load_without_a_failed_request(running_lattice):
+    # From a lattice at full strength (a test before may have restarted a host).
+    wait_until_every_host_runs_everything(running_lattice)
     seller = user(running_lattice)
     known = create_ticket(seller)
     statuses: list[int] = []

@@ -83,7 +83,21 @@ def test_inline_configs_are_read_with_their_properties():
     assert found["auth-limits"]["signin_failures_per_account"] == "5"
     assert found["orders-settings"] == {"expiration_window_seconds": "900"}
     assert found["route-auth"] == {"path": "/api/users"}
-    assert "ticketing-session" not in found, "configs put outside the manifest are not its to restore"
+    assert "ticketing-mongo" not in found, "configs put outside the manifest are not its to restore"
+    assert "jwt_key" not in found, "a secret reference is no config"
+
+
+def test_secret_references_are_read_with_who_gets_them_in_either_yaml_layout():
+    import yaml
+
+    from lattice.configs import named_entries
+    from lattice.secret_store import readers
+
+    text = (ROOT / "wadm.yaml").read_text()
+    assert readers(text) == {"auth": ["jwt_key"], "tickets": ["jwt_key"], "orders": ["jwt_key"],
+                             "payments": ["jwt_key"], "payments-stripe": ["stripe_secret_key"]}
+    # The tests deploy manifests a YAML dumper wrote, with lists not indented under their key.
+    assert named_entries(yaml.safe_dump(yaml.safe_load(text), sort_keys=False)) == named_entries(text)
 
 
 def test_consumer_names_follow_the_examples_shared_with_rust():

@@ -33,10 +33,10 @@ def cmd_up(args) -> int:
     prof = profile(args.profile)
     install.ensure_all()
     if prof.traces:
-        traces.ensure_jaeger()
+        traces.ensure_backend()
     build.build_all()
     lattice.up(prof)
-    traced = f"\n  traces      {prof.traces_url}   (Jaeger: service wasmcloud-host, or a provider)" if prof.traces else ""
+    traced = f"\n  traces      {prof.traces_url}   (Arize Phoenix: project default, Traces)" if prof.traces else ""
     print(f"""
 Ticketing is up ({time.time() - started:.0f}s).
   site        {prof.http_url}
@@ -70,9 +70,7 @@ def cmd_test(args) -> int:
     """Unit tests (cargo test), then the end-to-end suite on an isolated test lattice."""
     started = time.time()
     install.ensure_all()
-    jaeger = traces.start_jaeger_build()  # for tests/test_traces.py, beside the Rust build
     build.build_all()
-    traces.ensure_jaeger(jaeger)
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET_DIR))
     log("unit tests: cargo test")
     unit = subprocess.run(
@@ -82,6 +80,7 @@ def cmd_test(args) -> int:
     if unit.returncode != 0:
         return unit.returncode
     install.ensure_test_tools()
+    traces.ensure_backend()  # for tests/test_traces.py
     log("end-to-end tests: pytest tests/ (starts and stops its own lattice; browser tests in Chromium)")
     e2e = subprocess.run([sys.executable, "-m", "pytest", "-v", *(args.pytest_args or ["tests"])], cwd=ROOT)
     log(f"test command finished in {time.time() - started:.0f}s")
@@ -175,7 +174,7 @@ def main(argv: list[str]) -> int:
     add("build", cmd_build, "build components, providers, host and wadm", profile_arg=False)
     up = add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml")
     up.add_argument("--traces", action="store_true",
-                    help="also run Jaeger and export every host's and provider's spans to it (OpenTelemetry)")
+                    help="also run a trace backend with a UI (Arize Phoenix) and export every host's and provider's spans to it (OpenTelemetry)")
     add("down", cmd_down, "stop everything `up` started")
     add("status", cmd_status, "show what runs")
     logs = add("logs", cmd_logs, "show the end of the logs")

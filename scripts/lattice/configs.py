@@ -25,30 +25,42 @@ SECRET_BACKENDS = {"nats-kv": "nats-kv"}
 def named_entries(manifest_text: str) -> list[tuple[str, str, str, dict[str, str]]]:
     """Every `- name: ...` entry with `properties:` in the manifest, as (the application
     component or provider it belongs to, the list it is in: `config` or `secrets`, its
-    name, its properties). Read line by line, so `up` needs no YAML library."""
+    name, its properties). Read line by line, so `up` needs no YAML library; lists may be
+    indented under their key (as in wadm.yaml) or not (as YAML dumpers write them)."""
     lines = [line for line in manifest_text.splitlines() if line.strip() and not line.strip().startswith("#")]
-
-    def indent(line: str) -> int:
-        return len(line) - len(line.lstrip())
-
     found = []
     entity = ""
     for i, line in enumerate(lines[:-1]):
-        top = re.match(r"^    - name: (\S+)\s*$", line)  # spec.components[*] (or spec.policies[*])
-        if top:
-            entity = top.group(1)
-        name = re.match(r"^(\s*)- name: (\S+)\s*$", line)
-        if not name or lines[i + 1].strip() != "properties:":
+        name = re.match(r"^\s*- name: (\S+)\s*$", line)
+        if not name:
             continue
-        parent = next((p.strip() for p in reversed(lines[:i]) if indent(p) < indent(line)), "")
+        parent = _parent_key(lines, i)
+        if parent == "components":
+            entity = name.group(1)
+        if lines[i + 1].strip() != "properties:":
+            continue
         properties = {}
         for entry in lines[i + 2:]:
-            if indent(entry) <= indent(lines[i + 1]):
+            if _indent(entry) <= _indent(lines[i + 1]):
                 break
             key, _, value = entry.strip().partition(":")
             properties[key.strip()] = value.strip().strip('"').strip("'")
-        found.append((entity, parent.removesuffix(":"), name.group(2), properties))
+        found.append((entity, parent, name.group(1), properties))
     return found
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _parent_key(lines: list[str], i: int) -> str:
+    """The key whose list holds the item on line `i`."""
+    for line in reversed(lines[:i]):
+        text = line.strip()
+        if _indent(line) < _indent(lines[i]) or (
+                _indent(line) == _indent(lines[i]) and not text.startswith("-") and text.endswith(":")):
+            return text.removesuffix(":")
+    return ""
 
 
 def inline_configs(manifest: Path) -> dict[str, dict[str, str]]:

@@ -132,7 +132,9 @@ PATCHED_CRATES = [
     ("wasmcloud-host", "0.27.1", ["wasmcloud-host-0.27.1-links-on-start.patch",
                                   "wasmcloud-host-0.27.1-path-ingress.patch",
                                   "wasmcloud-host-0.27.1-update-on-scale.patch",
-                                  "wasmcloud-host-0.27.1-listen-when-ready.patch"]),
+                                  "wasmcloud-host-0.27.1-listen-when-ready.patch",
+                                  "wasmcloud-host-0.27.1-scale-keeps-running-code.patch"]),
+    ("wadm", "0.21.1", ["wadm-0.21.1-keep-configs-on-cleanup.patch"]),
 ]
 
 

@@ -36,8 +36,8 @@ SERVERS = ["nats", "ferretdb", "redis", "stripe-mock", "registry", "secrets"]
 
 
 def server_names(profile: Profile) -> list[str]:
-    """The servers of the profile: SERVERS, and Jaeger when traces are on."""
-    return [*SERVERS, "jaeger"] if profile.traces else list(SERVERS)
+    """The servers of the profile: SERVERS, and the trace backend when traces are on."""
+    return [*SERVERS, "traces"] if profile.traces else list(SERVERS)
 
 
 def process_names(profile: Profile) -> list[str]:
@@ -74,8 +74,10 @@ def command(profile: Profile, name: str) -> Command:
     if name == "secrets":
         # wasmCloud's secrets backend (see secret_store.py); its keys come in its environment.
         return Command(secret_store.backend_argv(profile), env=secret_store.backend_env(profile))
-    if name == "jaeger":
-        return Command([str(traces.JAEGER), "--config", str(traces.jaeger_config(profile))], port=p["jaeger_ui"])
+    if name == "traces":
+        # The trace backend and its UI (see traces.py).
+        (data / "phoenix").mkdir(parents=True, exist_ok=True)
+        return Command(traces.backend_argv(), env=traces.backend_env(profile), port=p["traces"])
     if name == "wadm":
         return Command([str(binary("wadm")), "--nats-server", f"{address}:{p['nats']}"])
     if name in host_names(profile):

@@ -33,7 +33,7 @@ class Profile:
     # 0: every host on this machine. N: N "machines" (network namespaces made by `up`,
     # see machines.py), one host each, joined to the lattice through NATS on `address`.
     machines: int = 0
-    # OpenTelemetry: hosts and providers export traces to a Jaeger the profile runs.
+    # OpenTelemetry: hosts and providers export traces to a backend the profile runs.
     traces: bool = False
 
     @property
@@ -58,8 +58,8 @@ class Profile:
 
     @property
     def traces_url(self) -> str:
-        """Jaeger's UI and query API (when the profile runs it)."""
-        return f"http://{self.address}:{self.ports['jaeger_ui']}"
+        """The trace backend's OTLP receiver, UI and API (when the profile runs it)."""
+        return f"http://{self.address}:{self.ports['traces']}"
 
     @property
     def http_url(self) -> str:

@@ -1,5 +1,6 @@
-"""Traces: a Jaeger the profile runs when `traces` is on (wash.toml, or `up --traces`),
-and the OpenTelemetry settings that make every host and provider export to it.
+"""Traces: an OpenTelemetry backend with a UI that the profile runs when `traces` is on
+(wash.toml, or `up --traces`), and the settings that make every host and provider export
+to it.
 
 The hosts get upstream's variables (`WASMCLOUD_TRACES_ENABLED`,
 `OTEL_EXPORTER_OTLP_ENDPOINT`, `WASMCLOUD_OBSERVABILITY_PROTOCOL`) and hand them to the
@@ -8,105 +9,69 @@ request and passes its context on with every call, the providers continue it
 (`ticketing_provider_support::trace`), and an event carries it from the write that
 announced it to its handlers, so one purchase is one trace.
 
-Jaeger (v2, from the module pinned in tools/jaeger/go.mod, built when first needed) keeps
-traces in memory, takes OTLP over HTTP and serves its UI and query API on `jaeger_ui`.
+The backend is Arize Phoenix (PyPI, version pinned in wash.toml, installed once into its
+own virtualenv in the cache): it takes OTLP over HTTP and serves its UI and REST API on
+the same port, keeps traces in SQLite in the profile's data dir, and runs with its
+telemetry and every request to the internet off. (Jaeger was the first choice: the Go
+module proxy serves Jaeger without its UI, whose assets are built from a repository the
+project cannot reach.)
 """
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from .procs import log
-from .settings import CACHE, ROOT, TOOLS_BIN, Profile
+from .settings import CACHE, Profile, versions
 
-JAEGER = TOOLS_BIN / "jaeger"
-MODULE = ROOT / "tools" / "jaeger"
-BUILD_LOG = CACHE / "jaeger-build.log"
+INSTALL_LOG = CACHE / "phoenix-install.log"
 
 
-def _stamp() -> str:
-    return (MODULE / "go.mod").read_text() + (MODULE / "go.sum").read_text()
+def _venv() -> Path:
+    return CACHE / f"phoenix-{versions()['phoenix']}"
 
 
-def _built() -> bool:
-    stamp_file = TOOLS_BIN / ".jaeger.stamp"
-    return JAEGER.exists() and stamp_file.exists() and stamp_file.read_text() == _stamp()
-
-
-def start_jaeger_build() -> subprocess.Popen | None:
-    """Starts building Jaeger (tools/jaeger) in the background unless it is built, so that
-    it overlaps with other work (`./ticketing test` builds it beside the Rust build)."""
-    if _built():
-        return None
-    log(f"building Jaeger in the background (tools/jaeger, for traces; log: {BUILD_LOG})")
-    TOOLS_BIN.mkdir(parents=True, exist_ok=True)
-    with open(BUILD_LOG, "ab") as build_log:
-        return subprocess.Popen(["go", "build", "-o", str(JAEGER), "github.com/jaegertracing/jaeger/cmd/jaeger"],
-                                cwd=MODULE, env=dict(os.environ, GOFLAGS="-buildvcs=false"),
-                                stdout=build_log, stderr=subprocess.STDOUT)
-
-
-def ensure_jaeger(build: subprocess.Popen | None = None) -> None:
-    """Jaeger, built: waits for `build` (from start_jaeger_build) or builds it now."""
-    if build is None:
-        build = start_jaeger_build()
-        if build is None:
-            return
+def ensure_backend() -> None:
+    """Installs Phoenix (once per version) into its own virtualenv."""
+    venv = _venv()
+    if (venv / "bin" / "phoenix").exists():
+        return
+    version = versions()["phoenix"]
+    log(f"installing Arize Phoenix {version} for traces (pip, about a minute the first time; log: {INSTALL_LOG})")
     started = time.time()
-    if build.wait() != 0:
-        raise SystemExit(f"building Jaeger failed; see {BUILD_LOG}")
-    (TOOLS_BIN / ".jaeger.stamp").write_text(_stamp())
-    log(f"Jaeger built ({time.time() - started:.0f}s waited)")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(INSTALL_LOG, "ab") as install_log:
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], stdout=install_log, stderr=subprocess.STDOUT)
+        if made.returncode == 0:
+            made = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"arize-phoenix=={version}"],
+                                  stdout=install_log, stderr=subprocess.STDOUT)
+    if made.returncode != 0 or not (venv / "bin" / "phoenix").exists():
+        raise SystemExit(f"installing Arize Phoenix failed; see {INSTALL_LOG}")
+    log(f"Phoenix installed in {time.time() - started:.0f}s")
 
 
-def jaeger_config(profile: Profile) -> Path:
-    """Jaeger's configuration: memory storage, OTLP/HTTP in, UI and query API out, on
-    the profile's address and ports."""
-    p = profile.ports
-    path = profile.state_dir / "jaeger.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"""\
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-extensions:
-  jaeger_storage:
-    backends:
-      memory_store:
-        memory:
-          max_traces: 100000
-  jaeger_query:
-    storage:
-      traces: memory_store
-    http:
-      endpoint: {profile.address}:{p['jaeger_ui']}
-    grpc:
-      endpoint: {profile.address}:{p['jaeger_grpc']}
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: {profile.address}:{p['otlp']}
-processors:
-  batch:
-    timeout: 200ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: memory_store
-""")
-    return path
+def backend_argv() -> list[str]:
+    return [str(_venv() / "bin" / "phoenix"), "serve"]
+
+
+def backend_env(profile: Profile) -> dict[str, str]:
+    """Phoenix on the profile's address and ports, its data in the profile's data dir, and
+    nothing sent anywhere else."""
+    return dict(
+        os.environ,
+        PHOENIX_HOST=profile.address,
+        PHOENIX_PORT=str(profile.ports["traces"]),
+        PHOENIX_GRPC_PORT=str(profile.ports["traces_grpc"]),
+        PHOENIX_WORKING_DIR=str(profile.data_dir / "phoenix"),
+        PHOENIX_TELEMETRY_ENABLED="false",
+        PHOENIX_ALLOW_EXTERNAL_RESOURCES="false",
+    )
 
 
 def host_env(profile: Profile) -> dict[str, str]:
@@ -116,14 +81,13 @@ def host_env(profile: Profile) -> dict[str, str]:
     return {
         "WASMCLOUD_TRACES_ENABLED": "true",
         "WASMCLOUD_OBSERVABILITY_PROTOCOL": "http",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{profile.address}:{profile.ports['otlp']}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": profile.traces_url,
     }
 
 
-def query(profile: Profile, path: str, **params) -> dict:
-    """Jaeger's query API (`/api/services`, `/api/traces?service=...`)."""
-    url = f"{profile.traces_url}{path}"
-    if params:
-        url += "?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        return json.load(reply)
+def spans(profile: Profile, limit: int = 1000) -> list[dict]:
+    """The newest spans the backend holds (Phoenix's REST API, project `default`): each
+    with `name`, `context.trace_id`, `context.span_id` and `parent_id`."""
+    query = urllib.parse.urlencode({"limit": limit})
+    with urllib.request.urlopen(f"{profile.traces_url}/v1/projects/default/spans?{query}", timeout=10) as reply:
+        return json.load(reply).get("data", [])
