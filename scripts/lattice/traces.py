@@ -85,9 +85,10 @@ def host_env(profile: Profile) -> dict[str, str]:
     }
 
 
-def spans(profile: Profile, limit: int = 1000) -> list[dict]:
-    """The newest spans the backend holds (Phoenix's REST API, project `default`): each
-    with `name`, `context.trace_id`, `context.span_id` and `parent_id`."""
-    query = urllib.parse.urlencode({"limit": limit})
+def spans(profile: Profile, limit: int = 1000, **filters: str) -> list[dict]:
+    """Spans the backend holds, newest first (Phoenix's REST API, project `default`),
+    narrowed by `filters` such as `name=` or `trace_id=`: each with `name`,
+    `context.trace_id`, `context.span_id` and `parent_id`."""
+    query = urllib.parse.urlencode({"limit": limit, **filters})
     with urllib.request.urlopen(f"{profile.traces_url}/v1/projects/default/spans?{query}", timeout=10) as reply:
         return json.load(reply).get("data", [])
