@@ -106,9 +106,12 @@ impl MongoStore {
     /// (pointer first, then the document, then the relay is started without waiting).
     pub async fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
         let (body, mut events) = outbox::split(value)?;
-        let trace = current_traceparent();
-        for event in &mut events {
-            event.trace.clone_from(&trace);
+        if !events.is_empty() {
+            // Only writes that announce something carry the trace on (most writes do not).
+            let trace = current_traceparent();
+            for event in &mut events {
+                event.trace.clone_from(&trace);
+            }
         }
         let collection = self.collection(bucket)?;
         let document = encode(key, &body);
