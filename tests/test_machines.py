@@ -1,7 +1,8 @@
 """A lattice across three "machines" (the `machines` profile, scripts/lattice/machines.py):
 each host in a network namespace of its own, with its own address, joining the lattice
-through NATS over the network and loading every artifact from the registry over the
-network. A purchase crosses all three machines.
+through its machine's NATS server, clustered with the others over the network, and
+loading every artifact from the registry over the network. A purchase crosses all three
+machines.
 
 This lattice is the test's own: it starts it (making the namespaces) and stops it
 (removing them), beside the session's test lattice."""
@@ -27,6 +28,20 @@ def spread_lattice():
         yield running
 
 
+def monitor(address: str, prof, what: str) -> dict:
+    """A NATS server's monitoring endpoint (`connz`, `routez`, `jsz`)."""
+    url = f"http://{address}:{prof.ports['nats_monitor']}/{what}{'&' if '?' in what else '?'}limit=1024"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return json.load(reply)
+
+
+def host_ids_on(address: str, prof) -> set[str]:
+    """The wasmCloud hosts among a NATS server's clients: each subscribes to its own
+    control subjects, which end in its id."""
+    subs = monitor(address, prof, "connz?subs=1")["connections"]
+    return {s.rsplit(".", 1)[-1] for c in subs for s in c.get("subscriptions_list", []) if ".host." in s and s.rsplit(".", 1)[-1].startswith("N")}
+
+
 def on(prof, index: int, user_id: str, email: str) -> Client:
     """A signed-in client talking to machine `index`'s address."""
     return Client(f"http://{prof.machine_address(index)}:{prof.ports['http']}", session=sessions.mint(prof, user_id, email))
@@ -38,10 +53,19 @@ def test_each_host_runs_on_its_own_machine_and_loads_from_the_registry(spread_la
         pid = procs.running(prof, host)
         found = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True).stdout.strip()
         assert found == machines.namespace(index), (host, found)
-    # Each host connected to NATS from its machine's own address.
-    with urllib.request.urlopen(f"http://{prof.address}:{prof.ports['nats_monitor']}/connz?limit=1024", timeout=5) as reply:
-        peers = {c["ip"] for c in json.load(reply)["connections"]}
-    assert {prof.machine_address(i) for i in range(1, prof.machines + 1)} <= peers, peers
+    addresses = {prof.machine_address(i) for i in range(1, prof.machines + 1)}
+    # Each host joined the lattice through its own machine's NATS server (its providers'
+    # event connections go where `ticketing-nats` says, the central server)...
+    for index in range(1, prof.machines + 1):
+        own = prof.machine_address(index)
+        clients = {c["ip"] for c in monitor(own, prof, "connz")["connections"]}
+        assert clients == {own}, (own, clients)
+        assert host_ids_on(own, prof), f"no wasmCloud host is a client of {own}'s NATS"
+    # ... and the central one is routed to all three: one NATS cluster, whose JetStream
+    # has a peer on every machine.
+    central = prof.address
+    assert {r["ip"] for r in monitor(central, prof, "routez")["routes"]} == addresses
+    assert monitor(central, prof, "jsz")["meta_cluster"]["cluster_size"] == prof.machines + 1
     # wadm put every component and provider on every machine, each pulled from the registry.
     inventories = wash_json(prof, "get", "inventory")["inventories"]
     assert len(inventories) == prof.machines

@@ -5,6 +5,9 @@ go 1.26.0
 
 require github.com/FerretDB/FerretDB v1.24.2
 
+// With our patch (patches/README.md), placed there by `./ticketing install`.
+replace github.com/FerretDB/FerretDB v1.24.2 => ../.patched/FerretDB-v1.24.2
+
 require (
 	cel.dev/expr v0.25.2 // indirect
 	cloud.google.com/go v0.121.6 // indirect

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 import shutil
@@ -38,6 +39,9 @@ def _go_stamp() -> str:
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum", "ferretdb/main.go"):
         digest.update((ROOT / "tools" / name).read_bytes())
+    for _, _, patch_names in PATCHED_GO_MODULES:
+        for name in patch_names:
+            digest.update((ROOT / "patches" / name).read_bytes())
     return digest.hexdigest()
 
 
@@ -136,29 +140,57 @@ PATCHED_CRATES = [
                                   "wasmcloud-host-0.27.1-scale-keeps-running-code.patch"]),
     ("wadm", "0.21.1", ["wadm-0.21.1-keep-configs-on-cleanup.patch"]),
 ]
+# Go module, version, patch files; tools/go.mod `replace`s each with its patched copy.
+PATCHED_GO_MODULES = [
+    ("github.com/FerretDB/FerretDB", "v1.24.2", ["ferretdb-v1.24.2-id-index.patch"]),
+]
 
 
 def ensure_patched_crates() -> None:
     """Places patched copies of published crates where Cargo.toml's [patch] expects them."""
     for crate, version, patch_names in PATCHED_CRATES:
-        patches = [ROOT / "patches" / name for name in patch_names]
-        dest = ROOT / ".patched" / f"{crate}-{version}"
-        stamp = dest / ".ticketing-patch"
-        digest = hashlib.sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()
-        if stamp.exists() and stamp.read_text() == digest:
-            continue
-        log(f"patching {crate} {version} ({', '.join(patch_names)})")
-        source = _fetch_crate_source(crate, version)
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(source, dest)
-        # Outside any repository: inside one (the clone), `git apply` would resolve the
-        # patch's paths from the repository's root and silently skip them.
-        env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(dest.parent))
-        for patch in patches:
-            run(["git", "apply", "--verbose", str(patch)], cwd=dest, env=env)
-        if not all(_applied(dest, patch, later=patches[i + 1:]) for i, patch in enumerate(patches)):
-            raise SystemExit(f"a patch of {crate} {version} did not apply; see patches/README.md")
-        stamp.write_text(digest)
+        _place_patched(f"{crate}-{version}", patch_names, lambda: _fetch_crate_source(crate, version))
+
+
+def ensure_patched_go_modules() -> None:
+    """Places patched copies of Go modules where tools/go.mod's `replace` expects them."""
+    for module, version, patch_names in PATCHED_GO_MODULES:
+        _place_patched(f"{module.rsplit('/', 1)[-1]}-{version}", patch_names, lambda: _fetch_go_module(module, version))
+
+
+def _place_patched(name: str, patch_names: list[str], fetch_source) -> None:
+    """`.patched/<name>`: the source `fetch_source()` returns with `patch_names` applied in
+    order; redone only when the patches change."""
+    patches = [ROOT / "patches" / patch_name for patch_name in patch_names]
+    dest = ROOT / ".patched" / name
+    stamp = dest / ".ticketing-patch"
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    log(f"patching {name} ({', '.join(patch_names)})")
+    source = fetch_source()
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(source, dest)
+    for path in [dest, *dest.rglob("*")]:  # Go's module cache is read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    # Outside any repository: inside one (the clone), `git apply` would resolve the
+    # patch's paths from the repository's root and silently skip them.
+    env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(dest.parent))
+    for patch in patches:
+        run(["git", "apply", "--verbose", str(patch)], cwd=dest, env=env)
+    if not all(_applied(dest, patch, later=patches[i + 1:]) for i, patch in enumerate(patches)):
+        raise SystemExit(f"a patch of {name} did not apply; see patches/README.md")
+    stamp.write_text(digest)
+
+
+def _fetch_go_module(module: str, version: str) -> Path:
+    """The unpacked source of a Go module, downloaded by go itself into its module cache."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    found = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], cwd=CACHE,
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"could not fetch the Go module {module}@{version}: {found.stdout}{found.stderr}")
+    return Path(json.loads(found.stdout)["Dir"])
 
 
 def _applied(dest: Path, patch: Path, later: list[Path] = ()) -> bool:
@@ -197,6 +229,7 @@ def ensure_all() -> None:
     started = time.time()
     ensure_rust_target()
     ensure_patched_crates()
+    ensure_patched_go_modules()
     ensure_go_tools()
     ensure_redis()
     ensure_wash()

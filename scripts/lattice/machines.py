@@ -8,18 +8,24 @@ Layout (profile `machines` in wash.toml; `up` makes it, `down` removes it; needs
   FerretDB, Redis, stripe-mock, the OCI registry (and, as NATS clients, wadm and the
   secrets backend);
 - machine i: namespace `ticketing-m<i>` on the bridge with `machine_address(i)`, running
-  one wasmCloud host that joins the lattice through the central NATS over the bridge and
-  pulls its artifacts from the registry there, the way a host is added on a new machine
-  (README, "More than one machine"). Its providers reach the servers the same way.
+  a NATS server of its own and one wasmCloud host connected to it. The machines' NATS
+  servers and the central one form one NATS cluster (routes on port `nats_cluster`), each
+  with JetStream, so the cluster's JetStream spans the machines and streams live on any
+  of them. The host pulls its artifacts from the registry over the bridge, the way a host
+  is added on a new machine (README, "More than one machine"); its providers reach NATS
+  through the machine's server and the other servers over the bridge.
 
 (A NATS leaf node per machine was tried first: a leaf without JetStream does not pass
 `$JS.API` on to the hub's JetStream unless both sides use JetStream domains and a shared
-system account, and our providers speak plain `$JS.API`.)
+system account, and our providers speak plain `$JS.API`. JetStream on the central server
+alone does not work in a cluster either: its meta group never elects a leader.)
 """
 from __future__ import annotations
 
 import subprocess
+import time
 
+from .nats import Nats
 from .settings import Profile
 
 BRIDGE = "ticketing-br0"
@@ -78,3 +84,33 @@ def remove(profile: Profile) -> None:
 def on_machine(index: int, argv: list[str]) -> list[str]:
     """`argv` run inside machine `index`."""
     return ["ip", "netns", "exec", namespace(index), *argv]
+
+
+def cluster_args(profile: Profile, address: str) -> list[str]:
+    """nats-server flags joining the server listening on `address` to the profile's
+    cluster: the central server and every machine's, each a seed route of the others."""
+    port = profile.ports["nats_cluster"]
+    everyone = [profile.address] + [profile.machine_address(i) for i in range(1, profile.machines + 1)]
+    routes = ",".join(f"nats://{a}:{port}" for a in everyone if a != address)
+    return ["--cluster_name", f"ticketing-{profile.name}", "--cluster", f"nats://{address}:{port}", "--routes", routes]
+
+
+def wait_for_jetstream(profile: Profile, timeout: float = 60.0) -> None:
+    """Until the cluster's JetStream answers (its servers have elected a meta leader):
+    before that, every JetStream request of wadm, the hosts and the providers fails."""
+    deadline = time.time() + timeout
+    answer = b""
+    while time.time() < deadline:
+        try:
+            client = Nats(profile.ports["nats"], profile.address)
+            try:
+                answer = client.request("$JS.API.INFO")
+            finally:
+                client.close()
+            if b'"error"' not in answer:
+                return
+        except (OSError, RuntimeError):
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the NATS cluster's JetStream did not come up within {timeout:.0f}s ({answer[:200]!r}); "
+                     f"see the nats*.log files in {profile.log_dir}")

@@ -25,6 +25,7 @@ class Command:
     env: dict[str, str] | None = None
     cwd: Path | None = None
     port: int | None = field(default=None)  # a server is up once this port accepts
+    address: str | None = None  # ... on this address (the profile's `address` when None)
 
 
 def host_names(profile: Profile) -> list[str]:
@@ -35,9 +36,15 @@ def host_names(profile: Profile) -> list[str]:
 SERVERS = ["nats", "ferretdb", "redis", "stripe-mock", "registry", "secrets"]
 
 
+def machine_nats_names(profile: Profile) -> list[str]:
+    """The NATS server of each machine (machines.py), clustered with the central one."""
+    return [f"nats-m{i}" for i in range(1, profile.machines + 1)]
+
+
 def server_names(profile: Profile) -> list[str]:
-    """The servers of the profile: SERVERS, and the trace backend when traces are on."""
-    return [*SERVERS, "traces"] if profile.traces else list(SERVERS)
+    """The servers of the profile: SERVERS, each machine's NATS, and the trace backend
+    when traces are on."""
+    return [SERVERS[0], *machine_nats_names(profile), *SERVERS[1:], *(["traces"] if profile.traces else [])]
 
 
 def process_names(profile: Profile) -> list[str]:
@@ -51,9 +58,15 @@ def command(profile: Profile, name: str) -> Command:
     data = profile.data_dir
     address = profile.address
     if name == "nats":
-        return Command([str(TOOLS_BIN / "nats-server"), "-js", "-a", address, "-p", str(p["nats"]),
-                        "-sd", str(data / "nats"), "-n", f"ticketing-{profile.name}", "-m", str(p["nats_monitor"])],
-                       port=p["nats"])
+        argv = _nats_argv(profile, "nats", address)
+        if profile.machines:
+            argv += machines.cluster_args(profile, address)
+        return Command(argv, port=p["nats"])
+    if name in machine_nats_names(profile):
+        index = int(name.removeprefix("nats-m"))
+        own = profile.machine_address(index)
+        argv = _nats_argv(profile, name, own) + machines.cluster_args(profile, own)
+        return Command(machines.on_machine(index, argv), port=p["nats"], address=own)
     if name == "ferretdb":
         return Command([str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"{address}:{p['ferretdb']}",
                         "--data-dir", str(data / "ferretdb")], port=p["ferretdb"])
@@ -85,6 +98,13 @@ def command(profile: Profile, name: str) -> Command:
     raise ValueError(f"no process {name!r} in the {profile.name} profile")
 
 
+def _nats_argv(profile: Profile, name: str, address: str) -> list[str]:
+    """A NATS server with JetStream, its data in `name` under the profile's data dir."""
+    server_name = f"ticketing-{profile.name}" + ("" if name == "nats" else f"-{name.removeprefix('nats-')}")
+    return [str(TOOLS_BIN / "nats-server"), "-js", "-a", address, "-p", str(profile.ports["nats"]),
+            "-sd", str(profile.data_dir / name), "-n", server_name, "-m", str(profile.ports["nats_monitor"])]
+
+
 def host_seed(profile: Profile, name: str) -> str:
     """The host's server key seed, made once per host and kept (mode 600) in the state
     dir, so that a restarted host keeps its id."""
@@ -104,8 +124,8 @@ def _host_command(profile: Profile, name: str) -> Command:
     env.update(
         WASMCLOUD_HOST_SEED=host_seed(profile, name),
         WASMCLOUD_LATTICE=profile.lattice,
-        # The lattice's NATS (over the network from a machine of its own).
-        WASMCLOUD_NATS_HOST=profile.address,
+        # The lattice's NATS: on a machine of its own, that machine's NATS server.
+        WASMCLOUD_NATS_HOST=profile.machine_address(int(index)) if profile.machines else profile.address,
         WASMCLOUD_NATS_PORT=str(profile.ports["nats"]),
         # Artifacts come from the lattice's registry, over plain HTTP;
         # `file://` images only when wash.toml allows them (`allow_file_load`).
@@ -142,14 +162,17 @@ def start(profile: Profile, name: str) -> int:
 
 
 def start_servers(profile: Profile) -> None:
-    for sub in ("nats", "ferretdb", "redis", "registry"):
+    for sub in ("nats", *machine_nats_names(profile), "ferretdb", "redis", "registry"):
         (profile.data_dir / sub).mkdir(parents=True, exist_ok=True)
     servers = server_names(profile)
     listening = [name for name in servers if command(profile, name).port]
     for name in listening:
         start(profile, name)
     for name in listening:
-        procs.wait_for_port(profile, name, command(profile, name).port)
+        cmd = command(profile, name)
+        procs.wait_for_port(profile, name, cmd.port, address=cmd.address)
+    if profile.machines:
+        machines.wait_for_jetstream(profile)
     for name in servers:
         start(profile, name)  # the rest: clients of the servers above
 

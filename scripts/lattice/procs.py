@@ -125,10 +125,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_for_port(profile: Profile, name: str, port: int, timeout: float = 60.0) -> None:
+def wait_for_port(profile: Profile, name: str, port: int, timeout: float = 60.0, address: str | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if port_open(port, profile.address):
+        if port_open(port, address or profile.address):
             return
         if not running(profile, name):
             raise SystemExit(f"{name} exited during start-up; last lines of its log:\n{log_tail(profile, name)}")

@@ -6,7 +6,8 @@
 //! `increment` are an integer `_kv`.
 //!
 //! Every query names documents by `_id` alone (`{_id: key}`). FerretDB v1 on SQLite looks
-//! those up by key, but scans and decodes the whole collection for any other filter,
+//! those up in its `_id` index (once patched: patches/README.md; the published v1.24.2
+//! scanned for those too), but scans and decodes the whole collection for any other filter,
 //! even `{_id: key, field: ...}` or `{_id: {$in: [...]}}`: a conditional write on such a
 //! filter cost time in proportion to the collection (30 ms per ticket created with a few
 //! thousand tickets). So `get_many` is one lookup per key, and the writes that depend on

@@ -224,3 +224,26 @@ async fn concurrent_sets_of_one_new_key_all_succeed() {
         assert!((0..20).any(|i| value == i.to_string()), "{value}");
     }
 }
+
+/// Every keyvalue call names its document by `_id`, so that lookup must use the `_id`
+/// index, not read the whole collection. FerretDB v1 on SQLite did not until our patch
+/// (patches/README.md): its query plan (`explain`) said `SCAN` rather than `SEARCH ...
+/// USING INDEX`. On MongoDB the plan reads `IDHACK` or `EXPRESS_IXSCAN`.
+#[tokio::test]
+async fn lookups_by_key_use_the_id_index() {
+    let (ferret, store) = setup("index").await;
+    for key in ["a", "b", "c"] {
+        store.set("indexed", key, br#"{"n":1}"#).await.unwrap();
+    }
+    let explained = store
+        .database()
+        .run_command(doc! { "explain": { "find": "indexed", "filter": { "_id": "b" } } })
+        .await
+        .unwrap();
+    let plan = format!("{:?}", explained.get_document("queryPlanner").unwrap());
+    if ferret.is_some() {
+        assert!(plan.contains("USING INDEX"), "FerretDB scans for a lookup by _id: {plan}");
+    } else {
+        assert!(plan.contains("IDHACK") || plan.contains("IXSCAN"), "{plan}");
+    }
+}
