@@ -20,8 +20,10 @@ and the server's `x-ticketing-build`, so a result can be quoted with its date an
     ./ticketing bench --url https://tickets.example.org   # any deployment; no memory table
                                                           # unless the local lattice runs
 
-Before its row, `GET /api/tickets` gets at least 200 tickets for sale (created when fewer
-are listed); the row fetches the first page, as clients do. Sign-ups count towards the
+Before the rows, at least `--listed` tickets (200 unless asked) are for sale, created
+through the API when fewer are listed; the list and landing rows fetch the first page, as
+clients do. `--listed 100000` measures them on a large store (the first time, creating
+the tickets takes several minutes; progress is shown). Sign-ups count towards the
 per-address limit (`auth-limits` in wadm.yaml, 500 per 10 minutes): past it they are
 429s and show in the non-2xx/3xx column. Each run adds users and tickets to the store.
 """
@@ -32,6 +34,7 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -46,9 +49,10 @@ from .install import ensure_wrk
 from .processes import process_names
 from .settings import ROOT, Profile, git_revision
 
-LISTED_TICKETS = 200  # tickets for sale before the GET /api/tickets row
+LISTED_TICKETS = 200  # tickets for sale before the rows, unless --listed says otherwise
 PAGE_LIMIT = 100  # the API's largest page (common/src/paging.rs)
 RESULT_MARK = "BENCH-RESULT "
+SEED_CHUNK = 1000  # tickets created between two progress lines
 
 # wrk calls done() once, in its main Lua state, after all threads stopped. Times are in
 # microseconds; errors.status counts responses with a status above 399.
@@ -202,10 +206,18 @@ def _count_for_sale(base: str, enough: int) -> int:
 def seed_tickets(base: str, cookie: str, wanted: int) -> str:
     listed = _count_for_sale(base, wanted)
     missing = max(0, wanted - listed)
-    if missing:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda i: post_json(base, "/api/tickets", {"title": f"bench list {i}", "price": 10}, cookie),
-                          range(missing)))
+    started, failed = time.time(), 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        for done in range(0, missing, SEED_CHUNK):
+            chunk = range(done, min(missing, done + SEED_CHUNK))
+            answers = pool.map(lambda i: post_json(base, "/api/tickets", {"title": f"bench list {i}", "price": 10}, cookie), chunk)
+            failed += sum(1 for a in answers if a["status"] != 201)
+            if missing > SEED_CHUNK:
+                rate = (done + len(chunk)) / (time.time() - started)
+                print(f"  creating tickets for sale: {done + len(chunk)} of {missing} ({rate:.0f}/s, "
+                      f"about {(missing - done - len(chunk)) / rate / 60:.0f} min left)", file=sys.stderr, flush=True)
+    if failed:
+        raise SystemExit(f"{failed} of {missing} ticket creations failed; is the lattice healthy? (./ticketing status)")
     return f"{listed} tickets were for sale, {missing} created" if missing else f"at least {listed} tickets for sale"
 
 
@@ -254,9 +266,10 @@ def socket_errors_text(errors: dict[str, int]) -> str:
     return f"{total} ({', '.join(f'{k} {v}' for k, v in errors.items() if v)})" if total else "0"
 
 
-def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory: bool = True) -> None:
-    """Prints the tables for the deployment at `base`; the memory table (of `profile`'s
-    local processes) only when `memory`."""
+def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory: bool = True,
+          listed: int = LISTED_TICKETS) -> None:
+    """Prints the tables for the deployment at `base`, with at least `listed` tickets for
+    sale; the memory table (of `profile`'s local processes) only when `memory`."""
     ensure_wrk()
     base = base.rstrip("/")
     row_seconds = max(1, round(seconds))
@@ -275,7 +288,7 @@ def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory
     scenarios = [
         Scenario("GET / (web page: 2 API calls through the lattice)", "GET", "/", cookie=cookie),
         Scenario("GET /api/tickets/:id", "GET", f"/api/tickets/{ticket['id']}"),
-        Scenario(f"GET /api/tickets (first page, ≥{LISTED_TICKETS} for sale)", "GET", "/api/tickets"),
+        Scenario(f"GET /api/tickets (first page, ≥{listed} for sale)", "GET", "/api/tickets"),
         Scenario("POST /api/tickets (store + JetStream publish)", "POST", "/api/tickets",
                  body={"title": "bench", "price": 10}, cookie=cookie),
         Scenario("GET /api/users/currentuser", "GET", "/api/users/currentuser"),
@@ -292,16 +305,14 @@ def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory
     print(f"- {wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s\n")
     print("| endpoint | conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
     print("|---|---:|---:|---:|---:|---:|---|", flush=True)
-    seeded = "not seeded"
+    seeded = seed_tickets(base, cookie, listed)
     with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
         for scenario in scenarios:
-            if scenario.path == "/api/tickets" and scenario.method == "GET":
-                seeded = seed_tickets(base, cookie, LISTED_TICKETS)
             for concurrency in levels:
                 r = run_wrk(base, scenario, row_seconds, concurrency, Path(tmp), run_token)
                 print(f"| {scenario.name} | {concurrency} | {r.rate:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
                       f"{r.status_errors} | {socket_errors_text(r.socket_errors)} |", flush=True)
-    print(f"\nBefore the GET /api/tickets rows: {seeded}.")
+    print(f"\nBefore the rows: {seeded}.")
     print(f"Load average (1 min) after the rows: {os.getloadavg()[0]:.2f}.")
 
     latencies = event_latency(base, cookie)

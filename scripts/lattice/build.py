@@ -55,7 +55,7 @@ def build_native() -> None:
     # one invocation, so building and testing the same set (`cargo test --profile
     # native`) lets the tests reuse every dependency this build compiled.
     log(f"building the host, wadm and providers (profile {NATIVE_PROFILE}, optimised; "
-        "about 19 minutes cold on 2 cores, then seconds)")
+        "about 13 minutes cold on 2 cores, then seconds)")
     started = time.time()
     cargo(["build", "--workspace", "--profile", NATIVE_PROFILE])
     log(f"native build done in {time.time() - started:.0f}s")

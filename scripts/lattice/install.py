@@ -98,7 +98,7 @@ def wash_path() -> str:
 
 
 def ensure_wash() -> None:
-    _cargo_install("wash", versions()["wash"], "about 6 minutes")
+    _cargo_install("wash", versions()["wash"], "about 4 minutes")
 
 
 def ensure_secrets_backend() -> None:
