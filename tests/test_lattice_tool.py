@@ -46,7 +46,7 @@ def test_the_manifest_is_valid_for_wadm():
 
 
 def test_the_manifest_names_no_address_so_it_deploys_to_any_lattice():
-    """Endpoints live in named configs (`ticketing-nats`, `ticketing-mongo`, ...) that `up`
+    """Endpoints live in named configs (`ticketing-mongo`, `ticketing-redis`, ...) that `up`
     or the deployer puts, so one wadm.yaml serves the dev, test and any other lattice."""
     values = [line.split("#", 1)[0] for line in (ROOT / "wadm.yaml").read_text().splitlines()]
     addresses = [v.strip() for v in values if re.search(r"\w+://(?!\./build/)|\d+\.\d+\.\d+\.\d+:\d+", v)
@@ -59,7 +59,7 @@ def test_each_lattice_gets_its_own_endpoints():
 
     dev, test = endpoint_configs(profile("dev")), endpoint_configs(profile("test"))
     assert dev.keys() == test.keys()
-    assert test["ticketing-nats"]["nats_url"] == f"nats://127.0.0.1:{profile('test').ports['nats']}"
+    assert test["ticketing-redis"]["redis_url"] == f"redis://127.0.0.1:{profile('test').ports['redis']}"
     assert test["ticketing-http"]["default_address"] == f"127.0.0.1:{profile('test').ports['http']}"
     assert dev["ticketing-mongo"] != test["ticketing-mongo"]
     found = (ROOT / "wadm.yaml").read_text()

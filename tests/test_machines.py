@@ -54,16 +54,17 @@ def test_each_host_runs_on_its_own_machine_and_loads_from_the_registry(spread_la
         found = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True).stdout.strip()
         assert found == machines.namespace(index), (host, found)
     addresses = {prof.machine_address(i) for i in range(1, prof.machines + 1)}
-    # Each host joined the lattice through its own machine's NATS server (its providers'
-    # event connections go where `ticketing-nats` says, the central server)...
+    # Each host, and every provider it runs (with its own connection for events), is a
+    # client of its own machine's NATS server...
     for index in range(1, prof.machines + 1):
         own = prof.machine_address(index)
         clients = {c["ip"] for c in monitor(own, prof, "connz")["connections"]}
         assert clients == {own}, (own, clients)
         assert host_ids_on(own, prof), f"no wasmCloud host is a client of {own}'s NATS"
-    # ... and the central one is routed to all three: one NATS cluster, whose JetStream
-    # has a peer on every machine.
+    # ... none of the central one, which is routed to all three: one NATS cluster, whose
+    # JetStream has a peer on every machine.
     central = prof.address
+    assert not addresses & {c["ip"] for c in monitor(central, prof, "connz")["connections"]}
     assert {r["ip"] for r in monitor(central, prof, "routez")["routes"]} == addresses
     assert monitor(central, prof, "jsz")["meta_cluster"]["cluster_size"] == prof.machines + 1
     # wadm put every component and provider on every machine, each pulled from the registry.

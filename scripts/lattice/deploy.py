@@ -23,7 +23,7 @@ def app_status(profile: Profile) -> str | None:
 
 # Named configs that held secrets before they moved to the secrets backend: deleted,
 # so that no lattice upgraded in place keeps a key in config.
-RETIRED_CONFIGS = ["ticketing-session"]
+RETIRED_CONFIGS = ["ticketing-session", "ticketing-nats"]
 
 
 def stripe_api_base(profile: Profile) -> str:
@@ -62,7 +62,6 @@ def endpoint_configs(profile: Profile) -> dict[str, dict[str, str]]:
     # Every machine listens on its own addresses; hosts sharing one listen on loopback.
     listen = "0.0.0.0" if profile.machines else "127.0.0.1"
     return {
-        "ticketing-nats": {"nats_url": f"nats://{servers}:{profile.ports['nats']}"},
         "ticketing-mongo": {"uri": f"mongodb://{servers}:{profile.ports['ferretdb']}"},
         "ticketing-redis": {"redis_url": f"redis://{servers}:{profile.ports['redis']}"},
         "ticketing-http": {"default_address": f"{listen}:{profile.ports['http']}"},

@@ -7,21 +7,20 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use ticketing_provider_support::settings::{lookup, number, secret_or_config, text};
+use ticketing_provider_support::settings::{lookup, nats_url, number, secret_or_config, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 use crate::outbox::valid_subject;
 
 pub const DEFAULT_URI: &str = "mongodb://127.0.0.1:27017";
 pub const DEFAULT_DATABASE: &str = "ticketing";
-pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 /// The messaging provider's stream keeps `events.>`.
 pub const DEFAULT_EVENT_PREFIX: &str = "events";
 pub const DEFAULT_SWEEP_MS: u64 = 2000;
 /// How soon a standby instance takes over from a lost one (see [`crate::lease`]).
 pub const DEFAULT_LEASE_TTL_MS: u64 = 2000;
 
-/// The outbox relay's settings: `nats_url` (secret, then config), `event_prefix`,
+/// The outbox relay's settings: `nats_url` (secret, then config, else the lattice's NATS), `event_prefix`,
 /// `outbox_sweep_ms`; and `lease_ttl_ms`, how long the serving instance may go silent
 /// before a standby takes over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +32,8 @@ pub struct ProviderSettings {
 }
 
 impl ProviderSettings {
-    pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let nats_url = secret_or_config(config, secrets, "nats_url").unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
+    pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>, lattice_nats: &str) -> Result<Self> {
+        let nats_url = nats_url(config, secrets, lattice_nats);
         let event_prefix = text(config, "event_prefix").unwrap_or_else(|| DEFAULT_EVENT_PREFIX.to_string());
         if !valid_subject(&event_prefix) {
             bail!("`event_prefix` must be a subject prefix such as `events`, got `{event_prefix}`");
@@ -82,6 +81,9 @@ mod tests {
 
     use super::*;
 
+    /// The lattice's NATS, as a host would give it.
+    const LATTICE: &str = "nats://lattice:4222";
+
     #[test]
     fn defaults() {
         let s = LinkSettings::from_link(&HashMap::new(), &HashMap::new()).unwrap();
@@ -104,9 +106,9 @@ mod tests {
 
     #[test]
     fn provider_defaults_and_overrides() {
-        let s = ProviderSettings::from_config(&HashMap::new(), &HashMap::new()).unwrap();
+        let s = ProviderSettings::from_config(&HashMap::new(), &HashMap::new(), LATTICE).unwrap();
         assert_eq!(s, ProviderSettings {
-            nats_url: DEFAULT_NATS_URL.into(),
+            nats_url: LATTICE.into(),
             event_prefix: "events".into(),
             sweep_interval: Duration::from_secs(2),
             lease_ttl: Duration::from_secs(2),
@@ -114,6 +116,7 @@ mod tests {
         let s = ProviderSettings::from_config(
             &map(&[("NATS_URL", "nats://n:1"), ("event_prefix", "test.events"), ("outbox_sweep_ms", "250")]),
             &HashMap::new(),
+            LATTICE,
         )
         .unwrap();
         assert_eq!((s.nats_url.as_str(), s.event_prefix.as_str()), ("nats://n:1", "test.events"));
@@ -123,14 +126,14 @@ mod tests {
     #[test]
     fn a_secret_nats_url_wins() {
         let secrets = HashMap::from([("nats_url".to_string(), SecretValue::String("nats://u:p@n:1".into()))]);
-        let s = ProviderSettings::from_config(&map(&[("nats_url", "nats://other:2")]), &secrets).unwrap();
+        let s = ProviderSettings::from_config(&map(&[("nats_url", "nats://other:2")]), &secrets, LATTICE).unwrap();
         assert_eq!(s.nats_url, "nats://u:p@n:1");
     }
 
     #[test]
     fn bad_provider_settings_are_refused() {
         for (key, value) in [("outbox_sweep_ms", "soon"), ("outbox_sweep_ms", "5"), ("lease_ttl_ms", "100"), ("event_prefix", "a b"), ("event_prefix", "events.>")] {
-            assert!(ProviderSettings::from_config(&map(&[(key, value)]), &HashMap::new()).is_err(), "{key}={value}");
+            assert!(ProviderSettings::from_config(&map(&[(key, value)]), &HashMap::new(), LATTICE).is_err(), "{key}={value}");
         }
     }
 

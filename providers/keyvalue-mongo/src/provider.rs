@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::FutureExt as _;
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
-use ticketing_provider_support::settings::redacted;
+use ticketing_provider_support::settings::{lattice_nats_url, redacted};
 use ticketing_provider_support::trace::call_span;
 use ticketing_provider_support::LinkKey;
 use tracing::{info, warn, Instrument as _};
@@ -147,7 +147,7 @@ async fn linked_databases(links: &RwLock<HashMap<LinkKey, MongoStore>>) -> Vec<m
 
 impl Provider for KeyvalueMongo {
     async fn init(&self, init: impl ProviderInitConfig) -> Result<()> {
-        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets())?;
+        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets(), &lattice_nats_url())?;
         let nats = async_nats::ConnectOptions::new()
             .name("keyvalue-mongo outbox relay")
             .retry_on_initial_connect()

@@ -8,12 +8,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use ticketing_provider_support::settings::{lookup, millis_list, number, secret_or_config, text};
+use ticketing_provider_support::settings::{lookup, millis_list, nats_url, number, text};
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
 use crate::bus::BusSettings;
-
-pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 #[derive(Debug, Clone)]
 pub struct ProviderSettings {
@@ -22,9 +20,10 @@ pub struct ProviderSettings {
 }
 
 impl ProviderSettings {
-    /// `nats_url` comes from a secret first (it may carry credentials), then config.
-    pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>) -> Result<Self> {
-        let nats_url = secret_or_config(config, secrets, "nats_url").unwrap_or_else(|| DEFAULT_NATS_URL.to_string());
+    /// `nats_url` comes from a secret first (it may carry credentials), then config, else
+    /// it is `lattice_nats`, the lattice's NATS.
+    pub fn from_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>, lattice_nats: &str) -> Result<Self> {
+        let nats_url = nats_url(config, secrets, lattice_nats);
         let mut bus = BusSettings::default();
         let number = |key: &str| number(config, key).map_err(anyhow::Error::msg);
         if let Some(v) = text(config, "stream") { bus.stream = v; }
@@ -70,14 +69,18 @@ mod tests {
 
     use super::*;
 
+    /// The lattice's NATS, as a host would give it.
+    const LATTICE: &str = "nats://lattice:4222";
+
     #[test]
     fn defaults_and_overrides() {
-        let s = ProviderSettings::from_config(&HashMap::new(), &HashMap::new()).unwrap();
-        assert_eq!(s.nats_url, DEFAULT_NATS_URL);
+        let s = ProviderSettings::from_config(&HashMap::new(), &HashMap::new(), LATTICE).unwrap();
+        assert_eq!(s.nats_url, LATTICE, "events go over the lattice's NATS by default");
         assert_eq!(s.bus.max_deliver, 10);
         let s = ProviderSettings::from_config(
             &map(&[("NATS_URL", "nats://n:1"), ("ack_wait_ms", "2000"), ("max_deliver", "3"), ("backoff_ms", "10, 20"), ("max_age_seconds", "60")]),
             &HashMap::new(),
+            LATTICE,
         )
         .unwrap();
         assert_eq!(s.nats_url, "nats://n:1");
@@ -90,7 +93,7 @@ mod tests {
     #[test]
     fn a_secret_url_wins() {
         let secrets = HashMap::from([("nats_url".to_string(), SecretValue::String("nats://u:p@n:1".into()))]);
-        let s = ProviderSettings::from_config(&map(&[("nats_url", "nats://other:2")]), &secrets).unwrap();
+        let s = ProviderSettings::from_config(&map(&[("nats_url", "nats://other:2")]), &secrets, LATTICE).unwrap();
         assert_eq!(s.nats_url, "nats://u:p@n:1");
         assert_eq!(redacted(&s.nats_url), "nats://u:***@n:1");
     }
@@ -98,7 +101,7 @@ mod tests {
     #[test]
     fn bad_numbers_are_refused() {
         for (key, value) in [("ack_wait_ms", "soon"), ("max_deliver", "0"), ("backoff_ms", "1,x"), ("ack_wait_ms", "5")] {
-            assert!(ProviderSettings::from_config(&map(&[(key, value)]), &HashMap::new()).is_err(), "{key}={value}");
+            assert!(ProviderSettings::from_config(&map(&[(key, value)]), &HashMap::new(), LATTICE).is_err(), "{key}={value}");
         }
     }
 

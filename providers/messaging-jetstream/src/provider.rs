@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use tokio::sync::{watch, Mutex, OnceCell};
 use ticketing_common::events::HandlerError;
-use ticketing_provider_support::settings::redacted;
+use ticketing_provider_support::settings::{lattice_nats_url, redacted};
 use ticketing_provider_support::{CallOutcome, LinkKey};
 use ticketing_provider_support::trace::{call_span, continue_trace, TRACEPARENT};
 use wasmcloud_provider_sdk::wasmcloud_tracing::context::TraceContextInjector;
@@ -60,7 +60,7 @@ impl MessagingJetstream {
 
 impl Provider for MessagingJetstream {
     async fn init(&self, init: impl ProviderInitConfig) -> Result<()> {
-        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets())?;
+        let settings = ProviderSettings::from_config(init.get_config(), init.get_secrets(), &lattice_nats_url())?;
         let nats = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connect(&settings.nats_url)

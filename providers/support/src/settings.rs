@@ -8,6 +8,9 @@ use std::collections::HashMap;
 
 use wasmcloud_provider_sdk::core::secrets::SecretValue;
 
+/// Where a provider reaches NATS when nothing else is known (wasmCloud's own default).
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
 /// The value of `key`, matched case-insensitively (`URI`, `uri` and `Uri` are one key).
 pub fn lookup<'a, V>(map: &'a HashMap<String, V>, key: &str) -> Option<&'a V> {
     map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
@@ -29,6 +32,24 @@ pub fn secret(secrets: &HashMap<String, SecretValue>, key: &str) -> Option<Strin
 /// development, so one deployment can use either without a second key name.
 pub fn secret_or_config(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>, key: &str) -> Option<String> {
     secret(secrets, key).or_else(|| text(config, key))
+}
+
+/// The NATS a provider's own connection (its event streams) uses: the secret or config
+/// `nats_url`, else `lattice` (the lattice's NATS, as the host told the provider), so
+/// that events flow over the lattice's NATS unless a deployment says otherwise, and a
+/// provider on a machine with a NATS server of its own stays on that server.
+pub fn nats_url(config: &HashMap<String, String>, secrets: &HashMap<String, SecretValue>, lattice: &str) -> String {
+    secret_or_config(config, secrets, "nats_url").unwrap_or_else(|| lattice.to_string())
+}
+
+/// The lattice's NATS as this provider's host gave it (its host data), or
+/// [`DEFAULT_NATS_URL`] when there is none (a provider run by hand).
+pub fn lattice_nats_url() -> String {
+    wasmcloud_provider_sdk::provider::load_host_data()
+        .ok()
+        .map(|host| host.lattice_rpc_url.trim().to_string())
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_NATS_URL.to_string())
 }
 
 /// A whole number under `key`, if set; an error names the key and the bad value.
