@@ -76,6 +76,23 @@ def test_a_rendered_manifest_carries_one_version():
     assert with_version(versioned, "abc-2").count("version:") == versioned.count("version:")
 
 
+def test_up_can_change_an_inline_config_property_and_nothing_else():
+    import pytest
+    from lattice.configs import inline_configs, named_entries
+    from lattice.manifest import with_config
+
+    manifest = (ROOT / "wadm.yaml").read_text()
+    changed = with_config(manifest, "auth-limits", "signups_per_address", "100000")
+    before, after = named_entries(manifest), named_entries(changed)
+    assert [e for e in after if e[2] == "auth-limits"][0][3]["signups_per_address"] == "100000"
+    assert [e for e in before if e[2] != "auth-limits"] == [e for e in after if e[2] != "auth-limits"]
+    assert len(changed.splitlines()) == len(manifest.splitlines())
+    for name, key in [("auth-limits", "no_such_limit"), ("no-such-config", "signups_per_address")]:
+        with pytest.raises(SystemExit, match=name if name != "auth-limits" else key):
+            with_config(manifest, name, key, "1")
+    assert inline_configs(ROOT / "wadm.yaml")["auth-limits"]["signups_per_address"] == "500", "wadm.yaml untouched"
+
+
 def test_inline_configs_are_read_with_their_properties():
     from lattice.configs import inline_configs
 

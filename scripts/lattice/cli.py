@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from . import build, install, lattice, procs, traces
+from . import build, install, lattice, manifest, procs, traces
 from .deploy import app_status
 from .processes import process_names
 from .procs import log
@@ -30,6 +30,9 @@ def cmd_up(args) -> int:
     started = time.time()
     if args.traces:
         os.environ["TICKETING_TRACES"] = "1"  # also for the supervisor `up` starts
+    if args.config:
+        os.environ["TICKETING_CONFIG"] = ";".join(args.config)
+        manifest.config_overrides()  # refuse a malformed one before starting anything
     prof = profile(args.profile)
     install.ensure_all()
     if prof.traces:
@@ -175,6 +178,9 @@ def main(argv: list[str]) -> int:
     up = add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml")
     up.add_argument("--traces", action="store_true",
                     help="also run a trace backend with a UI (Arize Phoenix) and export every host's and provider's spans to it (OpenTelemetry)")
+    up.add_argument("--config", action="append", metavar="NAME.KEY=VALUE",
+                    help="deploy with this property of an inline config of wadm.yaml changed, "
+                         "e.g. auth-limits.signups_per_address=100000 for a load test (repeatable)")
     add("down", cmd_down, "stop everything `up` started")
     add("status", cmd_status, "show what runs")
     logs = add("logs", cmd_logs, "show the end of the logs")

@@ -7,6 +7,8 @@ deploys to the dev lattice, the test lattice and a deployer's own."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from pathlib import Path
 
@@ -32,10 +34,44 @@ def manifest_for(profile: Profile) -> Path:
         return registry.push(profile, source, source.name.split(".", 1)[0])
 
     text = re.sub(r"file://\./build/([\w-]+\.[\w.]+)", pushed, text)
+    for name, key, value in config_overrides():
+        text = with_config(text, name, key, value)
     text = with_version(text, f"{git_revision()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
     rendered = profile.state_dir / "wadm.yaml"
     rendered.write_text(text)
     return rendered
+
+
+def config_overrides() -> list[tuple[str, str, str]]:
+    """`up --config NAME.KEY=VALUE` (passed on in `TICKETING_CONFIG`, `;`-separated, so
+    that the supervisor deploys the same): inline config properties to change."""
+    overrides = []
+    for item in filter(None, os.environ.get("TICKETING_CONFIG", "").split(";")):
+        target, sep, value = item.partition("=")
+        name, dot, key = target.rpartition(".")
+        if not (sep and dot and name and key):
+            raise SystemExit(f"--config {item!r}: expected NAME.KEY=VALUE, e.g. auth-limits.signups_per_address=100000")
+        overrides.append((name, key, value))
+    return overrides
+
+
+def with_config(manifest: str, name: str, key: str, value: str) -> str:
+    """The manifest with property `key` of its inline config `name` set to `value`
+    (line-based, like `without_links`: our manifest's configs are plain block YAML)."""
+    lines = manifest.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() != f"- name: {name}":
+            continue
+        indent = len(line) - len(line.lstrip())
+        for j in range(i + 1, len(lines)):
+            inner = lines[j]
+            if inner.strip() and len(inner) - len(inner.lstrip()) <= indent:
+                break
+            if inner.strip().startswith(f"{key}:"):
+                lines[j] = f"{inner[:len(inner) - len(inner.lstrip())]}{key}: {json.dumps(value)}\n"
+                return "".join(lines)
+        raise SystemExit(f"--config {name}.{key}: config {name!r} has no property {key!r} in the manifest")
+    raise SystemExit(f"--config {name}.{key}: the manifest has no inline config named {name!r}")
 
 
 def with_version(manifest: str, version: str) -> str:

@@ -34,7 +34,9 @@
 //! component must not delete a key whose change it just announced.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -202,16 +204,30 @@ async fn stored_outbox(documents: &Collection<Document>, key: &str) -> Result<Op
 }
 
 /// Replaces document `key` with `document` plus the pending events of the stored one and
-/// `new`, never dropping an event that is pending: reads the stored `_outbox`, then
-/// writes, both by `_id` alone (see the crate docs on FerretDB). Returns the `_outbox` it
-/// stored (empty: none). The caller holds the key's lock, so nothing of this provider
-/// changes the document in between.
+/// `new`, never dropping an event that is pending. Returns the `_outbox` it stored (empty:
+/// none). The caller holds the key's lock, so nothing of this provider changes the
+/// document in between.
+///
+/// Most documents have nothing pending, so one conditional write does it: replace (or
+/// create) the document if it has no `_outbox`. Only if it has one (the upsert then
+/// collides with the stored `_id`) is the stored `_outbox` read and merged.
 pub(crate) async fn replace_keeping_pending(
     documents: &Collection<Document>,
     key: &str,
     document: Document,
     new: &[Event],
 ) -> Result<Vec<Bson>> {
+    let outbox = merge(&[], new);
+    let mut replacement = document.clone();
+    if !outbox.is_empty() {
+        replacement.insert(FIELD, outbox.clone());
+    }
+    let nothing_pending = doc! { "_id": key, FIELD: { "$exists": false } };
+    match documents.replace_one(nothing_pending, replacement).upsert(true).await {
+        Ok(_) => return Ok(outbox),
+        Err(e) if is_duplicate_key(&e) => {} // it holds pending events (or was just created)
+        Err(e) => return Err(e.into()),
+    }
     let stored = stored_outbox(documents, key).await?;
     let outbox = merge(entries(stored.as_ref()), new);
     let mut replacement = document;
@@ -308,7 +324,11 @@ pub struct Relay {
     /// Bounds the relays started by writes: a burst of writes then waits for its events
     /// a moment instead of flooding the database with their follow-up writes while
     /// requests wait behind them.
-    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Documents (database, bucket, key) with a relay started by a write still to run, and
+    /// how many: the sweep leaves them alone instead of publishing the same events again
+    /// while a burst of writes waits for its relays.
+    queued: Arc<Mutex<HashMap<(String, String, String), usize>>>,
 }
 
 /// Relays started by writes that run at once (see [`Relay`]'s `in_flight`).
@@ -319,8 +339,8 @@ impl Relay {
     /// `events.ticket:created`, into the stream the messaging provider keeps.
     pub fn new(client: async_nats::Client, prefix: &str) -> Relay {
         let js = jetstream::new(client.clone());
-        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(RELAYS_AT_ONCE));
-        Relay { client, js, prefix: prefix.to_string(), in_flight }
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(RELAYS_AT_ONCE));
+        Relay { client, js, prefix: prefix.to_string(), in_flight, queued: Arc::default() }
     }
 
     /// Whether NATS is reachable right now (as far as the client knows).
@@ -351,12 +371,32 @@ impl Relay {
             return; // the sweep publishes once NATS is back
         }
         let relay = self.clone();
+        let document = (db.name().to_string(), bucket, key);
+        *relay.queued_documents().entry(document.clone()).or_default() += 1;
         tokio::spawn(async move {
-            let Ok(_turn) = relay.in_flight.acquire().await else { return };
-            if let Err(e) = relay.relay_written(&db, &bucket, &key, written, &pointer).await {
-                debug!(bucket, key, error = format!("{e:#}"), "relay failed; the sweep retries it");
+            let (_, bucket, key) = &document;
+            if let Ok(_turn) = relay.in_flight.acquire().await {
+                if let Err(e) = relay.relay_written(&db, bucket, key, written, &pointer).await {
+                    debug!(bucket, key, error = format!("{e:#}"), "relay failed; the sweep retries it");
+                }
+            }
+            let mut queued = relay.queued_documents();
+            if let Some(count) = queued.get_mut(&document) {
+                *count -= 1;
+                if *count == 0 {
+                    queued.remove(&document);
+                }
             }
         });
+    }
+
+    /// Whether a relay started by a write of document `key` is still to run.
+    pub fn is_queued(&self, database: &str, bucket: &str, key: &str) -> bool {
+        self.queued_documents().contains_key(&(database.to_string(), bucket.to_string(), key.to_string()))
+    }
+
+    fn queued_documents(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String, String), usize>> {
+        self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The relay right after a `set`, which knows what it stored: publishes `written`,
@@ -365,7 +405,7 @@ impl Relay {
     /// Whenever anything changed meanwhile it falls back to [`Relay::relay`].
     async fn relay_written(&self, db: &Database, bucket: &str, key: &str, written: Vec<Bson>, pointer: &Pointer) -> Result<()> {
         for entry in &written {
-            let Some(event) = Event::from_bson(entry) else { return self.relay(db, bucket, key).await };
+            let Some(event) = Event::from_bson(entry) else { return self.relay(db, bucket, key, std::slice::from_ref(pointer)).await };
             if let Err(e) = self.publish(&event).await {
                 return Err(e.context(format!("publishing event {} ({}) of `{bucket}/{key}`", event.id, event.subject)));
             }
@@ -374,11 +414,12 @@ impl Relay {
         let removed = {
             let lock = document_lock(db.name(), bucket, key);
             let _held = lock.lock().await;
-            let unchanged = stored_outbox(&documents, key).await? == Some(Bson::Array(written));
-            unchanged && documents.update_one(doc! { "_id": key }, doc! { "$unset": { FIELD: "" } }).await?.matched_count > 0
+            let still_just_these = doc! { "_id": key, FIELD: Bson::Array(written) };
+            documents.update_one(still_just_these, doc! { "$unset": { FIELD: "" } }).await?.matched_count > 0
         };
         if !removed {
-            return self.relay(db, bucket, key).await; // another write came in between
+            // another write came in between
+            return self.relay(db, bucket, key, std::slice::from_ref(pointer)).await;
         }
         let pointers = db.collection::<Document>(COLLECTION);
         pointers.delete_one(doc! { "_id": &pointer.id, "at": pointer.at }).await?;
@@ -386,9 +427,11 @@ impl Relay {
     }
 
     /// Publishes the pending events of document `key` in order, stopping at the first
-    /// failure; removes the published ones from the document and deletes the pointers
-    /// that are done. Errors if an event could not be published (or the database failed).
-    pub async fn relay(&self, db: &Database, bucket: &str, key: &str) -> Result<()> {
+    /// failure; removes the published ones from the document and deletes the pointers to
+    /// it that are done: of `known` (what the caller read), and those of the writes whose
+    /// events this relay published (a pointer is named after its write's first event).
+    /// Errors if an event could not be published (or the database failed).
+    pub async fn relay(&self, db: &Database, bucket: &str, key: &str, known: &[Pointer]) -> Result<()> {
         let documents = db.collection::<Document>(bucket);
         let pending = stored_outbox(&documents, key).await?;
         let mut published = Vec::new();
@@ -410,7 +453,8 @@ impl Relay {
             let lock = document_lock(db.name(), bucket, key);
             let _held = lock.lock().await;
             let still_pending = remove_published(&documents, key, &published).await?;
-            forget_done_pointers(db, bucket, key, &still_pending, &published).await?;
+            let pointers = with_pointers_of(db, bucket, key, known, &published).await?;
+            forget_done_pointers(db, &pointers, &still_pending, &published).await?;
         }
         match failure {
             Some(e) => Err(e),
@@ -440,42 +484,70 @@ async fn remove_published(documents: &Collection<Document>, key: &str, published
     Ok(ids(&remaining))
 }
 
+/// `known` and the other pointers to document `key` named after an event of `published`
+/// (looked up by `_id`, which the index finds without reading the collection).
+async fn with_pointers_of(db: &Database, bucket: &str, key: &str, known: &[Pointer], published: &[String]) -> Result<Vec<Pointer>> {
+    let collection = db.collection::<Document>(COLLECTION);
+    let mut pointers = known.to_vec();
+    for id in published {
+        if pointers.iter().any(|p| p.events.contains(id) || &p.id == id) {
+            continue;
+        }
+        let found = collection.find_one(doc! { "_id": id }).await?;
+        if let Some(pointer) = found.as_ref().and_then(Pointer::from_document) {
+            if pointer.bucket == bucket && pointer.key == key {
+                pointers.push(pointer);
+            }
+        }
+    }
+    Ok(pointers)
+}
+
 /// Deletes the pointers of document `key` that are done (see [`Pointer::is_done`]); each
 /// only in the version that was judged, so a pointer a retried `set` just renewed stays.
 /// The caller holds the key's lock.
-async fn forget_done_pointers(db: &Database, bucket: &str, key: &str, pending: &[String], published: &[String]) -> Result<()> {
-    let pointers = db.collection::<Document>(COLLECTION);
-    let found: Vec<Document> = pointers.find(doc! { "bucket": bucket, "key": key }).await?.try_collect().await?;
+async fn forget_done_pointers(db: &Database, pointers: &[Pointer], pending: &[String], published: &[String]) -> Result<()> {
+    let collection = db.collection::<Document>(COLLECTION);
     let now = DateTime::now();
-    for stored in &found {
-        let Some(pointer) = Pointer::from_document(stored) else { continue };
-        if pointer.is_done(pending, published, now) {
-            let at = stored.get("at").cloned().unwrap_or_else(|| Bson::Document(doc! { "$exists": false }));
-            pointers.delete_one(doc! { "_id": &pointer.id, "at": at }).await?;
-        }
+    for pointer in pointers.iter().filter(|p| p.is_done(pending, published, now)) {
+        // Unless it was renewed meanwhile (a retried `set` writes the same pointer again).
+        let at = if pointer.at == DateTime::MIN { Bson::Document(doc! { "$exists": false }) } else { Bson::DateTime(pointer.at) };
+        collection.delete_one(doc! { "_id": &pointer.id, "at": at }).await?;
     }
     Ok(())
 }
 
 /// One sweep of database `db`: relays every document named by a pointer older than
-/// `min_age`. Stops early while NATS is unreachable; one document failing does not stop
-/// the others. Returns how many documents failed.
+/// `min_age`, oldest pointer first, except those a relay started by a write of this
+/// process is still to do. Stops early while NATS is unreachable; one document failing
+/// does not stop the others. Returns how many documents failed.
 pub async fn sweep(relay: &Relay, db: &Database, min_age: Duration) -> Result<usize> {
-    let pointers: Vec<Document> = db.collection::<Document>(COLLECTION).find(doc! {}).await?.try_collect().await?;
+    let stored: Vec<Document> = db.collection::<Document>(COLLECTION).find(doc! {}).await?.try_collect().await?;
     let cutoff = DateTime::now().timestamp_millis() - i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
-    let mut documents: Vec<(String, String)> = Vec::new();
-    for pointer in pointers.iter().filter_map(Pointer::from_document) {
-        let target = (pointer.bucket, pointer.key);
-        if pointer.at.timestamp_millis() <= cutoff && !documents.contains(&target) {
-            documents.push(target);
+    let mut old: Vec<Pointer> = stored.iter().filter_map(Pointer::from_document).filter(|p| p.at.timestamp_millis() <= cutoff).collect();
+    old.sort_by_key(|p| p.at);
+    // The pointers of each document, documents in the order of their oldest pointer.
+    let mut documents: Vec<((String, String), Vec<Pointer>)> = Vec::new();
+    let mut position: HashMap<(String, String), usize> = HashMap::new();
+    for pointer in old {
+        let target = (pointer.bucket.clone(), pointer.key.clone());
+        match position.get(&target) {
+            Some(&i) => documents[i].1.push(pointer),
+            None => {
+                position.insert(target.clone(), documents.len());
+                documents.push((target, vec![pointer]));
+            }
         }
     }
     let mut failed = 0;
-    for (bucket, key) in &documents {
+    for ((bucket, key), pointers) in &documents {
         if !relay.connected() {
             bail!("NATS is unreachable");
         }
-        if let Err(e) = relay.relay(db, bucket, key).await {
+        if relay.is_queued(db.name(), bucket, key) {
+            continue;
+        }
+        if let Err(e) = relay.relay(db, bucket, key, pointers).await {
             warn!(database = db.name(), bucket, key, error = format!("{e:#}"), "outbox events not published yet; retrying later");
             failed += 1;
         }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use futures::TryStreamExt as _;
 use keyvalue_mongo::mongo::{MongoStore, VALUE_FIELD};
 use mongodb::bson::{doc, Bson, Document};
 use ticketing_test_support::Server;
@@ -225,25 +226,35 @@ async fn concurrent_sets_of_one_new_key_all_succeed() {
     }
 }
 
-/// Every keyvalue call names its document by `_id`, so that lookup must use the `_id`
-/// index, not read the whole collection. FerretDB v1 on SQLite did not until our patch
-/// (patches/README.md): its query plan (`explain`) said `SCAN` rather than `SEARCH ...
-/// USING INDEX`. On MongoDB the plan reads `IDHACK` or `EXPRESS_IXSCAN`.
+/// Every keyvalue call names its document by `_id`, alone or with a condition on another
+/// field (the outbox's compare-and-set writes: `{_id, _outbox: ...}`), so those lookups
+/// must use the `_id` index, not read the whole collection. FerretDB v1 on SQLite did not
+/// until our patches (patches/README.md): its query plan (`explain`) said `SCAN` rather
+/// than `SEARCH ... USING INDEX`. On MongoDB the plan reads `IDHACK` or `IXSCAN`.
 #[tokio::test]
 async fn lookups_by_key_use_the_id_index() {
     let (ferret, store) = setup("index").await;
     for key in ["a", "b", "c"] {
         store.set("indexed", key, br#"{"n":1}"#).await.unwrap();
     }
-    let explained = store
-        .database()
-        .run_command(doc! { "explain": { "find": "indexed", "filter": { "_id": "b" } } })
-        .await
-        .unwrap();
-    let plan = format!("{:?}", explained.get_document("queryPlanner").unwrap());
-    if ferret.is_some() {
-        assert!(plan.contains("USING INDEX"), "FerretDB scans for a lookup by _id: {plan}");
-    } else {
-        assert!(plan.contains("IDHACK") || plan.contains("IXSCAN"), "{plan}");
+    for filter in [doc! { "_id": "b" }, doc! { "_id": "b", "_outbox": { "$exists": false } }, doc! { "n": 1, "_id": "b" }] {
+        let explained = store
+            .database()
+            .run_command(doc! { "explain": { "find": "indexed", "filter": filter.clone() } })
+            .await
+            .unwrap();
+        let plan = format!("{:?}", explained.get_document("queryPlanner").unwrap());
+        if ferret.is_some() {
+            assert!(plan.contains("USING INDEX"), "FerretDB scans for {filter}: {plan}");
+        } else {
+            assert!(plan.contains("IDHACK") || plan.contains("IXSCAN"), "{filter}: {plan}");
+        }
     }
+    let found = |filter| async {
+        let documents: Vec<Document> =
+            store.database().collection::<Document>("indexed").find(filter).await.unwrap().try_collect().await.unwrap();
+        documents.len()
+    };
+    assert_eq!(found(doc! { "_id": "b", "n": 1 }).await, 1);
+    assert_eq!(found(doc! { "_id": "b", "n": 2 }).await, 0, "the rest of the filter still applies");
 }
