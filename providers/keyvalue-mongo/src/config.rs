@@ -55,10 +55,14 @@ impl ProviderSettings {
     }
 }
 
+/// A link's settings: `uri` (secret, then config), `database`, and `writes_at_once`, how
+/// many writes to the database may run at once (unset: no limit; `1` for FerretDB on
+/// SQLite, see [`crate::write_gate`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSettings {
     pub uri: String,
     pub database: String,
+    pub writes_at_once: Option<usize>,
 }
 
 impl LinkSettings {
@@ -71,7 +75,12 @@ impl LinkSettings {
         if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
             bail!("`{database}` is not a valid MongoDB database name");
         }
-        Ok(Self { uri, database })
+        let writes_at_once = match number(config, "writes_at_once").map_err(anyhow::Error::msg)? {
+            Some(0) => bail!("`writes_at_once` must be at least 1 (leave it out for no limit)"),
+            Some(n) => Some(usize::try_from(n)?),
+            None => None,
+        };
+        Ok(Self { uri, database, writes_at_once })
     }
 }
 
@@ -87,7 +96,9 @@ mod tests {
     #[test]
     fn defaults() {
         let s = LinkSettings::from_link(&HashMap::new(), &HashMap::new()).unwrap();
-        assert_eq!(s, LinkSettings { uri: DEFAULT_URI.into(), database: DEFAULT_DATABASE.into() });
+        assert_eq!(s, LinkSettings { uri: DEFAULT_URI.into(), database: DEFAULT_DATABASE.into(), writes_at_once: None });
+        let s = LinkSettings::from_link(&map(&[("writes_at_once", "1")]), &HashMap::new()).unwrap();
+        assert_eq!(s.writes_at_once, Some(1));
     }
 
     #[test]
@@ -102,6 +113,9 @@ mod tests {
     fn rejects_bad_values() {
         assert!(LinkSettings::from_link(&map(&[("uri", "http://x")]), &HashMap::new()).is_err());
         assert!(LinkSettings::from_link(&map(&[("database", "a.b")]), &HashMap::new()).is_err());
+        for writes in ["0", "one", "-1"] {
+            assert!(LinkSettings::from_link(&map(&[("writes_at_once", writes)]), &HashMap::new()).is_err(), "{writes}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   others stand by and take over within seconds when it is lost);
 //! - [`outbox`]: the transactional outbox: a value's `_outbox` events are stored with it
 //!   and published to JetStream at least once, whatever fails in between;
+//! - [`write_gate`]: one write at a time per database where the server needs it (SQLite);
 //! - [`config`]: what a link says (connection URI, database) and what the provider's own
 //!   config says (NATS URL, event subject prefix, sweep interval);
 //! - [`provider`]: the thin wRPC adapter that serves `wrpc:keyvalue/{store,atomics,batch}`.
@@ -18,3 +19,4 @@ pub mod lease;
 pub mod mongo;
 pub mod outbox;
 pub mod provider;
+pub mod write_gate;

@@ -33,6 +33,7 @@ use mongodb::{Client, Collection, Database};
 
 use crate::key_index::{self, Change};
 use crate::outbox::{self, Pointer, Relay};
+use crate::write_gate;
 
 /// Field holding a value that is not a JSON object.
 pub const VALUE_FIELD: &str = "_kv";
@@ -136,7 +137,10 @@ impl MongoStore {
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let collection = self.collection(bucket)?;
-        let deleted = collection.delete_one(doc! { "_id": key }).await;
+        let deleted = {
+            let _turn = write_gate::turn(self.db.name()).await;
+            collection.delete_one(doc! { "_id": key }).await
+        };
         self.note(&collection, &[key], deleted.is_ok(), Change::Deleted).await;
         deleted?;
         Ok(())
@@ -186,11 +190,14 @@ impl MongoStore {
         let _serialized = lock.lock().await;
         let mut attempt = 0;
         loop {
-            let result = collection
-                .find_one_and_update(doc! { "_id": key }, doc! { "$inc": { VALUE_FIELD: delta } })
-                .upsert(true)
-                .return_document(ReturnDocument::After)
-                .await;
+            let result = {
+                let _turn = write_gate::turn(self.db.name()).await;
+                collection
+                    .find_one_and_update(doc! { "_id": key }, doc! { "$inc": { VALUE_FIELD: delta } })
+                    .upsert(true)
+                    .return_document(ReturnDocument::After)
+                    .await
+            };
             match result {
                 Ok(Some(document)) => {
                     let value = match document.get(VALUE_FIELD) {
@@ -240,7 +247,10 @@ impl MongoStore {
             return Ok(());
         }
         let collection = self.collection(bucket)?;
-        let deleted = collection.delete_many(doc! { "_id": { "$in": keys } }).await;
+        let deleted = {
+            let _turn = write_gate::turn(self.db.name()).await;
+            collection.delete_many(doc! { "_id": { "$in": keys } }).await
+        };
         let names: Vec<&str> = keys.iter().map(String::as_str).collect();
         self.note(&collection, &names, deleted.is_ok(), Change::Deleted).await;
         deleted?;
@@ -336,6 +346,13 @@ pub fn decode(mut document: Document) -> Result<Vec<u8>> {
     }
 }
 
+/// The `traceparent` of the span this call runs in (the component's call, continuing its
+/// request's trace), when tracing is on.
+fn current_traceparent() -> Option<String> {
+    use wasmcloud_provider_sdk::wasmcloud_tracing::context::TraceContextInjector;
+    TraceContextInjector::default_with_span().get(ticketing_provider_support::trace::TRACEPARENT).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,12 +411,4 @@ mod tests {
         assert!(collection_name("system.users").is_err());
         assert!(collection_name("_outbox").is_err());
     }
-}
-
-
-/// The `traceparent` of the span this call runs in (the component's call, continuing its
-/// request's trace), when tracing is on.
-fn current_traceparent() -> Option<String> {
-    use wasmcloud_provider_sdk::wasmcloud_tracing::context::TraceContextInjector;
-    TraceContextInjector::default_with_span().get(ticketing_provider_support::trace::TRACEPARENT).cloned()
 }

@@ -49,6 +49,7 @@ use ticketing_provider_support::trace::TRACEPARENT;
 use tracing::{debug, error, info, warn};
 
 use crate::mongo::{document_lock, is_duplicate_key, UPSERT_RETRIES};
+use crate::write_gate;
 
 /// The document field holding its unpublished events, and the collection of pointers.
 pub const FIELD: &str = "_outbox";
@@ -223,7 +224,11 @@ pub(crate) async fn replace_keeping_pending(
         replacement.insert(FIELD, outbox.clone());
     }
     let nothing_pending = doc! { "_id": key, FIELD: { "$exists": false } };
-    match documents.replace_one(nothing_pending, replacement).upsert(true).await {
+    let replaced = {
+        let _turn = write_gate::turn_for(documents).await;
+        documents.replace_one(nothing_pending, replacement).upsert(true).await
+    };
+    match replaced {
         Ok(_) => return Ok(outbox),
         Err(e) if is_duplicate_key(&e) => {} // it holds pending events (or was just created)
         Err(e) => return Err(e.into()),
@@ -235,7 +240,11 @@ pub(crate) async fn replace_keeping_pending(
         replacement.insert(FIELD, outbox.clone());
     }
     for _ in 0..=UPSERT_RETRIES {
-        match documents.replace_one(doc! { "_id": key }, replacement.clone()).upsert(true).await {
+        let replaced = {
+            let _turn = write_gate::turn_for(documents).await;
+            documents.replace_one(doc! { "_id": key }, replacement.clone()).upsert(true).await
+        };
+        match replaced {
             Ok(_) => return Ok(outbox),
             // Two upserts creating one `_id` at once: the loser's next try replaces.
             Err(e) if is_duplicate_key(&e) => {}
@@ -307,7 +316,11 @@ pub(crate) async fn save_pointer(db: &Database, pointer: &Pointer) -> Result<()>
     let pointers = db.collection::<Document>(COLLECTION);
     let mut attempt = 0;
     loop {
-        match pointers.replace_one(doc! { "_id": &pointer.id }, pointer.to_document()).upsert(true).await {
+        let saved = {
+            let _turn = write_gate::turn(db.name()).await;
+            pointers.replace_one(doc! { "_id": &pointer.id }, pointer.to_document()).upsert(true).await
+        };
+        match saved {
             Ok(_) => return Ok(()),
             Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
             Err(e) => return Err(anyhow::Error::new(e).context("failed to write the outbox pointer")),
@@ -328,8 +341,11 @@ pub struct Relay {
     /// Documents (database, bucket, key) with a relay started by a write still to run, and
     /// how many: the sweep leaves them alone instead of publishing the same events again
     /// while a burst of writes waits for its relays.
-    queued: Arc<Mutex<HashMap<(String, String, String), usize>>>,
+    queued: Arc<Mutex<HashMap<DocumentId, usize>>>,
 }
+
+/// A document: its database, bucket and key.
+type DocumentId = (String, String, String);
 
 /// Relays started by writes that run at once (see [`Relay`]'s `in_flight`).
 const RELAYS_AT_ONCE: usize = 2;
@@ -395,7 +411,7 @@ impl Relay {
         self.queued_documents().contains_key(&(database.to_string(), bucket.to_string(), key.to_string()))
     }
 
-    fn queued_documents(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String, String), usize>> {
+    fn queued_documents(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, usize>> {
         self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -415,6 +431,7 @@ impl Relay {
             let lock = document_lock(db.name(), bucket, key);
             let _held = lock.lock().await;
             let still_just_these = doc! { "_id": key, FIELD: Bson::Array(written) };
+            let _turn = write_gate::turn(db.name()).await;
             documents.update_one(still_just_these, doc! { "$unset": { FIELD: "" } }).await?.matched_count > 0
         };
         if !removed {
@@ -422,6 +439,7 @@ impl Relay {
             return self.relay(db, bucket, key, std::slice::from_ref(pointer)).await;
         }
         let pointers = db.collection::<Document>(COLLECTION);
+        let _turn = write_gate::turn(db.name()).await;
         pointers.delete_one(doc! { "_id": &pointer.id, "at": pointer.at }).await?;
         Ok(())
     }
@@ -480,6 +498,7 @@ async fn remove_published(documents: &Collection<Document>, key: &str, published
     } else {
         doc! { "$set": { FIELD: remaining.clone() } }
     };
+    let _turn = write_gate::turn_for(documents).await;
     documents.update_one(doc! { "_id": key }, update).await?;
     Ok(ids(&remaining))
 }
@@ -512,6 +531,7 @@ async fn forget_done_pointers(db: &Database, pointers: &[Pointer], pending: &[St
     for pointer in pointers.iter().filter(|p| p.is_done(pending, published, now)) {
         // Unless it was renewed meanwhile (a retried `set` writes the same pointer again).
         let at = if pointer.at == DateTime::MIN { Bson::Document(doc! { "$exists": false }) } else { Bson::DateTime(pointer.at) };
+        let _turn = write_gate::turn(db.name()).await;
         collection.delete_one(doc! { "_id": &pointer.id, "at": at }).await?;
     }
     Ok(())

@@ -27,6 +27,7 @@ use crate::key_index;
 use crate::lease::{Lease, LeaseTimes};
 use crate::mongo::MongoStore;
 use crate::outbox::{self, Relay};
+use crate::write_gate;
 
 mod bindings {
     wit_bindgen_wrpc::generate!({
@@ -164,11 +165,12 @@ impl Provider for KeyvalueMongo {
     async fn receive_link_config_as_target(&self, link: LinkConfig<'_>) -> Result<()> {
         let settings = LinkSettings::from_link(link.config, link.secrets)?;
         let mut store = MongoStore::connect(&settings.uri, &settings.database).await?;
+        write_gate::limit(&settings.database, settings.writes_at_once);
         if let Some(relay) = self.relay.get() {
             store = store.with_relay(relay.clone());
         }
         info!(component = link.source_id, link = link.link_name, uri = redacted(&settings.uri),
-              database = settings.database, "keyvalue link ready");
+              database = settings.database, writes_at_once = ?settings.writes_at_once, "keyvalue link ready");
         let old = self.links.write().await.insert(LinkKey::as_target(&link), store);
         if let Some(old) = old {
             old.shutdown().await;

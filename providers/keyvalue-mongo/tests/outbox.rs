@@ -458,7 +458,18 @@ async fn events_pending_across_a_database_restart_still_go_out() {
 /// write's filter and applies the write in two steps.)
 #[tokio::test]
 async fn concurrent_writers_lose_no_event() {
-    let w = setup("concurrent").await;
+    concurrent_writers("concurrent", None).await;
+}
+
+/// The same with the writes taking turns (`writes_at_once = 1`, as for FerretDB on SQLite).
+#[tokio::test]
+async fn concurrent_writers_taking_turns_lose_no_event() {
+    concurrent_writers("turns", Some(1)).await;
+}
+
+async fn concurrent_writers(name: &str, writes_at_once: Option<usize>) {
+    let w = setup(name).await;
+    keyvalue_mongo::write_gate::limit(&w.db_name, writes_at_once);
     let second = relay(w.nats.port).await;
     let _sweepers = (w.sweep(&w.relay), w.sweep(&second));
     let other = MongoStore::connect(&w.mongo_uri, &w.db_name).await.unwrap().with_relay(second.clone());
