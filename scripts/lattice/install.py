@@ -139,6 +139,7 @@ PATCHED_CRATES = [
                                   "wasmcloud-host-0.27.1-listen-when-ready.patch",
                                   "wasmcloud-host-0.27.1-scale-keeps-running-code.patch"]),
     ("wadm", "0.21.1", ["wadm-0.21.1-keep-configs-on-cleanup.patch"]),
+    ("wasmcloud-runtime", "0.12.0", ["wasmcloud-runtime-0.12.0-warm-memory.patch"]),
 ]
 # Go module, version, patch files; tools/go.mod `replace`s each with its patched copy.
 PATCHED_GO_MODULES = [

@@ -5,17 +5,20 @@
 //! any other value is kept whole in the `_kv` field (binary), and counters made by
 //! `increment` are an integer `_kv`.
 //!
-//! Every query names documents by `_id` alone (`{_id: key}`). FerretDB v1 on SQLite looks
-//! those up in its `_id` index (once patched: patches/README.md; the published v1.24.2
-//! scanned for those too), but scans and decodes the whole collection for any other filter,
-//! even `{_id: key, field: ...}` or `{_id: {$in: [...]}}`: a conditional write on such a
-//! filter cost time in proportion to the collection (30 ms per ticket created with a few
-//! thousand tickets). So `get_many` is one lookup per key, and the writes that depend on
-//! what is stored (keeping pending events, increments) read and then write by `_id`
-//! while holding the key's lock in this process ([`document_lock`]). That makes one
+//! Every query names one document by its `_id` (`{_id: key}`, or `{_id: key, ...}` for a
+//! compare-and-set). FerretDB v1 on SQLite looks those up in its `_id` index (once
+//! patched: patches/README.md; the published v1.24.2 scanned for both), but scans and
+//! decodes the whole collection for any other filter, such as `{_id: {$in: [...]}}` or
+//! `{bucket: ...}`: a query on such a filter costs time in proportion to the collection
+//! (30 ms per ticket created with a few thousand tickets, before). So `get_many` is one
+//! lookup per key. FerretDB also applies a conditional write in two steps (find, then
+//! write), so the writes that depend on what is stored (keeping pending events,
+//! increments) hold the key's lock in this process ([`document_lock`]). That makes one
 //! serving instance per database the rule: every host runs one, and the one holding the
 //! lease serves while the others stand by ([`crate::lease`]). (Increments are also
 //! locked because FerretDB's `$inc` hands the same new value to concurrent callers.)
+//! Where a link says so (`writes_at_once`), writes to its database also take turns
+//! ([`crate::write_gate`]).
 //!
 //! A value may carry events to publish in its `_outbox` field (see [`crate::outbox`]):
 //! they are kept in the document until published, every write (`set`, `set_many`)
