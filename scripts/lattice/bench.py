@@ -221,6 +221,21 @@ def seed_tickets(base: str, cookie: str, wanted: int) -> str:
     return f"{listed} tickets were for sale, {missing} created" if missing else f"at least {listed} tickets for sale"
 
 
+def settle_after_seeding(profile: Profile, limit_s: float = 600) -> None:
+    """Waits (at most `limit_s`) until the local lattice is quiet again after seeding: the
+    creations' events are relayed and consumed for a while after the last answer, and rows
+    measured meanwhile measure that work too."""
+    from .profile import QUIET_LIMIT_S, _wait_quiet, lattice_processes  # profile imports this module
+
+    started = time.time()
+    while time.time() - started < limit_s:
+        if _wait_quiet(lattice_processes(profile)) < QUIET_LIMIT_S:
+            return
+        print(f"  the lattice is still busy with the new tickets' events ({time.time() - started:.0f} s)",
+              file=sys.stderr, flush=True)
+    print(f"  still busy after {limit_s:.0f} s; measuring anyway", file=sys.stderr, flush=True)
+
+
 def _percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
@@ -306,6 +321,8 @@ def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory
     print("| endpoint | conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
     print("|---|---:|---:|---:|---:|---:|---|", flush=True)
     seeded = seed_tickets(base, cookie, listed)
+    if memory and "created" in seeded:
+        settle_after_seeding(profile)
     with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
         for scenario in scenarios:
             for concurrency in levels:

@@ -335,8 +335,10 @@ pub struct Relay {
     js: jetstream::Context,
     prefix: String,
     /// Bounds the relays started by writes: a burst of writes then waits for its events
-    /// a moment instead of flooding the database with their follow-up writes while
-    /// requests wait behind them.
+    /// a moment instead of flooding the database with their follow-up writes. Enough run
+    /// at once to keep up with writers as many as a component's concurrent requests: with
+    /// writes taking turns ([`crate::write_gate`]), two relays against eight writers fell
+    /// behind for good (50,000 events waiting after 80,000 creates).
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Documents (database, bucket, key) with a relay started by a write still to run, and
     /// how many: the sweep leaves them alone instead of publishing the same events again
@@ -348,7 +350,12 @@ pub struct Relay {
 type DocumentId = (String, String, String);
 
 /// Relays started by writes that run at once (see [`Relay`]'s `in_flight`).
-const RELAYS_AT_ONCE: usize = 2;
+const RELAYS_AT_ONCE: usize = 8;
+
+/// Pointers one sweep reads at most, oldest stored first: a backlog of tens of thousands
+/// (NATS down for a while) is worked off a batch per sweep instead of being read and
+/// decoded whole every time (FerretDB reads an unfiltered find with a limit as `LIMIT`).
+pub const SWEEP_BATCH: i64 = 1000;
 
 impl Relay {
     /// `prefix` starts every subject: `events` publishes `ticket:created` as
@@ -537,12 +544,12 @@ async fn forget_done_pointers(db: &Database, pointers: &[Pointer], pending: &[St
     Ok(())
 }
 
-/// One sweep of database `db`: relays every document named by a pointer older than
-/// `min_age`, oldest pointer first, except those a relay started by a write of this
-/// process is still to do. Stops early while NATS is unreachable; one document failing
+/// One sweep of database `db`: relays every document named by one of the first
+/// [`SWEEP_BATCH`] pointers stored that is older than `min_age`, oldest pointer first,
+/// except those a relay started by a write of this process is still to do. Stops early while NATS is unreachable; one document failing
 /// does not stop the others. Returns how many documents failed.
 pub async fn sweep(relay: &Relay, db: &Database, min_age: Duration) -> Result<usize> {
-    let stored: Vec<Document> = db.collection::<Document>(COLLECTION).find(doc! {}).await?.try_collect().await?;
+    let stored: Vec<Document> = db.collection::<Document>(COLLECTION).find(doc! {}).limit(SWEEP_BATCH).await?.try_collect().await?;
     let cutoff = DateTime::now().timestamp_millis() - i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
     let mut old: Vec<Pointer> = stored.iter().filter_map(Pointer::from_document).filter(|p| p.at.timestamp_millis() <= cutoff).collect();
     old.sort_by_key(|p| p.at);

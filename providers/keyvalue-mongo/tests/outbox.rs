@@ -431,6 +431,34 @@ async fn a_sweep_finishes_what_a_dead_provider_left() {
     assert_eq!(w.pointers().await.len(), 1);
 }
 
+/// A backlog larger than one sweep's batch (events stored while nothing relayed them) is
+/// worked off batch by batch, oldest first, each event published once.
+#[tokio::test]
+async fn a_backlog_goes_out_a_batch_per_sweep() {
+    let w = setup("backlog").await;
+    let db = w.db();
+    let count = u32::try_from(outbox::SWEEP_BATCH).unwrap() + 20;
+    let at = DateTime::from_millis(DateTime::now().timestamp_millis() - 10_000);
+    let documents = (0..count).map(|n| {
+        let payload = doc! { "id": format!("t{n}"), "price": 1050_i64 };
+        doc! { "_id": format!("t{n}"), "_outbox": [{ "id": id(n), "subject": "ticket:created", "payload": payload }] }
+    });
+    db.collection::<Document>("tickets").insert_many(documents).await.unwrap();
+    let pointers = (0..count).map(|n| doc! { "_id": id(n), "bucket": "tickets", "key": format!("t{n}"), "events": [id(n)], "at": at });
+    db.collection::<Document>(outbox::COLLECTION).insert_many(pointers).await.unwrap();
+
+    assert_eq!(outbox::sweep(&w.relay, &db, outbox::SWEEP_MIN_AGE).await.unwrap(), 0);
+    assert_eq!(w.pointers().await.len(), 20, "one batch per sweep");
+    assert_eq!(outbox::sweep(&w.relay, &db, outbox::SWEEP_MIN_AGE).await.unwrap(), 0);
+    assert!(w.pointers().await.is_empty());
+
+    let published = w.reader.wait_for(count as usize).await;
+    let mut ids: Vec<String> = published.iter().map(|(_, _, id)| id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, (0..count).map(id).collect::<Vec<_>>(), "each event once");
+    assert!(w.pending("tickets", "t0").await.is_empty());
+}
+
 #[tokio::test]
 async fn events_pending_across_a_database_restart_still_go_out() {
     let mut w = setup("ferret_restart").await;
