@@ -203,7 +203,9 @@ def _count_for_sale(base: str, enough: int) -> int:
     return count
 
 
-def seed_tickets(base: str, cookie: str, wanted: int) -> str:
+def seed_tickets(base: str, cookie: str, wanted: int, settle=None) -> str:
+    """Creates tickets until `wanted` are for sale (with progress); then, if it created any,
+    calls `settle()`. Returns what it did, for the report."""
     listed = _count_for_sale(base, wanted)
     missing = max(0, wanted - listed)
     started, failed = time.time(), 0
@@ -218,6 +220,8 @@ def seed_tickets(base: str, cookie: str, wanted: int) -> str:
                       f"about {(missing - done - len(chunk)) / rate / 60:.0f} min left)", file=sys.stderr, flush=True)
     if failed:
         raise SystemExit(f"{failed} of {missing} ticket creations failed; is the lattice healthy? (./ticketing status)")
+    if missing and settle:
+        settle()
     return f"{listed} tickets were for sale, {missing} created" if missing else f"at least {listed} tickets for sale"
 
 
@@ -225,11 +229,11 @@ def settle_after_seeding(profile: Profile, limit_s: float = 600) -> None:
     """Waits (at most `limit_s`) until the local lattice is quiet again after seeding: the
     creations' events are relayed and consumed for a while after the last answer, and rows
     measured meanwhile measure that work too."""
-    from .profile import QUIET_LIMIT_S, _wait_quiet, lattice_processes  # profile imports this module
+    from .profile import QUIET_LIMIT_S, lattice_processes, wait_quiet  # profile imports this module
 
     started = time.time()
     while time.time() - started < limit_s:
-        if _wait_quiet(lattice_processes(profile)) < QUIET_LIMIT_S:
+        if wait_quiet(lattice_processes(profile)) < QUIET_LIMIT_S:
             return
         print(f"  the lattice is still busy with the new tickets' events ({time.time() - started:.0f} s)",
               file=sys.stderr, flush=True)
@@ -320,9 +324,7 @@ def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory
     print(f"- {wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s\n")
     print("| endpoint | conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
     print("|---|---:|---:|---:|---:|---:|---|", flush=True)
-    seeded = seed_tickets(base, cookie, listed)
-    if memory and "created" in seeded:
-        settle_after_seeding(profile)
+    seeded = seed_tickets(base, cookie, listed, settle=(lambda: settle_after_seeding(profile)) if memory else None)
     with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
         for scenario in scenarios:
             for concurrency in levels:

@@ -144,7 +144,7 @@ def _snapshot(pids: dict[int, str]) -> dict[int, int]:
     return {pid: t for pid in pids if (t := _cpu_ticks(pid)) is not None}
 
 
-def _wait_quiet(pids: dict[int, str]) -> float:
+def wait_quiet(pids: dict[int, str]) -> float:
     """Waits (at most QUIET_LIMIT_S) until the processes have used less than QUIET_CORES of
     a core over the last QUIET_FOR_S; returns the seconds waited."""
     started = time.perf_counter()
@@ -465,7 +465,7 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
             labels = lattice_processes(profile)
             if not labels:
                 raise SystemExit(f"no process of the {profile.name} lattice runs")
-            waited = _wait_quiet(labels)
+            waited = wait_quiet(labels)
             host_pids = [p for n in host_names(profile) if (p := procs.running(profile, n))]
             started = time.perf_counter()
             before = _snapshot(labels)
@@ -475,7 +475,7 @@ def profile_cpu(profile: Profile, base: str, names: list[str], seconds: float, c
                 children_before = _children_cpu_s()
                 result = run_wrk(base, scenario, run_seconds, concurrency, workdir, run_token)
                 wrk_s = _children_cpu_s() - children_before  # perf is still running: not reaped yet
-                settled = _wait_quiet(labels)
+                settled = wait_quiet(labels)
                 after = _snapshot(labels)
                 messages_after = _nats_messages(profile)
                 wall_s = time.perf_counter() - started

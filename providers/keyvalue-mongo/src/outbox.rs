@@ -218,15 +218,18 @@ pub(crate) async fn replace_keeping_pending(
     document: Document,
     new: &[Event],
 ) -> Result<Vec<Bson>> {
+    let with_outbox = |outbox: &[Bson]| {
+        let mut replacement = document.clone();
+        if !outbox.is_empty() {
+            replacement.insert(FIELD, outbox.to_vec());
+        }
+        replacement
+    };
     let outbox = merge(&[], new);
-    let mut replacement = document.clone();
-    if !outbox.is_empty() {
-        replacement.insert(FIELD, outbox.clone());
-    }
     let nothing_pending = doc! { "_id": key, FIELD: { "$exists": false } };
     let replaced = {
         let _turn = write_gate::turn_for(documents).await;
-        documents.replace_one(nothing_pending, replacement).upsert(true).await
+        documents.replace_one(nothing_pending, with_outbox(&outbox)).upsert(true).await
     };
     match replaced {
         Ok(_) => return Ok(outbox),
@@ -235,10 +238,7 @@ pub(crate) async fn replace_keeping_pending(
     }
     let stored = stored_outbox(documents, key).await?;
     let outbox = merge(entries(stored.as_ref()), new);
-    let mut replacement = document;
-    if !outbox.is_empty() {
-        replacement.insert(FIELD, outbox.clone());
-    }
+    let replacement = with_outbox(&outbox);
     for _ in 0..=UPSERT_RETRIES {
         let replaced = {
             let _turn = write_gate::turn_for(documents).await;
