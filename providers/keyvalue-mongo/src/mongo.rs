@@ -5,13 +5,13 @@
 //! any other value is kept whole in the `_kv` field (binary), and counters made by
 //! `increment` are an integer `_kv`.
 //!
-//! Every query names one document by its `_id` (`{_id: key}`, or `{_id: key, ...}` for a
-//! compare-and-set). FerretDB v1 on SQLite looks those up in its `_id` index (once
-//! patched: patches/README.md; the published v1.24.2 scanned for both), but scans and
-//! decodes the whole collection for any other filter, such as `{_id: {$in: [...]}}` or
-//! `{bucket: ...}`: a query on such a filter costs time in proportion to the collection
-//! (30 ms per ticket created with a few thousand tickets, before). So `get_many` is one
-//! lookup per key. FerretDB also applies a conditional write in two steps (find, then
+//! Every query names its documents by `_id` (`{_id: key}`, `{_id: key, ...}` for a
+//! compare-and-set, `{_id: {$in: keys}}` for `get_many`). FerretDB v1 on SQLite looks
+//! those up in its `_id` index (once patched: patches/README.md; the published v1.24.2
+//! scanned for all three), but scans and decodes the whole collection for any other
+//! filter, such as `{bucket: ...}`: a query on such a filter costs time in proportion to
+//! the collection (30 ms per ticket created with a few thousand tickets, before), so
+//! there is none on a request's way. FerretDB also applies a conditional write in two steps (find, then
 //! write), so the writes that depend on what is stored (keeping pending events,
 //! increments) hold the key's lock in this process ([`document_lock`]). That makes one
 //! serving instance per database the rule: every host runs one, and the one holding the
@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::TryStreamExt as _;
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database};
@@ -42,8 +42,8 @@ use crate::write_gate;
 pub const VALUE_FIELD: &str = "_kv";
 /// Keys returned per `list-keys` call.
 pub const DEFAULT_PAGE_SIZE: u64 = 1000;
-/// Lookups of one `get_many` that run at once.
-const LOOKUPS_AT_ONCE: usize = 16;
+/// Keys `get_many` looks up with one query (FerretDB, patched, pushes down up to 1000).
+const KEYS_PER_LOOKUP: usize = 1000;
 /// How often an upsert that lost a race on a new `_id` is retried.
 pub(crate) const UPSERT_RETRIES: usize = 5;
 
@@ -220,20 +220,21 @@ impl MongoStore {
         }
     }
 
-    /// One lookup by `_id` per key, a few at a time, in the order of `keys`.
+    /// The values of `keys`, in their order: one `{_id: {$in: [...]}}` query per
+    /// [`KEYS_PER_LOOKUP`] keys (a page of 20 tickets cost FerretDB 5.0 ms of CPU as 20
+    /// lookups, 1.2 ms as one).
     pub async fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<(String, Vec<u8>)>>> {
         let collection = self.collection(bucket)?;
-        futures::stream::iter(keys.to_vec())
-            .map(|key| {
-                let collection = collection.clone();
-                async move {
-                    let found = collection.find_one(doc! { "_id": key.as_str() }).await?;
-                    anyhow::Ok(found.map(decode).transpose()?.map(|value| (key, value)))
+        let mut found: HashMap<String, Vec<u8>> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+            let mut documents = collection.find(doc! { "_id": { "$in": chunk } }).await?;
+            while let Some(document) = documents.try_next().await? {
+                if let Some(key) = key_of(&document) {
+                    found.insert(key, decode(document)?);
                 }
-            })
-            .buffered(LOOKUPS_AT_ONCE)
-            .try_collect()
-            .await
+            }
+        }
+        Ok(keys.iter().map(|key| found.get(key).map(|value| (key.clone(), value.clone()))).collect())
     }
 
 

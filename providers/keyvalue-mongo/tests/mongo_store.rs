@@ -237,7 +237,13 @@ async fn lookups_by_key_use_the_id_index() {
     for key in ["a", "b", "c"] {
         store.set("indexed", key, br#"{"n":1}"#).await.unwrap();
     }
-    for filter in [doc! { "_id": "b" }, doc! { "_id": "b", "_outbox": { "$exists": false } }, doc! { "n": 1, "_id": "b" }] {
+    let filters = [
+        doc! { "_id": "b" },
+        doc! { "_id": "b", "_outbox": { "$exists": false } },
+        doc! { "n": 1, "_id": "b" },
+        doc! { "_id": { "$in": ["c", "a", "nope"] } },
+    ];
+    for filter in filters {
         let explained = store
             .database()
             .run_command(doc! { "explain": { "find": "indexed", "filter": filter.clone() } })
@@ -257,4 +263,7 @@ async fn lookups_by_key_use_the_id_index() {
     };
     assert_eq!(found(doc! { "_id": "b", "n": 1 }).await, 1);
     assert_eq!(found(doc! { "_id": "b", "n": 2 }).await, 0, "the rest of the filter still applies");
+    assert_eq!(found(doc! { "_id": { "$in": ["c", "a", "nope"] } }).await, 2);
+    assert_eq!(found(doc! { "_id": { "$in": ["c", "a"] }, "n": 2 }).await, 0);
+    assert_eq!(found(doc! { "_id": { "$in": [1, "a"] } }).await, 1, "a list that is not all strings is not pushed down, still found");
 }
