@@ -19,6 +19,12 @@ and the server's `x-ticketing-build`, so a result can be quoted with its date an
     ./ticketing up && ./ticketing bench [--seconds 10] [--concurrency 8,32]
     ./ticketing bench --url https://tickets.example.org   # any deployment; no memory table
                                                           # unless the local lattice runs
+    ./ticketing bench --url http://127.0.0.1:8000 --url http://127.0.0.1:8200
+                    # side by side (here with the Node app of ../shared/bench/node-reference):
+                    # each row runs against each target in turn
+
+The page rows (`/`, `/tickets/:id`) load the server-rendered pages, which both this app
+and the Node app's Next.js client serve at those addresses.
 
 Before the rows, at least `--listed` tickets (200 unless asked) are for sale, created
 through the API when fewer are listed; the list and landing rows fetch the first page, as
@@ -285,59 +291,93 @@ def socket_errors_text(errors: dict[str, int]) -> str:
     return f"{total} ({', '.join(f'{k} {v}' for k, v in errors.items() if v)})" if total else "0"
 
 
-def bench(profile: Profile, base: str, seconds: float, levels: list[int], memory: bool = True,
-          listed: int = LISTED_TICKETS) -> None:
-    """Prints the tables for the deployment at `base`, with at least `listed` tickets for
-    sale; the memory table (of `profile`'s local processes) only when `memory`."""
-    ensure_wrk()
+@dataclass
+class Target:
+    """A deployment under load, signed in as a fresh user with one ticket of its own."""
+    base: str
+    build: str
+    email: str
+    cookie: str
+    ticket_id: str
+    seeded: str = ""
+
+
+def prepare_target(base: str, run_token: str) -> Target:
     base = base.rstrip("/")
-    row_seconds = max(1, round(seconds))
-    run_token = uuid.uuid4().hex[:8]
-    email = f"bench-{run_token}@test.com"
     try:
         _, headers, _ = _request(base + "/api/users/currentuser")
     except OSError as e:
         raise SystemExit(f"{base} does not answer: {e}")
-    server_build = {k.lower(): v for k, v in headers.items()}.get("x-ticketing-build", "unknown")
+    build = {k.lower(): v for k, v in headers.items()}.get("x-ticketing-build", "unknown")
+    email = f"bench-{run_token}@test.com"
     cookie = session_cookie(base, email)
     ticket = post_json(base, "/api/tickets", {"title": "bench", "price": 10}, cookie)
     if "id" not in ticket:
-        raise SystemExit(f"POST /api/tickets answered {ticket['status']}")
+        raise SystemExit(f"POST /api/tickets at {base} answered {ticket['status']}")
+    return Target(base, build, email, cookie, ticket["id"])
 
-    scenarios = [
-        Scenario("GET / (web page: 2 API calls through the lattice)", "GET", "/", cookie=cookie),
-        Scenario("GET /api/tickets/:id", "GET", f"/api/tickets/{ticket['id']}"),
+
+def scenarios(target: Target, listed: int) -> list[Scenario]:
+    """The rows, in order; the same paths fit the Node app, whose pages live at the same
+    addresses (`/`, `/tickets/:id`)."""
+    cookie, ticket = target.cookie, target.ticket_id
+    return [
+        Scenario("GET / (landing page: currentuser + first page of tickets)", "GET", "/", cookie=cookie),
+        Scenario("GET /tickets/:id (ticket page: currentuser + the ticket)", "GET", f"/tickets/{ticket}", cookie=cookie),
+        Scenario("GET /api/tickets/:id", "GET", f"/api/tickets/{ticket}"),
         Scenario(f"GET /api/tickets (first page, ≥{listed} for sale)", "GET", "/api/tickets"),
         Scenario("POST /api/tickets (store + JetStream publish)", "POST", "/api/tickets",
                  body={"title": "bench", "price": 10}, cookie=cookie),
         Scenario("GET /api/users/currentuser", "GET", "/api/users/currentuser"),
         Scenario("POST /api/users/signin (argon2id)", "POST", "/api/users/signin",
-                 body={"email": email, "password": "password"}),
+                 body={"email": target.email, "password": "password"}),
         Scenario("POST /api/users/signup (argon2id + 3 keyvalue calls)", "POST", "/api/users/signup",
                  unique_signup=True),
     ]
 
+
+def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int], memory: bool = True,
+          listed: int = LISTED_TICKETS) -> None:
+    """Prints the tables for the deployments at `bases` (several: each row runs against
+    each in turn, so that they share the machine's state), with at least `listed`
+    tickets for sale; the memory table (of `profile`'s local processes) only when `memory`."""
+    ensure_wrk()
+    row_seconds = max(1, round(seconds))
+    run_token = uuid.uuid4().hex[:8]
+    targets = [prepare_target(base, run_token) for base in bases]
+    several = len(targets) > 1
+
     now = datetime.datetime.now().astimezone()
     print(f"\n## ticketing bench, {now:%Y-%m-%d %H:%M %Z}\n")
-    print(f"- target {base} (x-ticketing-build {server_build}), git {git_revision()}")
-    print(f"- load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"- {wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s\n")
-    print("| endpoint | conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
-    print("|---|---:|---:|---:|---:|---:|---|", flush=True)
-    seeded = seed_tickets(base, cookie, listed, settle=(lambda: settle_after_seeding(profile)) if memory else None)
+    for t in targets:
+        print(f"- target {t.base} (x-ticketing-build {t.build})")
+    print(f"- git {git_revision()} (this checkout); load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"- {wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s"
+          + (", targets in turn per row" if several else "") + "\n")
+    print("| endpoint | " + ("target | " if several else "") + "conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
+    print("|---|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|---|", flush=True)
+    for t in targets:
+        settle = (lambda: settle_after_seeding(profile)) if memory and t.base == profile.http_url.rstrip("/") else None
+        t.seeded = seed_tickets(t.base, t.cookie, listed, settle=settle)
+    rows = [scenarios(t, listed) for t in targets]
     with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
-        for scenario in scenarios:
+        for i in range(len(rows[0])):
             for concurrency in levels:
-                r = run_wrk(base, scenario, row_seconds, concurrency, Path(tmp), run_token)
-                print(f"| {scenario.name} | {concurrency} | {r.rate:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
-                      f"{r.status_errors} | {socket_errors_text(r.socket_errors)} |", flush=True)
-    print(f"\nBefore the rows: {seeded}.")
+                for t, scenario in zip(targets, (r[i] for r in rows)):
+                    r = run_wrk(t.base, scenario, row_seconds, concurrency, Path(tmp), run_token)
+                    print(f"| {scenario.name} | " + (f"{t.base} | " if several else "")
+                          + f"{concurrency} | {r.rate:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
+                          f"{r.status_errors} | {socket_errors_text(r.socket_errors)} |", flush=True)
+    print()
+    for t in targets:
+        print(f"Before the rows, {t.base}: {t.seeded}.")
     print(f"Load average (1 min) after the rows: {os.getloadavg()[0]:.2f}.")
 
-    latencies = event_latency(base, cookie)
-    print(f"\nticket:created → orderable in orders, {len(latencies)} samples: "
-          f"p50 {_percentile(latencies, 50) * 1000:.1f} ms, p99 {_percentile(latencies, 99) * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms")
+    for t in targets:
+        latencies = event_latency(t.base, t.cookie)
+        print(f"\n{t.base}: ticket:created → orderable in orders, {len(latencies)} samples: "
+              f"p50 {_percentile(latencies, 50) * 1000:.1f} ms, p99 {_percentile(latencies, 99) * 1000:.1f} ms, "
+              f"max {max(latencies) * 1000:.1f} ms")
 
     if memory:
         rows = [(name, pid) for name in process_names(profile) if (pid := procs.running(profile, name))]

@@ -95,13 +95,13 @@ def cmd_bench(args) -> int:
 
     prof = profile(args.profile)
     levels = [int(c) for c in args.concurrency.split(",")]
-    if args.url is None:
+    if not args.url:
         if app_status(prof) != "deployed":
             print(f"the {prof.name} lattice is not up: run ./ticketing up first (or bench another with --url)", file=sys.stderr)
             return 1
-        bench(prof, prof.http_url, args.seconds, levels, listed=args.listed)
+        bench(prof, [prof.http_url], args.seconds, levels, listed=args.listed)
     else:
-        # Any deployment; the local lattice's memory only when it runs.
+        # Any deployments; the local lattice's memory only when it runs.
         local_up = any(procs.running(prof, name) for name in process_names(prof))
         bench(prof, args.url, args.seconds, levels, memory=local_up, listed=args.listed)
     return 0
@@ -193,7 +193,9 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--concurrency", default="8,32", help="comma-separated levels (wrk connections)")
     bench.add_argument("--listed", type=int, default=200, metavar="N",
                        help="tickets for sale during the rows, created first if fewer (100000: a large store)")
-    bench.add_argument("--url", metavar="BASE", help="base URL to load (default: the profile's, e.g. http://127.0.0.1:8000)")
+    bench.add_argument("--url", metavar="BASE", action="append",
+                       help="base URL to load (default: the profile's, e.g. http://127.0.0.1:8000); "
+                            "repeat it to load several side by side, each row against each in turn")
     prof_cmd = add("profile", cmd_profile, "CPU per request of each process of the running lattice (prints tables)")
     prof_cmd.add_argument("--seconds", type=float, default=10.0, help="per scenario (whole seconds, for wrk)")
     prof_cmd.add_argument("--concurrency", type=int, default=8, help="wrk connections")
