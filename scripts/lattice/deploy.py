@@ -62,8 +62,9 @@ def endpoint_configs(profile: Profile) -> dict[str, dict[str, str]]:
     # Every machine listens on its own addresses; hosts sharing one listen on loopback.
     listen = "0.0.0.0" if profile.machines else "127.0.0.1"
     return {
-        # FerretDB on SQLite: one writer per database file (providers/keyvalue-mongo write_gate).
-        "ticketing-mongo": {"uri": f"mongodb://{servers}:{profile.ports['ferretdb']}", "writes_at_once": "1"},
+        # No `writes_at_once`: our FerretDB queues the writers of each SQLite file itself
+        # (patches/ferretdb-v1.24.2-write-turns.patch), holding only the SQL statements.
+        "ticketing-mongo": {"uri": f"mongodb://{servers}:{profile.ports['ferretdb']}"},
         "ticketing-redis": {"redis_url": f"redis://{servers}:{profile.ports['redis']}"},
         "ticketing-http": {"default_address": f"{listen}:{profile.ports['http']}"},
         # The web component calls the API on its own host.

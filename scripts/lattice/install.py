@@ -143,7 +143,9 @@ PATCHED_CRATES = [
 ]
 # Go module, version, patch files; tools/go.mod `replace`s each with its patched copy.
 PATCHED_GO_MODULES = [
-    ("github.com/FerretDB/FerretDB", "v1.24.2", ["ferretdb-v1.24.2-id-index.patch", "ferretdb-v1.24.2-id-pushdown.patch"]),
+    ("github.com/FerretDB/FerretDB", "v1.24.2", [
+        "ferretdb-v1.24.2-id-index.patch", "ferretdb-v1.24.2-id-pushdown.patch", "ferretdb-v1.24.2-write-turns.patch",
+    ]),
 ]
 
 

@@ -30,12 +30,19 @@ func main() {
 		os.Exit(1)
 	}
 
+	// synchronous(normal): in WAL mode a commit is in the log file (so it survives
+	// FerretDB being killed) without an fsync of its own; the log is synced at each
+	// checkpoint, so only an operating system crash or power loss can take back the last
+	// commits. MongoDB's default write concern (w:1, no j) acknowledges before its journal
+	// is synced too. It halves FerretDB's CPU per write (0.30 -> 0.17 ms) and doubles the
+	// writes a database takes per second (3,300 -> 6,100 with eight writers; pymongo,
+	// 2026-11-27). With the write-turns patch, writers queue in FerretDB.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	db, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		SQLiteURL: "file:" + dir + "/?_pragma=synchronous(normal)",
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)

@@ -140,10 +140,7 @@ impl MongoStore {
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let collection = self.collection(bucket)?;
-        let deleted = {
-            let _turn = write_gate::turn(self.db.name()).await;
-            collection.delete_one(doc! { "_id": key }).await
-        };
+        let deleted = write_gate::write(self.db.name(), collection.delete_one(doc! { "_id": key })).await;
         self.note(&collection, &[key], deleted.is_ok(), Change::Deleted).await;
         deleted?;
         Ok(())
@@ -193,14 +190,11 @@ impl MongoStore {
         let _serialized = lock.lock().await;
         let mut attempt = 0;
         loop {
-            let result = {
-                let _turn = write_gate::turn(self.db.name()).await;
-                collection
-                    .find_one_and_update(doc! { "_id": key }, doc! { "$inc": { VALUE_FIELD: delta } })
-                    .upsert(true)
-                    .return_document(ReturnDocument::After)
-                    .await
-            };
+            let increment = collection
+                .find_one_and_update(doc! { "_id": key }, doc! { "$inc": { VALUE_FIELD: delta } })
+                .upsert(true)
+                .return_document(ReturnDocument::After);
+            let result = write_gate::write(self.db.name(), increment).await;
             match result {
                 Ok(Some(document)) => {
                     let value = match document.get(VALUE_FIELD) {
@@ -251,10 +245,7 @@ impl MongoStore {
             return Ok(());
         }
         let collection = self.collection(bucket)?;
-        let deleted = {
-            let _turn = write_gate::turn(self.db.name()).await;
-            collection.delete_many(doc! { "_id": { "$in": keys } }).await
-        };
+        let deleted = write_gate::write(self.db.name(), collection.delete_many(doc! { "_id": { "$in": keys } })).await;
         let names: Vec<&str> = keys.iter().map(String::as_str).collect();
         self.note(&collection, &names, deleted.is_ok(), Change::Deleted).await;
         deleted?;

@@ -227,10 +227,7 @@ pub(crate) async fn replace_keeping_pending(
     };
     let outbox = merge(&[], new);
     let nothing_pending = doc! { "_id": key, FIELD: { "$exists": false } };
-    let replaced = {
-        let _turn = write_gate::turn_for(documents).await;
-        documents.replace_one(nothing_pending, with_outbox(&outbox)).upsert(true).await
-    };
+    let replaced = write_gate::write_to(documents, documents.replace_one(nothing_pending, with_outbox(&outbox)).upsert(true)).await;
     match replaced {
         Ok(_) => return Ok(outbox),
         Err(e) if is_duplicate_key(&e) => {} // it holds pending events (or was just created)
@@ -240,10 +237,7 @@ pub(crate) async fn replace_keeping_pending(
     let outbox = merge(entries(stored.as_ref()), new);
     let replacement = with_outbox(&outbox);
     for _ in 0..=UPSERT_RETRIES {
-        let replaced = {
-            let _turn = write_gate::turn_for(documents).await;
-            documents.replace_one(doc! { "_id": key }, replacement.clone()).upsert(true).await
-        };
+        let replaced = write_gate::write_to(documents, documents.replace_one(doc! { "_id": key }, replacement.clone()).upsert(true)).await;
         match replaced {
             Ok(_) => return Ok(outbox),
             // Two upserts creating one `_id` at once: the loser's next try replaces.
@@ -316,10 +310,7 @@ pub(crate) async fn save_pointer(db: &Database, pointer: &Pointer) -> Result<()>
     let pointers = db.collection::<Document>(COLLECTION);
     let mut attempt = 0;
     loop {
-        let saved = {
-            let _turn = write_gate::turn(db.name()).await;
-            pointers.replace_one(doc! { "_id": &pointer.id }, pointer.to_document()).upsert(true).await
-        };
+        let saved = write_gate::write(db.name(), pointers.replace_one(doc! { "_id": &pointer.id }, pointer.to_document()).upsert(true)).await;
         match saved {
             Ok(_) => return Ok(()),
             Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
@@ -438,16 +429,15 @@ impl Relay {
             let lock = document_lock(db.name(), bucket, key);
             let _held = lock.lock().await;
             let still_just_these = doc! { "_id": key, FIELD: Bson::Array(written) };
-            let _turn = write_gate::turn(db.name()).await;
-            documents.update_one(still_just_these, doc! { "$unset": { FIELD: "" } }).await?.matched_count > 0
+            let unset = documents.update_one(still_just_these, doc! { "$unset": { FIELD: "" } });
+            write_gate::write(db.name(), unset).await?.matched_count > 0
         };
         if !removed {
             // another write came in between
             return self.relay(db, bucket, key, std::slice::from_ref(pointer)).await;
         }
         let pointers = db.collection::<Document>(COLLECTION);
-        let _turn = write_gate::turn(db.name()).await;
-        pointers.delete_one(doc! { "_id": &pointer.id, "at": pointer.at }).await?;
+        write_gate::write(db.name(), pointers.delete_one(doc! { "_id": &pointer.id, "at": pointer.at })).await?;
         Ok(())
     }
 
@@ -505,8 +495,7 @@ async fn remove_published(documents: &Collection<Document>, key: &str, published
     } else {
         doc! { "$set": { FIELD: remaining.clone() } }
     };
-    let _turn = write_gate::turn_for(documents).await;
-    documents.update_one(doc! { "_id": key }, update).await?;
+    write_gate::write_to(documents, documents.update_one(doc! { "_id": key }, update)).await?;
     Ok(ids(&remaining))
 }
 
@@ -538,8 +527,7 @@ async fn forget_done_pointers(db: &Database, pointers: &[Pointer], pending: &[St
     for pointer in pointers.iter().filter(|p| p.is_done(pending, published, now)) {
         // Unless it was renewed meanwhile (a retried `set` writes the same pointer again).
         let at = if pointer.at == DateTime::MIN { Bson::Document(doc! { "$exists": false }) } else { Bson::DateTime(pointer.at) };
-        let _turn = write_gate::turn(db.name()).await;
-        collection.delete_one(doc! { "_id": &pointer.id, "at": at }).await?;
+        write_gate::write(db.name(), collection.delete_one(doc! { "_id": &pointer.id, "at": at })).await?;
     }
     Ok(())
 }

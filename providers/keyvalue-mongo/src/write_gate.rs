@@ -7,11 +7,15 @@
 //! writer, max 6 ms per write; two, max 180 ms; eight, p99 35 ms and max 732 ms, which was
 //! the p99 of creating a ticket. With the link setting `writes_at_once = 1` the writes of
 //! this process to that database queue here instead, in order, and SQLite never sleeps.
-//! MongoDB and FerretDB on PostgreSQL take concurrent writes: leave it unset there.
+//! Our FerretDB queues each file's writers itself, holding only the SQL statements
+//! (patches/ferretdb-v1.24.2-write-turns.patch), which serves more writes per second
+//! than queueing whole round trips here; `./ticketing up` leaves the setting out. MongoDB
+//! and FerretDB on PostgreSQL take concurrent writes: leave it unset there too.
 //!
 //! Reads are not gated: SQLite's write-ahead log lets them run beside the writer.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -35,15 +39,22 @@ pub fn limit(database: &str, writes_at_once: Option<usize>) {
     }
 }
 
-/// A turn to write to `database`, held until dropped (`None` when it has no limit).
-pub async fn turn(database: &str) -> Option<OwnedSemaphorePermit> {
-    let gate = gates().get(database).cloned()?;
-    gate.acquire_owned().await.ok()
+/// Runs `action` (a driver's write, e.g. `collection.delete_one(..)`) when it is its
+/// turn to write to `database`.
+pub async fn write<W: IntoFuture>(database: &str, action: W) -> W::Output {
+    let _turn = turn(database).await;
+    action.await
 }
 
-/// A turn to write to the database of `collection`.
-pub async fn turn_for<T: Send + Sync>(collection: &mongodb::Collection<T>) -> Option<OwnedSemaphorePermit> {
-    turn(&collection.namespace().db).await
+/// Runs `action` when it is its turn to write to the database of `collection`.
+pub async fn write_to<T: Send + Sync, W: IntoFuture>(collection: &mongodb::Collection<T>, action: W) -> W::Output {
+    write(&collection.namespace().db, action).await
+}
+
+/// A turn to write to `database`, held until dropped (`None` when it has no limit).
+async fn turn(database: &str) -> Option<OwnedSemaphorePermit> {
+    let gate = gates().get(database).cloned()?;
+    gate.acquire_owned().await.ok()
 }
 
 #[cfg(test)]
@@ -58,8 +69,10 @@ mod tests {
         let first = turn("gated").await;
         assert!(first.is_some());
         assert!(tokio::time::timeout(Duration::from_millis(50), turn("gated")).await.is_err(), "the second waits");
+        assert!(tokio::time::timeout(Duration::from_millis(50), write("gated", async { 1 })).await.is_err(), "a write waits too");
         drop(first);
         assert!(tokio::time::timeout(Duration::from_millis(50), turn("gated")).await.unwrap().is_some());
+        assert_eq!(write("gated", async { 2 }).await, 2);
 
         assert!(turn("free").await.is_none(), "no limit, no waiting");
         let _held = turn("gated").await;
