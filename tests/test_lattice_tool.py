@@ -112,7 +112,7 @@ def test_secret_references_are_read_with_who_gets_them_in_either_yaml_layout():
 
     text = (ROOT / "wadm.yaml").read_text()
     assert readers(text) == {"auth": ["jwt_key"], "tickets": ["jwt_key"], "orders": ["jwt_key"],
-                             "payments": ["jwt_key"], "payments-stripe": ["stripe_secret_key"]}
+                             "payments": ["jwt_key"], "web": ["jwt_key"], "payments-stripe": ["stripe_secret_key"]}
     # The tests deploy manifests a YAML dumper wrote, with lists not indented under their key.
     assert named_entries(yaml.safe_dump(yaml.safe_load(text), sort_keys=False)) == named_entries(text)
 

@@ -46,11 +46,11 @@ def test_no_secret_sits_in_named_config_the_manifest_or_a_log(running_lattice):
 
 def test_only_an_entity_mapped_to_a_secret_can_read_it(running_lattice):
     """The same request for `jwt_key` from two signed components: auth's identity is
-    mapped to it, web's is not, so the host gets the key for one and is refused for the
-    other (and does not start it)."""
+    mapped to it, expiration's is not, so the host gets the key for one and is refused
+    for the other (and does not start it)."""
     profile = running_lattice
     components = [probe_component("mapped", image_of(profile, "auth"), secrets=["jwt_key"]),
-                  probe_component("unmapped", image_of(profile, "web"), secrets=["jwt_key"])]
+                  probe_component("unmapped", image_of(profile, "expiration"), secrets=["jwt_key"])]
     with probe_app(profile, components) as statuses:
         def settled():
             found = statuses()

@@ -99,6 +99,7 @@ end
 
 @dataclass
 class Scenario:
+    key: str  # what `--only` names it by
     name: str
     method: str
     path: str
@@ -322,25 +323,32 @@ def scenarios(target: Target, listed: int) -> list[Scenario]:
     addresses (`/`, `/tickets/:id`)."""
     cookie, ticket = target.cookie, target.ticket_id
     return [
-        Scenario("GET / (landing page: currentuser + first page of tickets)", "GET", "/", cookie=cookie),
-        Scenario("GET /tickets/:id (ticket page: currentuser + the ticket)", "GET", f"/tickets/{ticket}", cookie=cookie),
-        Scenario("GET /api/tickets/:id", "GET", f"/api/tickets/{ticket}"),
-        Scenario(f"GET /api/tickets (first page, ≥{listed} for sale)", "GET", "/api/tickets"),
-        Scenario("POST /api/tickets (store + JetStream publish)", "POST", "/api/tickets",
+        Scenario("landing", "GET / (landing page: currentuser + first page of tickets)", "GET", "/", cookie=cookie),
+        Scenario("ticket-page", "GET /tickets/:id (ticket page: currentuser + the ticket)", "GET", f"/tickets/{ticket}", cookie=cookie),
+        Scenario("show", "GET /api/tickets/:id", "GET", f"/api/tickets/{ticket}"),
+        Scenario("list", f"GET /api/tickets (first page, ≥{listed} for sale)", "GET", "/api/tickets"),
+        Scenario("create", "POST /api/tickets (store + JetStream publish)", "POST", "/api/tickets",
                  body={"title": "bench", "price": 10}, cookie=cookie),
-        Scenario("GET /api/users/currentuser", "GET", "/api/users/currentuser"),
-        Scenario("POST /api/users/signin (argon2id)", "POST", "/api/users/signin",
+        Scenario("currentuser", "GET /api/users/currentuser", "GET", "/api/users/currentuser"),
+        Scenario("signin", "POST /api/users/signin (argon2id)", "POST", "/api/users/signin",
                  body={"email": target.email, "password": "password"}),
-        Scenario("POST /api/users/signup (argon2id + 3 keyvalue calls)", "POST", "/api/users/signup",
+        Scenario("signup", "POST /api/users/signup (argon2id + 3 keyvalue calls)", "POST", "/api/users/signup",
                  unique_signup=True),
     ]
 
 
+SCENARIO_KEYS = ["landing", "ticket-page", "show", "list", "create", "currentuser", "signin", "signup"]
+
+
 def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int], memory: bool = True,
-          listed: int = LISTED_TICKETS) -> None:
+          listed: int = LISTED_TICKETS, only: list[str] | None = None) -> None:
     """Prints the tables for the deployments at `bases` (several: each row runs against
     each in turn, so that they share the machine's state), with at least `listed`
-    tickets for sale; the memory table (of `profile`'s local processes) only when `memory`."""
+    tickets for sale, for the scenarios `only` names (default: all, see
+    [`SCENARIO_KEYS`]); the memory table (of `profile`'s local processes) only when `memory`."""
+    unknown = set(only or []) - set(SCENARIO_KEYS)
+    if unknown:
+        raise SystemExit(f"unknown scenario {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIO_KEYS)}")
     ensure_wrk()
     row_seconds = max(1, round(seconds))
     run_token = uuid.uuid4().hex[:8]
@@ -359,7 +367,7 @@ def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int],
     for t in targets:
         settle = (lambda: settle_after_seeding(profile)) if memory and t.base == profile.http_url.rstrip("/") else None
         t.seeded = seed_tickets(t.base, t.cookie, listed, settle=settle)
-    rows = [scenarios(t, listed) for t in targets]
+    rows = [[row for row in scenarios(t, listed) if not only or row.key in only] for t in targets]
     with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
         for i in range(len(rows[0])):
             for concurrency in levels:

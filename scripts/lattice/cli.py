@@ -95,15 +95,16 @@ def cmd_bench(args) -> int:
 
     prof = profile(args.profile)
     levels = [int(c) for c in args.concurrency.split(",")]
+    only = args.only.split(",") if args.only else None
     if not args.url:
         if app_status(prof) != "deployed":
             print(f"the {prof.name} lattice is not up: run ./ticketing up first (or bench another with --url)", file=sys.stderr)
             return 1
-        bench(prof, [prof.http_url], args.seconds, levels, listed=args.listed)
+        bench(prof, [prof.http_url], args.seconds, levels, listed=args.listed, only=only)
     else:
         # Any deployments; the local lattice's memory only when it runs.
         local_up = any(procs.running(prof, name) for name in process_names(prof))
-        bench(prof, args.url, args.seconds, levels, memory=local_up, listed=args.listed)
+        bench(prof, args.url, args.seconds, levels, memory=local_up, listed=args.listed, only=only)
     return 0
 
 
@@ -196,6 +197,8 @@ def main(argv: list[str]) -> int:
     bench.add_argument("--url", metavar="BASE", action="append",
                        help="base URL to load (default: the profile's, e.g. http://127.0.0.1:8000); "
                             "repeat it to load several side by side, each row against each in turn")
+    bench.add_argument("--only", metavar="ROWS", help="comma-separated rows: landing, ticket-page, show, list, "
+                                                        "create, currentuser, signin, signup (default: all)")
     prof_cmd = add("profile", cmd_profile, "CPU per request of each process of the running lattice (prints tables)")
     prof_cmd.add_argument("--seconds", type=float, default=10.0, help="per scenario (whole seconds, for wrk)")
     prof_cmd.add_argument("--concurrency", type=int, default=8, help="wrk connections")

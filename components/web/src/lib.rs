@@ -7,7 +7,9 @@
 //!   gateway, with the browser's session cookie)
 //!
 //! Config: `api_base` (the gateway, `http://127.0.0.1:8000`), `stripe_publishable_key`
-//! (optional; without it the order page offers stripe-mock's test cards).
+//! (optional; without it the order page offers stripe-mock's test cards). Secret
+//! `jwt_key` (optional): the header reads the session cookie itself instead of calling
+//! `currentuser` on every page.
 
 pub mod api;
 pub mod form;
@@ -23,7 +25,7 @@ mod component {
     use bindings::exports::wasi::http::incoming_handler::Guest as HttpHandler;
     use serde_json::Value;
     use ticketing_guest::wasi::http::types::{IncomingRequest, ResponseOutparam};
-    use ticketing_guest::{config, http_client};
+    use ticketing_guest::{config, http_client, secret, session_keys};
 
     use super::api::{Api, ApiReply};
     use super::pages::{handle, Site};
@@ -84,7 +86,9 @@ mod component {
                     forwarded_proto: request.header("x-forwarded-proto").map(str::to_string),
                     forwarded_for: request.header("x-forwarded-for").map(str::to_string),
                 };
-                let site = Site { api: &api, stripe_key: stripe_key.trim(), now: ticketing_common::time::Timestamp::now() };
+                // Without the secret the header asks auth, as it must (no error to log).
+                let sessions = secret("jwt_key").and_then(|_| session_keys());
+                let site = Site { api: &api, sessions: sessions.as_ref(), stripe_key: stripe_key.trim(), now: ticketing_common::time::Timestamp::now() };
                 handle(&site, &request)
             });
         }

@@ -9,6 +9,7 @@ use ticketing_common::api::{CurrentUserReply, OrderView, TicketView};
 use ticketing_common::http::{Request, Response};
 use ticketing_common::ids::is_valid_id;
 use ticketing_common::money::Cents;
+use ticketing_common::session::SessionKeys;
 use ticketing_common::time::Timestamp;
 
 use crate::api::{Api, ApiReply};
@@ -18,6 +19,9 @@ use crate::views::*;
 
 pub struct Site<'a, A: Api> {
     pub api: &'a A,
+    /// The session keys (secret `jwt_key`): with them the header reads the session cookie
+    /// here, as auth's `currentuser` does, instead of asking auth on every page.
+    pub sessions: Option<&'a SessionKeys>,
     /// Stripe publishable key (`pk_...`), or "" for stripe-mock's test cards.
     pub stripe_key: &'a str,
     pub now: Timestamp,
@@ -62,7 +66,7 @@ struct Unavailable;
 type PageResult = Result<Response, Unavailable>;
 
 fn page<A: Api>(site: &Site<A>, request: &Request, segments: &[&str]) -> PageResult {
-    let header = current_user(site)?;
+    let header = current_user(site, request)?;
     let form = || Form::parse(&request.body);
     match (request.method.as_str(), segments) {
         ("GET", []) => landing(site, &header, request),
@@ -87,9 +91,14 @@ fn page<A: Api>(site: &Site<A>, request: &Request, segments: &[&str]) -> PageRes
     }
 }
 
-fn current_user<A: Api>(site: &Site<A>) -> Result<Header, Unavailable> {
-    let reply = call(site, "GET", "/api/users/currentuser", None)?;
-    Ok(match reply.read::<CurrentUserReply>().and_then(|r| r.current_user) {
+/// Who is signed in: read from the session cookie when this component has the session
+/// keys (saving a call per page), else asked of auth.
+fn current_user<A: Api>(site: &Site<A>, request: &Request) -> Result<Header, Unavailable> {
+    let user = match site.sessions {
+        Some(keys) => keys.current_user(request, site.now),
+        None => call(site, "GET", "/api/users/currentuser", None)?.read::<CurrentUserReply>().and_then(|r| r.current_user),
+    };
+    Ok(match user {
         Some(user) => Header { email: user.email, signed_in: true },
         None => Header { email: String::new(), signed_in: false },
     })

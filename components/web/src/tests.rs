@@ -7,6 +7,8 @@ use ticketing_common::api::{OrderTicketView, OrderView, TicketView};
 use ticketing_common::events::OrderStatus;
 use ticketing_common::http::{Request, Response};
 use ticketing_common::money::Cents;
+use ticketing_common::session::SessionKeys;
+use ticketing_common::testing::TEST_KEY;
 use ticketing_common::time::Timestamp;
 
 use crate::api::{Api, ApiReply};
@@ -96,7 +98,7 @@ fn post(api: &Scripted, path: &str, form: &str) -> (u16, String, Response) {
 }
 
 fn send(api: &Scripted, request: Request) -> (u16, String, Response) {
-    let site = Site { api, stripe_key: "", now: Timestamp::from_millis(NOW) };
+    let site = Site { api, sessions: None, stripe_key: "", now: Timestamp::from_millis(NOW) };
     let response = handle(&site, &request);
     (response.status, String::from_utf8(response.body.clone()).unwrap(), response)
 }
@@ -112,6 +114,30 @@ fn the_landing_page_lists_tickets_and_the_header_follows_the_session() {
     assert!(html.contains("Sign Up") && !html.contains("Sign Out"));
     let (_, html, _) = get(&Scripted::signed_in().on("GET", "/api/tickets", 200, tickets), "/");
     assert!(html.contains("Sell Tickets") && html.contains("My Orders") && html.contains("Sign Out"));
+}
+
+/// With the session keys the header comes from the cookie: no `currentuser` call (the
+/// scripted API has no answer for it), and a forged or expired cookie is nobody.
+#[test]
+fn with_the_session_keys_the_header_reads_the_cookie_itself() {
+    let keys = SessionKeys::new(TEST_KEY, 3600).unwrap();
+    let api = Scripted::default().on("GET", "/api/tickets", 200, json!([]));
+    let page = |cookie: &str| {
+        let site = Site { api: &api, sessions: Some(&keys), stripe_key: "", now: Timestamp::from_millis(NOW) };
+        let response = handle(&site, &Request::new("GET", "/").with_header("cookie", cookie));
+        (response.status, String::from_utf8(response.body).unwrap())
+    };
+    let issued = Timestamp::from_millis(NOW - 60_000);
+    let (status, html) = page(&format!("session={}", keys.issue("u1", "cookie@test.com", issued)));
+    assert_eq!(status, 200);
+    assert!(html.contains("cookie@test.com") && html.contains("Sign Out"), "{html}");
+    let stale = Timestamp::from_millis(NOW - 2 * 3_600_000);
+    for cookie in ["session=forged".to_string(), format!("session={}", keys.issue("u1", "old@test.com", stale))] {
+        let (status, html) = page(&cookie);
+        assert_eq!(status, 200);
+        assert!(html.contains("Sign Up") && !html.contains("Sign Out"), "{cookie}: {html}");
+    }
+    assert!(api.calls.borrow().iter().all(|(_, path, _)| path != "/api/users/currentuser"));
 }
 
 #[test]
