@@ -323,8 +323,8 @@ def scenarios(target: Target, listed: int) -> list[Scenario]:
     addresses (`/`, `/tickets/:id`)."""
     cookie, ticket = target.cookie, target.ticket_id
     return [
-        Scenario("landing", "GET / (landing page: currentuser + first page of tickets)", "GET", "/", cookie=cookie),
-        Scenario("ticket-page", "GET /tickets/:id (ticket page: currentuser + the ticket)", "GET", f"/tickets/{ticket}", cookie=cookie),
+        Scenario("landing", "GET / (landing page: who is signed in, first page of tickets)", "GET", "/", cookie=cookie),
+        Scenario("ticket-page", "GET /tickets/:id (ticket page: who is signed in, the ticket)", "GET", f"/tickets/{ticket}", cookie=cookie),
         Scenario("show", "GET /api/tickets/:id", "GET", f"/api/tickets/{ticket}"),
         Scenario("list", f"GET /api/tickets (first page, ≥{listed} for sale)", "GET", "/api/tickets"),
         Scenario("create", "POST /api/tickets (store + JetStream publish)", "POST", "/api/tickets",

@@ -354,14 +354,14 @@ def _perf_report(run: PerfRun, workdir: Path, scenario: str) -> None:
 # --- the command ------------------------------------------------------------------------------
 
 def _scenarios(names: list[str], cookie: str, ticket_id: str) -> list[tuple[str, Scenario]]:
-    every = {
-        "currentuser": Scenario("GET /api/users/currentuser", "GET", "/api/users/currentuser"),
-        "create": Scenario("POST /api/tickets", "POST", "/api/tickets",
-                           body={"title": "profile", "price": 10}, cookie=cookie),
-        "list": Scenario("GET /api/tickets (first page)", "GET", "/api/tickets"),
-        "show": Scenario("GET /api/tickets/:id", "GET", f"/api/tickets/{ticket_id}"),
-    }
-    return [(n, every[n]) for n in names]
+    every = [
+        Scenario("currentuser", "GET /api/users/currentuser", "GET", "/api/users/currentuser"),
+        Scenario("create", "POST /api/tickets", "POST", "/api/tickets", body={"title": "profile", "price": 10}, cookie=cookie),
+        Scenario("list", "GET /api/tickets (first page)", "GET", "/api/tickets"),
+        Scenario("show", "GET /api/tickets/:id", "GET", f"/api/tickets/{ticket_id}"),
+    ]
+    by_key = {scenario.key: scenario for scenario in every}
+    return [(n, by_key[n]) for n in names]
 
 
 def _host_binary(profile: Profile) -> str:
