@@ -335,6 +335,12 @@ pub struct Relay {
     /// how many: the sweep leaves them alone instead of publishing the same events again
     /// while a burst of writes waits for its relays.
     queued: Arc<Mutex<HashMap<DocumentId, usize>>>,
+    /// Relays started by writes that may wait at once; past it a write leaves its events
+    /// to the sweep (its pointer leads there), so that a burst of writes cannot hold its
+    /// events in memory without bound (100,000 tickets created at 600 a second held
+    /// 240 MiB of waiting relays).
+    max_waiting: usize,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A document: its database, bucket and key.
@@ -342,6 +348,9 @@ type DocumentId = (String, String, String);
 
 /// Relays started by writes that run at once (see [`Relay`]'s `in_flight`).
 const RELAYS_AT_ONCE: usize = 8;
+
+/// Relays started by writes that may be under way or waiting (see [`Relay`]'s `max_waiting`).
+pub const MAX_WAITING_RELAYS: usize = 2000;
 
 /// Pointers one sweep reads at most, oldest stored first: a backlog of tens of thousands
 /// (NATS down for a while) is worked off a batch per sweep instead of being read and
@@ -354,7 +363,13 @@ impl Relay {
     pub fn new(client: async_nats::Client, prefix: &str) -> Relay {
         let js = jetstream::new(client.clone());
         let in_flight = Arc::new(tokio::sync::Semaphore::new(RELAYS_AT_ONCE));
-        Relay { client, js, prefix: prefix.to_string(), in_flight, queued: Arc::default() }
+        Relay { client, js, prefix: prefix.to_string(), in_flight, queued: Arc::default(), max_waiting: MAX_WAITING_RELAYS, waiting: Arc::default() }
+    }
+
+    /// The same relay with at most `max_waiting` relays started by writes at once.
+    pub fn with_max_waiting(mut self, max_waiting: usize) -> Relay {
+        self.max_waiting = max_waiting;
+        self
     }
 
     /// Whether NATS is reachable right now (as far as the client knows).
@@ -381,8 +396,13 @@ impl Relay {
     /// does after storing `written` (the document's whole `_outbox`) and `pointer`. If it
     /// fails, the sweep does it later.
     pub fn spawn(&self, db: Database, bucket: String, key: String, written: Vec<Bson>, pointer: Pointer) {
+        use std::sync::atomic::Ordering;
         if !self.connected() {
             return; // the sweep publishes once NATS is back
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return; // the sweep publishes it, a batch at a time
         }
         let relay = self.clone();
         let document = (db.name().to_string(), bucket, key);
@@ -401,6 +421,8 @@ impl Relay {
                     queued.remove(&document);
                 }
             }
+            drop(queued);
+            relay.waiting.fetch_sub(1, Ordering::SeqCst);
         });
     }
 

@@ -459,6 +459,30 @@ async fn a_backlog_goes_out_a_batch_per_sweep() {
     assert!(w.pending("tickets", "t0").await.is_empty());
 }
 
+/// With no room for relays started by writes, every write leaves its events to the
+/// sweep: they all still go out, once each.
+#[tokio::test]
+async fn writes_past_the_waiting_relays_limit_leave_their_events_to_the_sweep() {
+    let w = setup("relay_limit").await;
+    let full = relay(w.nats.port).await.with_max_waiting(0);
+    let store = MongoStore::connect(&w.mongo_uri, &w.db_name).await.unwrap().with_relay(full.clone());
+    for n in 0..30 {
+        store.set("tickets", &format!("t{n}"), &bytes(&ticket(0, &[(&id(n), "ticket:created")]))).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(w.reader.read().await.is_empty(), "no relay was started");
+    assert_eq!(w.pointers().await.len(), 30);
+
+    let _sweeper = w.sweep(&full);
+    let published = w.reader.wait_for(30).await;
+    let mut ids: Vec<String> = published.iter().map(|(_, _, id)| id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, (0..30).map(id).collect::<Vec<_>>(), "each event once");
+    for n in 0..30 {
+        w.until_cleared("tickets", &format!("t{n}")).await;
+    }
+}
+
 #[tokio::test]
 async fn events_pending_across_a_database_restart_still_go_out() {
     let mut w = setup("ferret_restart").await;
