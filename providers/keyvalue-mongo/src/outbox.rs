@@ -20,9 +20,10 @@
 //!   each with `Nats-Msg-Id` = its id (JetStream drops a duplicate within its window;
 //!   consumers are idempotent beyond it), stops at the first failure, then removes what
 //!   went out and deletes the pointers that are done ([`Pointer::is_done`]). `set` starts
-//!   one at once without waiting for it; [`sweep_forever`] relays every pointer older than
-//!   a second, again and again, so NATS being down, the process being killed or FerretDB
-//!   restarting only delays an event.
+//!   one at once without waiting for it (unless [`MAX_WAITING_RELAYS`] are waiting);
+//!   [`sweep_forever`] relays every pointer older than a second, again and again, so
+//!   NATS being down, the process being killed or FerretDB restarting only delays an
+//!   event.
 //! - **One writer per document at a time.** FerretDB v1 applies an update by reading the
 //!   document, then writing it, with nothing in between to stop another writer; so every
 //!   write of a document and every change of its `_outbox` holds that key's in-process
