@@ -332,20 +332,49 @@ pub struct Relay {
     /// writes taking turns ([`crate::write_gate`]), two relays against eight writers fell
     /// behind for good (50,000 events waiting after 80,000 creates).
     in_flight: Arc<tokio::sync::Semaphore>,
-    /// Documents (database, bucket, key) with a relay started by a write still to run, and
-    /// how many: the sweep leaves them alone instead of publishing the same events again
-    /// while a burst of writes waits for its relays.
-    queued: Arc<Mutex<HashMap<DocumentId, usize>>>,
-    /// Relays started by writes that may wait at once; past it a write leaves its events
-    /// to the sweep (its pointer leads there), so that a burst of writes cannot hold its
-    /// events in memory without bound (100,000 tickets created at 600 a second held
-    /// 240 MiB of waiting relays).
+    /// The relays started by writes that are still to run, per document.
+    queued: Arc<Mutex<Queued>>,
+    /// How many relays started by writes may wait at once; past it a write leaves its
+    /// events to the sweep (its pointer leads there), so that a burst of writes cannot
+    /// hold its events in memory without bound (100,000 tickets created at 600 a second
+    /// held 240 MiB of waiting relays).
     max_waiting: usize,
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A document: its database, bucket and key.
 type DocumentId = (String, String, String);
+
+/// Relays started by writes and still to run: how many per document (the sweep leaves
+/// those documents alone instead of publishing the same events again while a burst of
+/// writes waits for its relays), and in all.
+#[derive(Default)]
+struct Queued {
+    per_document: HashMap<DocumentId, usize>,
+    total: usize,
+}
+
+impl Queued {
+    /// Counts one more relay of `document`, unless `max` are queued already.
+    fn enter(&mut self, document: &DocumentId, max: usize) -> bool {
+        if self.total >= max {
+            return false;
+        }
+        self.total += 1;
+        *self.per_document.entry(document.clone()).or_default() += 1;
+        true
+    }
+
+    /// A relay of `document` has run.
+    fn leave(&mut self, document: &DocumentId) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(count) = self.per_document.get_mut(document) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_document.remove(document);
+            }
+        }
+    }
+}
 
 /// Relays started by writes that run at once (see [`Relay`]'s `in_flight`).
 const RELAYS_AT_ONCE: usize = 8;
@@ -364,7 +393,7 @@ impl Relay {
     pub fn new(client: async_nats::Client, prefix: &str) -> Relay {
         let js = jetstream::new(client.clone());
         let in_flight = Arc::new(tokio::sync::Semaphore::new(RELAYS_AT_ONCE));
-        Relay { client, js, prefix: prefix.to_string(), in_flight, queued: Arc::default(), max_waiting: MAX_WAITING_RELAYS, waiting: Arc::default() }
+        Relay { client, js, prefix: prefix.to_string(), in_flight, queued: Arc::default(), max_waiting: MAX_WAITING_RELAYS }
     }
 
     /// The same relay with at most `max_waiting` relays started by writes at once.
@@ -397,17 +426,14 @@ impl Relay {
     /// does after storing `written` (the document's whole `_outbox`) and `pointer`. If it
     /// fails, the sweep does it later.
     pub fn spawn(&self, db: Database, bucket: String, key: String, written: Vec<Bson>, pointer: Pointer) {
-        use std::sync::atomic::Ordering;
         if !self.connected() {
             return; // the sweep publishes once NATS is back
         }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let document = (db.name().to_string(), bucket, key);
+        if !self.queued_relays().enter(&document, self.max_waiting) {
             return; // the sweep publishes it, a batch at a time
         }
         let relay = self.clone();
-        let document = (db.name().to_string(), bucket, key);
-        *relay.queued_documents().entry(document.clone()).or_default() += 1;
         tokio::spawn(async move {
             let (_, bucket, key) = &document;
             if let Ok(_turn) = relay.in_flight.acquire().await {
@@ -415,24 +441,16 @@ impl Relay {
                     debug!(bucket, key, error = format!("{e:#}"), "relay failed; the sweep retries it");
                 }
             }
-            let mut queued = relay.queued_documents();
-            if let Some(count) = queued.get_mut(&document) {
-                *count -= 1;
-                if *count == 0 {
-                    queued.remove(&document);
-                }
-            }
-            drop(queued);
-            relay.waiting.fetch_sub(1, Ordering::SeqCst);
+            relay.queued_relays().leave(&document);
         });
     }
 
     /// Whether a relay started by a write of document `key` is still to run.
     pub fn is_queued(&self, database: &str, bucket: &str, key: &str) -> bool {
-        self.queued_documents().contains_key(&(database.to_string(), bucket.to_string(), key.to_string()))
+        self.queued_relays().per_document.contains_key(&(database.to_string(), bucket.to_string(), key.to_string()))
     }
 
-    fn queued_documents(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, usize>> {
+    fn queued_relays(&self) -> std::sync::MutexGuard<'_, Queued> {
         self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
