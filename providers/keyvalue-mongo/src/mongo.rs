@@ -35,7 +35,7 @@ use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database};
 
 use crate::key_index::{self, Change};
-use crate::outbox::{self, Pointer, Relay};
+use crate::outbox::{self, Relay};
 use crate::write_gate;
 
 /// Field holding a value that is not a JSON object.
@@ -108,7 +108,7 @@ impl MongoStore {
     }
 
     /// Stores `value`; the events of its `_outbox` field, if any, are published after it
-    /// (pointer first, then the document, then the relay is started without waiting).
+    /// (the relay is started without waiting).
     pub async fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
         let (body, mut events) = outbox::split(value)?;
         if !events.is_empty() {
@@ -120,20 +120,21 @@ impl MongoStore {
         }
         let collection = self.collection(bucket)?;
         let document = encode(key, &body);
-        let pointer = Pointer::new(collection.name(), key, &events);
         let written = async {
             let lock = document_lock(self.db.name(), collection.name(), key);
             let _held = lock.lock().await;
-            if let Some(pointer) = &pointer {
-                outbox::save_pointer(&self.db, pointer).await?;
-            }
             outbox::replace_keeping_pending(&collection, key, document, &events).await
         }
         .await;
         self.note(&collection, &[key], written.is_ok(), Change::Stored).await;
-        let written = written?;
-        if let (Some(pointer), Some(relay)) = (pointer, &self.relay) {
-            relay.spawn(self.db.clone(), collection.name().to_string(), key.to_string(), written, pointer);
+        let Some(relay) = self.relay.as_ref().filter(|_| !events.is_empty()) else { return written.map(drop) };
+        match written {
+            Ok(written) => relay.spawn(self.db.clone(), collection.name().to_string(), key.to_string(), written),
+            // It may have been stored all the same (only its answer lost): the sweep looks.
+            Err(e) => {
+                relay.remember(self.db.name(), collection.name().to_string(), key.to_string());
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -286,13 +287,12 @@ pub fn document_lock(db: &str, collection: &str, key: &str) -> Arc<tokio::sync::
 }
 
 /// Bucket → collection: the empty bucket name (the official providers' default) is
-/// `default`; names Mongo would reject are refused, and so is `_outbox` (the provider's
-/// own collection of outbox pointers).
+/// `default`; names Mongo would reject are refused.
 pub fn collection_name(bucket: &str) -> Result<String> {
     if bucket.is_empty() {
         return Ok("default".into());
     }
-    if bucket.contains(['$', '\0']) || bucket.starts_with("system.") || bucket.len() > 120 || bucket == outbox::COLLECTION {
+    if bucket.contains(['$', '\0']) || bucket.starts_with("system.") || bucket.len() > 120 {
         return Err(anyhow!("`{bucket}` cannot be used as a bucket name"));
     }
     Ok(bucket.to_string())
@@ -404,6 +404,5 @@ mod tests {
         assert_eq!(collection_name("users").unwrap(), "users");
         assert!(collection_name("a$b").is_err());
         assert!(collection_name("system.users").is_err());
-        assert!(collection_name("_outbox").is_err());
     }
 }

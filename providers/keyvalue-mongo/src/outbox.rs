@@ -7,23 +7,24 @@
 //! (`{"id": "<24 hex>", "subject": "ticket:created", "payload": {...}}`, see [`split`]),
 //! and this provider publishes them to JetStream, at least once, whatever fails.
 //!
-//! - **Pointer first.** Before it writes the document, `set` writes a [`Pointer`]
-//!   `{_id: first event id, bucket, key, events, at}` into the `_outbox` collection of the
-//!   same database. A crash at any point then leaves either a failed `set` (nothing was
-//!   promised) or a pointer that leads the sweep to the document.
 //! - **Pending events live in the document**, in its `_outbox` field, until published:
 //!   written by the same write as the change, so only a stored change has events to
-//!   publish (a pointer only says where to look). A write never drops them: it replaces a document only if its `_outbox` is still what
-//!   the writer read (absent, on the fast path), and carries pending events forward
-//!   ([`merge`]). `get` never shows the field.
+//!   publish. A write never drops them: it replaces a document only if its `_outbox` is
+//!   still what the writer read (absent, on the fast path), and carries pending events
+//!   forward ([`merge`]). `get` never shows the field.
 //! - **The relay** ([`Relay::relay`]) publishes one document's pending events in order,
 //!   each with `Nats-Msg-Id` = its id (JetStream drops a duplicate within its window;
 //!   consumers are idempotent beyond it), stops at the first failure, then removes what
-//!   went out and deletes the pointers that are done ([`Pointer::is_done`]). `set` starts
-//!   one at once without waiting for it (unless [`MAX_WAITING_RELAYS`] are waiting);
-//!   [`sweep_forever`] relays every pointer older than a second, again and again, so
-//!   NATS being down, the process being killed or FerretDB restarting only delays an
-//!   event.
+//!   went out. `set` starts one at once without waiting for it (unless
+//!   [`MAX_WAITING_RELAYS`] are waiting); a document whose events did not go out (NATS
+//!   down, no room for a relay, a write whose answer was lost) is remembered for
+//!   [`sweep_forever`], which relays it again and again. So NATS being down or FerretDB
+//!   restarting only delays an event.
+//! - **Scans find what a process left.** A killed process forgets what it remembered, so
+//!   an instance that starts serving scans every linked database for documents with an
+//!   `_outbox` first, and again every [`RESCAN_EVERY`]. (Earlier, `set` wrote a pointer
+//!   document before each announcing write and deleted it after the relay: two of the
+//!   five database writes of a ticket creation, to save a scan per start.)
 //! - **One writer per document at a time.** FerretDB v1 applies an update by reading the
 //!   document, then writing it, with nothing in between to stop another writer; so every
 //!   write of a document and every change of its `_outbox` holds that key's in-process
@@ -35,15 +36,15 @@
 //! component must not delete a key whose change it just announced.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream::{self, context::Publish};
 use futures::TryStreamExt as _;
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Collection, Database};
 use ticketing_provider_support::backoff::Doubling;
 use ticketing_provider_support::trace::TRACEPARENT;
@@ -52,15 +53,9 @@ use tracing::{debug, error, info, warn};
 use crate::mongo::{document_lock, is_duplicate_key, UPSERT_RETRIES};
 use crate::write_gate;
 
-/// The document field holding its unpublished events, and the collection of pointers.
+/// The document field holding its unpublished events.
 pub const FIELD: &str = "_outbox";
-pub const COLLECTION: &str = "_outbox";
 
-/// A pointer none of whose events is in its document after this long belongs to a change
-/// that never landed (its `set` failed after writing the pointer).
-pub const ABANDONED_AFTER: Duration = Duration::from_secs(300);
-/// The sweep leaves younger pointers to the relay their `set` started.
-pub const SWEEP_MIN_AGE: Duration = Duration::from_secs(1);
 /// Longest pause between sweeps while events cannot go out.
 pub const MAX_SWEEP_PAUSE: Duration = Duration::from_secs(30);
 /// How long one publish may wait for JetStream's acknowledgement.
@@ -187,11 +182,6 @@ fn entry_id(entry: &Bson) -> Option<&str> {
     entry.as_document().and_then(|d| d.get_str("id").ok())
 }
 
-/// The ids of a stored `_outbox` value (anything but an array holds none).
-fn ids(outbox: &[Bson]) -> Vec<String> {
-    outbox.iter().filter_map(entry_id).map(str::to_string).collect()
-}
-
 fn entries(outbox: Option<&Bson>) -> &[Bson] {
     match outbox {
         Some(Bson::Array(entries)) => entries,
@@ -249,78 +239,8 @@ pub(crate) async fn replace_keeping_pending(
     Err(anyhow!("`{key}` kept being created concurrently while it was written; try again"))
 }
 
-/// "Document `key` of collection `bucket` may have events to publish": written before the
-/// document, deleted once they went out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pointer {
-    /// The first event's id.
-    pub id: String,
-    pub bucket: String,
-    pub key: String,
-    pub events: Vec<String>,
-    pub at: DateTime,
-}
-
-impl Pointer {
-    pub fn new(bucket: &str, key: &str, events: &[Event]) -> Option<Pointer> {
-        let first = events.first()?;
-        Some(Pointer {
-            id: first.id.clone(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            events: events.iter().map(|e| e.id.clone()).collect(),
-            at: DateTime::now(),
-        })
-    }
-
-    pub fn to_document(&self) -> Document {
-        doc! { "_id": &self.id, "bucket": &self.bucket, "key": &self.key, "events": &self.events, "at": self.at }
-    }
-
-    /// A stored pointer; a missing `at` counts as very old, missing `events` as none.
-    pub fn from_document(document: &Document) -> Option<Pointer> {
-        let events = match document.get("events") {
-            Some(Bson::Array(ids)) => ids.iter().filter_map(|id| id.as_str().map(str::to_string)).collect(),
-            _ => Vec::new(),
-        };
-        Some(Pointer {
-            id: document.get_str("_id").ok()?.to_string(),
-            bucket: document.get_str("bucket").ok()?.to_string(),
-            key: document.get_str("key").ok()?.to_string(),
-            events,
-            at: document.get_datetime("at").copied().unwrap_or(DateTime::MIN),
-        })
-    }
-
-    /// Whether this pointer can go, after a relay that published `published` and left
-    /// `pending` in the document: none of its events may still be pending, and either all
-    /// of them went out with this relay, or it is so old that its change never landed. A
-    /// younger pointer whose events are nowhere may belong to a `set` still on its way.
-    pub fn is_done(&self, pending: &[String], published: &[String], now: DateTime) -> bool {
-        if self.events.iter().any(|id| pending.contains(id)) {
-            return false;
-        }
-        let all_published = !self.events.is_empty() && self.events.iter().all(|id| published.contains(id));
-        let age = Duration::from_millis(u64::try_from(now.timestamp_millis().saturating_sub(self.at.timestamp_millis())).unwrap_or(0));
-        all_published || age > ABANDONED_AFTER
-    }
-}
-
-/// Writes (or renews: a retried `set` brings the same first id) a pointer.
-pub(crate) async fn save_pointer(db: &Database, pointer: &Pointer) -> Result<()> {
-    let pointers = db.collection::<Document>(COLLECTION);
-    let mut attempt = 0;
-    loop {
-        let saved = write_gate::write(db.name(), pointers.replace_one(doc! { "_id": &pointer.id }, pointer.to_document()).upsert(true)).await;
-        match saved {
-            Ok(_) => return Ok(()),
-            Err(e) if is_duplicate_key(&e) && attempt < UPSERT_RETRIES => attempt += 1,
-            Err(e) => return Err(anyhow::Error::new(e).context("failed to write the outbox pointer")),
-        }
-    }
-}
-
-/// Publishes outbox events to JetStream.
+/// Publishes outbox events to JetStream, and remembers the documents whose events it
+/// could not publish yet.
 #[derive(Clone)]
 pub struct Relay {
     client: async_nats::Client,
@@ -332,46 +252,61 @@ pub struct Relay {
     /// writes taking turns ([`crate::write_gate`]), two relays against eight writers fell
     /// behind for good (50,000 events waiting after 80,000 creates).
     in_flight: Arc<tokio::sync::Semaphore>,
-    /// The relays started by writes that are still to run, per document.
-    queued: Arc<Mutex<Queued>>,
+    backlog: Arc<Mutex<Backlog>>,
     /// How many relays started by writes may wait at once; past it a write leaves its
-    /// events to the sweep (its pointer leads there), so that a burst of writes cannot
-    /// hold its events in memory without bound (100,000 tickets created at 600 a second
-    /// held 240 MiB of waiting relays).
+    /// events to the sweep, so that a burst of writes cannot hold its events in memory
+    /// without bound (100,000 tickets created at 600 a second held 240 MiB of waiting
+    /// relays).
     max_waiting: usize,
+    /// How many documents the backlog remembers (see [`MAX_REMEMBERED`]).
+    max_remembered: usize,
 }
 
 /// A document: its database, bucket and key.
 type DocumentId = (String, String, String);
 
-/// Relays started by writes and still to run: how many per document (the sweep leaves
-/// those documents alone instead of publishing the same events again while a burst of
-/// writes waits for its relays), and in all.
+/// What the relay still has to do, besides the pending events a scan finds.
 #[derive(Default)]
-struct Queued {
-    per_document: HashMap<DocumentId, usize>,
-    total: usize,
+struct Backlog {
+    /// Relays started by writes still to run, per document (the sweep leaves those
+    /// documents to them: a relay publishes everything pending in its document).
+    queued: HashMap<DocumentId, usize>,
+    queued_total: usize,
+    /// Documents whose events did not go out (NATS down, a publish refused, no room for
+    /// a relay): the next sweep relays them.
+    retry: HashSet<DocumentId>,
+    /// More documents were left than it remembers: the next sweep scans instead.
+    rescan: bool,
 }
 
-impl Queued {
+impl Backlog {
     /// Counts one more relay of `document`, unless `max` are queued already.
     fn enter(&mut self, document: &DocumentId, max: usize) -> bool {
-        if self.total >= max {
+        if self.queued_total >= max {
             return false;
         }
-        self.total += 1;
-        *self.per_document.entry(document.clone()).or_default() += 1;
+        self.queued_total += 1;
+        *self.queued.entry(document.clone()).or_default() += 1;
         true
     }
 
     /// A relay of `document` has run.
     fn leave(&mut self, document: &DocumentId) {
-        self.total = self.total.saturating_sub(1);
-        if let Some(count) = self.per_document.get_mut(document) {
+        self.queued_total = self.queued_total.saturating_sub(1);
+        if let Some(count) = self.queued.get_mut(document) {
             *count -= 1;
             if *count == 0 {
-                self.per_document.remove(document);
+                self.queued.remove(document);
             }
+        }
+    }
+
+    /// Leaves `document` to the next sweep, or, past `max` documents, a scan.
+    fn remember(&mut self, document: DocumentId, max: usize) {
+        if self.retry.len() < max {
+            self.retry.insert(document);
+        } else {
+            self.rescan = true;
         }
     }
 }
@@ -382,10 +317,15 @@ const RELAYS_AT_ONCE: usize = 8;
 /// Relays started by writes that may be under way or waiting (see [`Relay`]'s `max_waiting`).
 pub const MAX_WAITING_RELAYS: usize = 2000;
 
-/// Pointers one sweep reads at most, oldest stored first: a backlog of tens of thousands
-/// (NATS down for a while) is worked off a batch per sweep instead of being read and
-/// decoded whole every time (FerretDB reads an unfiltered find with a limit as `LIMIT`).
-pub const SWEEP_BATCH: i64 = 1000;
+/// Documents the relay remembers for the next sweep; past it, the sweep scans instead
+/// (a few MiB: a long NATS outage under load must not grow the provider without bound).
+pub const MAX_REMEMBERED: usize = 50_000;
+
+/// How often the sweep also scans every collection for pending events, though nothing
+/// should be left there: a relay task that never ran, a write that landed after the lease
+/// moved on, a value written with an `_outbox` by hand. A scan reads each document's
+/// `_id` where FerretDB v1 cannot use an index (about a second for 100,000 documents).
+pub const RESCAN_EVERY: Duration = Duration::from_secs(600);
 
 impl Relay {
     /// `prefix` starts every subject: `events` publishes `ticket:created` as
@@ -393,12 +333,19 @@ impl Relay {
     pub fn new(client: async_nats::Client, prefix: &str) -> Relay {
         let js = jetstream::new(client.clone());
         let in_flight = Arc::new(tokio::sync::Semaphore::new(RELAYS_AT_ONCE));
-        Relay { client, js, prefix: prefix.to_string(), in_flight, queued: Arc::default(), max_waiting: MAX_WAITING_RELAYS }
+        let backlog = Arc::default();
+        Relay { client, js, prefix: prefix.to_string(), in_flight, backlog, max_waiting: MAX_WAITING_RELAYS, max_remembered: MAX_REMEMBERED }
     }
 
     /// The same relay with at most `max_waiting` relays started by writes at once.
     pub fn with_max_waiting(mut self, max_waiting: usize) -> Relay {
         self.max_waiting = max_waiting;
+        self
+    }
+
+    /// The same relay remembering at most `max_remembered` documents for the sweep.
+    pub fn with_max_remembered(mut self, max_remembered: usize) -> Relay {
+        self.max_remembered = max_remembered;
         self
     }
 
@@ -423,44 +370,72 @@ impl Relay {
     }
 
     /// Relays document `key` of collection `bucket` now, in the background: what `set`
-    /// does after storing `written` (the document's whole `_outbox`) and `pointer`. If it
-    /// fails, the sweep does it later.
-    pub fn spawn(&self, db: Database, bucket: String, key: String, written: Vec<Bson>, pointer: Pointer) {
-        if !self.connected() {
-            return; // the sweep publishes once NATS is back
-        }
+    /// does after storing `written` (the document's whole `_outbox`). Whatever does not
+    /// go out is left to the sweep.
+    pub fn spawn(&self, db: Database, bucket: String, key: String, written: Vec<Bson>) {
         let document = (db.name().to_string(), bucket, key);
-        if !self.queued_relays().enter(&document, self.max_waiting) {
-            return; // the sweep publishes it, a batch at a time
+        {
+            let mut backlog = self.backlog();
+            if !self.connected() || !backlog.enter(&document, self.max_waiting) {
+                backlog.remember(document, self.max_remembered);
+                return;
+            }
         }
         let relay = self.clone();
         tokio::spawn(async move {
             let (_, bucket, key) = &document;
-            if let Ok(_turn) = relay.in_flight.acquire().await {
-                if let Err(e) = relay.relay_written(&db, bucket, key, written, &pointer).await {
-                    debug!(bucket, key, error = format!("{e:#}"), "relay failed; the sweep retries it");
-                }
+            let relayed = match relay.in_flight.acquire().await {
+                Ok(_turn) => relay.relay_written(&db, bucket, key, written).await,
+                Err(e) => Err(e.into()),
+            };
+            let mut backlog = relay.backlog();
+            backlog.leave(&document);
+            if let Err(e) = relayed {
+                debug!(bucket, key, error = format!("{e:#}"), "relay failed; the sweep retries it");
+                backlog.remember(document, relay.max_remembered);
             }
-            relay.queued_relays().leave(&document);
         });
     }
 
     /// Whether a relay started by a write of document `key` is still to run.
     pub fn is_queued(&self, database: &str, bucket: &str, key: &str) -> bool {
-        self.queued_relays().per_document.contains_key(&(database.to_string(), bucket.to_string(), key.to_string()))
+        self.backlog().queued.contains_key(&(database.to_string(), bucket.to_string(), key.to_string()))
     }
 
-    fn queued_relays(&self) -> std::sync::MutexGuard<'_, Queued> {
-        self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Leaves document `key` of `database` to the next sweep.
+    pub(crate) fn remember(&self, database: &str, bucket: String, key: String) {
+        self.backlog().remember((database.to_string(), bucket, key), self.max_remembered);
+    }
+
+    /// The documents of database `database` left to the sweep, taken out of the backlog.
+    fn take_retries(&self, database: &str) -> Vec<(String, String)> {
+        let mut backlog = self.backlog();
+        let mine: Vec<DocumentId> = backlog.retry.iter().filter(|(db, _, _)| db == database).cloned().collect();
+        mine.into_iter()
+            .map(|document| {
+                backlog.retry.remove(&document);
+                let (_, bucket, key) = document;
+                (bucket, key)
+            })
+            .collect()
+    }
+
+    /// Whether a sweep must scan because the backlog overflowed (asked once: it resets).
+    fn take_rescan(&self) -> bool {
+        std::mem::take(&mut self.backlog().rescan)
     }
 
     /// The relay right after a `set`, which knows what it stored: publishes `written`,
-    /// then, under the key's lock, removes it if the document still holds just that and
-    /// deletes its own pointer (most writes take this way).
-    /// Whenever anything changed meanwhile it falls back to [`Relay::relay`].
-    async fn relay_written(&self, db: &Database, bucket: &str, key: &str, written: Vec<Bson>, pointer: &Pointer) -> Result<()> {
+    /// then, under the key's lock, removes it if the document still holds just that
+    /// (most writes take this way). Whenever anything changed meanwhile it falls back to
+    /// [`Relay::relay`].
+    async fn relay_written(&self, db: &Database, bucket: &str, key: &str, written: Vec<Bson>) -> Result<()> {
         for entry in &written {
-            let Some(event) = Event::from_bson(entry) else { return self.relay(db, bucket, key, std::slice::from_ref(pointer)).await };
+            let Some(event) = Event::from_bson(entry) else { return self.relay(db, bucket, key).await };
             if let Err(e) = self.publish(&event).await {
                 return Err(e.context(format!("publishing event {} ({}) of `{bucket}/{key}`", event.id, event.subject)));
             }
@@ -475,19 +450,15 @@ impl Relay {
         };
         if !removed {
             // another write came in between
-            return self.relay(db, bucket, key, std::slice::from_ref(pointer)).await;
+            return self.relay(db, bucket, key).await;
         }
-        let pointers = db.collection::<Document>(COLLECTION);
-        write_gate::write(db.name(), pointers.delete_one(doc! { "_id": &pointer.id, "at": pointer.at })).await?;
         Ok(())
     }
 
     /// Publishes the pending events of document `key` in order, stopping at the first
-    /// failure; removes the published ones from the document and deletes the pointers to
-    /// it that are done: of `known` (what the caller read), and those of the writes whose
-    /// events this relay published (a pointer is named after its write's first event).
-    /// Errors if an event could not be published (or the database failed).
-    pub async fn relay(&self, db: &Database, bucket: &str, key: &str, known: &[Pointer]) -> Result<()> {
+    /// failure, and removes the published ones from the document. Errors if an event
+    /// could not be published (or the database failed).
+    pub async fn relay(&self, db: &Database, bucket: &str, key: &str) -> Result<()> {
         let documents = db.collection::<Document>(bucket);
         let pending = stored_outbox(&documents, key).await?;
         let mut published = Vec::new();
@@ -508,9 +479,7 @@ impl Relay {
         {
             let lock = document_lock(db.name(), bucket, key);
             let _held = lock.lock().await;
-            let still_pending = remove_published(&documents, key, &published).await?;
-            let pointers = with_pointers_of(db, bucket, key, known, &published).await?;
-            forget_done_pointers(db, &pointers, &still_pending, &published).await?;
+            remove_published(&documents, key, &published).await?;
         }
         match failure {
             Some(e) => Err(e),
@@ -520,100 +489,78 @@ impl Relay {
 }
 
 /// Removes `published` (and malformed entries) from document `key`'s `_outbox`, dropping
-/// the field when nothing remains so that writes take the fast path again. Returns the
-/// ids still pending. The caller holds the key's lock.
-async fn remove_published(documents: &Collection<Document>, key: &str, published: &[String]) -> Result<Vec<String>> {
+/// the field when nothing remains so that writes take the fast path again. The caller
+/// holds the key's lock.
+async fn remove_published(documents: &Collection<Document>, key: &str, published: &[String]) -> Result<()> {
     let Some(stored) = stored_outbox(documents, key).await? else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let before = entries(Some(&stored));
     let remaining = without(before, published);
     if matches!(stored, Bson::Array(_)) && remaining.len() == before.len() {
-        return Ok(ids(&remaining)); // nothing of ours is there
+        return Ok(()); // nothing of ours is there
     }
     let update = if remaining.is_empty() {
         doc! { "$unset": { FIELD: "" } }
     } else {
-        doc! { "$set": { FIELD: remaining.clone() } }
+        doc! { "$set": { FIELD: remaining } }
     };
     write_gate::write_to(documents, documents.update_one(doc! { "_id": key }, update)).await?;
-    Ok(ids(&remaining))
-}
-
-/// `known` and the other pointers to document `key` named after an event of `published`
-/// (looked up by `_id`, which the index finds without reading the collection).
-async fn with_pointers_of(db: &Database, bucket: &str, key: &str, known: &[Pointer], published: &[String]) -> Result<Vec<Pointer>> {
-    let collection = db.collection::<Document>(COLLECTION);
-    let mut pointers = known.to_vec();
-    for id in published {
-        if pointers.iter().any(|p| p.events.contains(id) || &p.id == id) {
-            continue;
-        }
-        let found = collection.find_one(doc! { "_id": id }).await?;
-        if let Some(pointer) = found.as_ref().and_then(Pointer::from_document) {
-            if pointer.bucket == bucket && pointer.key == key {
-                pointers.push(pointer);
-            }
-        }
-    }
-    Ok(pointers)
-}
-
-/// Deletes the pointers of document `key` that are done (see [`Pointer::is_done`]); each
-/// only in the version that was judged, so a pointer a retried `set` just renewed stays.
-/// The caller holds the key's lock.
-async fn forget_done_pointers(db: &Database, pointers: &[Pointer], pending: &[String], published: &[String]) -> Result<()> {
-    let collection = db.collection::<Document>(COLLECTION);
-    let now = DateTime::now();
-    for pointer in pointers.iter().filter(|p| p.is_done(pending, published, now)) {
-        // Unless it was renewed meanwhile (a retried `set` writes the same pointer again).
-        let at = if pointer.at == DateTime::MIN { Bson::Document(doc! { "$exists": false }) } else { Bson::DateTime(pointer.at) };
-        write_gate::write(db.name(), collection.delete_one(doc! { "_id": &pointer.id, "at": at })).await?;
-    }
     Ok(())
 }
 
-/// One sweep of database `db`: relays every document named by one of the first
-/// [`SWEEP_BATCH`] pointers stored that is older than `min_age`, oldest pointer first,
-/// except those a relay started by a write of this process is still to do. Stops early while NATS is unreachable; one document failing
-/// does not stop the others. Returns how many documents failed.
-pub async fn sweep(relay: &Relay, db: &Database, min_age: Duration) -> Result<usize> {
-    let stored: Vec<Document> = db.collection::<Document>(COLLECTION).find(doc! {}).limit(SWEEP_BATCH).await?.try_collect().await?;
-    let cutoff = DateTime::now().timestamp_millis() - i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
-    let mut old: Vec<Pointer> = stored.iter().filter_map(Pointer::from_document).filter(|p| p.at.timestamp_millis() <= cutoff).collect();
-    old.sort_by_key(|p| p.at);
-    // The pointers of each document, documents in the order of their oldest pointer.
-    let mut documents: Vec<((String, String), Vec<Pointer>)> = Vec::new();
-    let mut position: HashMap<(String, String), usize> = HashMap::new();
-    for pointer in old {
-        let target = (pointer.bucket.clone(), pointer.key.clone());
-        match position.get(&target) {
-            Some(&i) => documents[i].1.push(pointer),
-            None => {
-                position.insert(target.clone(), documents.len());
-                documents.push((target, vec![pointer]));
-            }
-        }
-    }
-    let mut failed = 0;
-    for ((bucket, key), pointers) in &documents {
-        if !relay.connected() {
-            bail!("NATS is unreachable");
-        }
-        if relay.is_queued(db.name(), bucket, key) {
+/// Every document of database `db` with pending events, as (bucket, key): a scan of
+/// every collection, reading only `_id`s.
+pub async fn pending_documents(db: &Database) -> Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for bucket in db.list_collection_names().await? {
+        if bucket.starts_with("system.") {
             continue;
         }
-        if let Err(e) = relay.relay(db, bucket, key, pointers).await {
+        let collection = db.collection::<Document>(&bucket);
+        let with_events = collection.find(doc! { FIELD: { "$exists": true } }).projection(doc! { "_id": 1 });
+        let documents: Vec<Document> = with_events.await?.try_collect().await?;
+        found.extend(documents.iter().filter_map(|d| d.get_str("_id").ok()).map(|key| (bucket.clone(), key.to_string())));
+    }
+    Ok(found)
+}
+
+/// One sweep of database `db`: relays every document the relay left to it and, when
+/// `scan`, every document holding pending events, except those a relay started by a
+/// write is still to do. Stops early while NATS is unreachable (what it did not get to
+/// is left to the next sweep); one document failing does not stop the others. Returns
+/// how many documents failed.
+pub async fn sweep(relay: &Relay, db: &Database, scan: bool) -> Result<usize> {
+    let mut documents = if scan { pending_documents(db).await? } else { Vec::new() };
+    let mut seen: HashSet<(String, String)> = documents.iter().cloned().collect();
+    documents.extend(relay.take_retries(db.name()).into_iter().filter(|document| seen.insert(document.clone())));
+    let mut failed = 0;
+    let mut documents = documents.into_iter();
+    while let Some((bucket, key)) = documents.next() {
+        if !relay.connected() {
+            let waiting = 1 + documents.len();
+            relay.remember(db.name(), bucket, key);
+            documents.for_each(|(bucket, key)| relay.remember(db.name(), bucket, key));
+            bail!("NATS is unreachable ({waiting} documents wait)");
+        }
+        if relay.is_queued(db.name(), &bucket, &key) {
+            continue;
+        }
+        if let Err(e) = relay.relay(db, &bucket, &key).await {
             warn!(database = db.name(), bucket, key, error = format!("{e:#}"), "outbox events not published yet; retrying later");
+            relay.remember(db.name(), bucket, key);
             failed += 1;
         }
     }
     Ok(failed)
 }
 
-/// Sweeps the databases `databases()` returns every `interval`, for ever. While events
-/// cannot go out (NATS or the database unreachable, a publish refused) the pause doubles
-/// up to [`MAX_SWEEP_PAUSE`], but the next sweep starts as soon as NATS is back.
+/// Sweeps the databases `databases()` returns every `interval`, for ever: the first sweep
+/// of each database scans it (whatever an instance that stopped left pending, this one
+/// finds), later ones relay what the relay left to them, and scan again every
+/// [`RESCAN_EVERY`] or when the backlog overflowed. While events cannot go out (NATS or
+/// the database unreachable, a publish refused) the pause doubles up to
+/// [`MAX_SWEEP_PAUSE`], but the next sweep starts as soon as NATS is back.
 pub async fn sweep_forever<F, Fut>(relay: Relay, interval: Duration, databases: F)
 where
     F: Fn() -> Fut,
@@ -621,23 +568,37 @@ where
 {
     let mut pauses = Doubling::new(interval, MAX_SWEEP_PAUSE.max(interval));
     let mut was_failing = false;
+    let mut scanned: HashMap<String, Instant> = HashMap::new();
+    let mut first = true;
     loop {
-        let pause = pauses.current();
-        let nats_was_up = relay.connected();
-        let mut waited = Duration::ZERO;
-        while waited < pause {
-            let step = interval.min(pause - waited);
-            tokio::time::sleep(step).await;
-            waited += step;
-            if !nats_was_up && relay.connected() {
-                break;
+        if !first {
+            let pause = pauses.current();
+            let nats_was_up = relay.connected();
+            let mut waited = Duration::ZERO;
+            while waited < pause {
+                let step = interval.min(pause - waited);
+                tokio::time::sleep(step).await;
+                waited += step;
+                if !nats_was_up && relay.connected() {
+                    break;
+                }
             }
+        }
+        first = false;
+        if relay.take_rescan() {
+            scanned.clear();
         }
         let mut failing = false;
         for db in databases().await {
-            match sweep(&relay, &db, SWEEP_MIN_AGE).await {
-                Ok(0) => {}
-                Ok(_) => failing = true,
+            let scan = scanned.get(db.name()).is_none_or(|at| at.elapsed() >= RESCAN_EVERY);
+            let started = Instant::now();
+            match sweep(&relay, &db, scan).await {
+                Ok(failed) => {
+                    if scan {
+                        scanned.insert(db.name().to_string(), started);
+                    }
+                    failing |= failed > 0;
+                }
                 Err(e) => {
                     failing = true;
                     warn!(database = db.name(), error = format!("{e:#}"), "outbox sweep failed; retrying later");
@@ -748,34 +709,6 @@ mod tests {
         pending.push(Bson::String("junk".into()));
         assert_eq!(without(&pending, &[A.to_string(), C.to_string()]), stored(&[B]));
         assert!(without(&stored(&[A]), &[A.to_string()]).is_empty());
-    }
-
-    fn pointer(events: &[&str], age: Duration) -> Pointer {
-        let at = DateTime::from_millis(DateTime::now().timestamp_millis() - age.as_millis() as i64);
-        Pointer { id: events[0].into(), bucket: "b".into(), key: "k".into(), events: events.iter().map(|s| s.to_string()).collect(), at }
-    }
-
-    #[test]
-    fn a_pointer_is_done_when_its_events_went_out_or_never_landed() {
-        let now = DateTime::now();
-        let s = |ids: &[&str]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>();
-        let fresh = pointer(&[A, B], Duration::from_secs(2));
-        assert!(fresh.is_done(&[], &s(&[A, B]), now), "all published and gone");
-        assert!(!fresh.is_done(&s(&[B]), &s(&[A]), now), "B is still pending");
-        assert!(!fresh.is_done(&[], &s(&[A]), now), "B may still be written by its set");
-        assert!(!fresh.is_done(&[], &[], now), "its set may still be on its way");
-        let old = pointer(&[A, B], Duration::from_secs(301));
-        assert!(old.is_done(&[], &[], now), "its change never landed");
-        assert!(!old.is_done(&s(&[A]), &[], now), "still pending, however old");
-    }
-
-    #[test]
-    fn pointers_round_trip_through_documents() {
-        let p = pointer(&[A, B], Duration::ZERO);
-        assert_eq!(Pointer::from_document(&p.to_document()), Some(p));
-        let bare = Pointer::from_document(&doc! { "_id": A, "bucket": "b", "key": "k" }).unwrap();
-        assert!(bare.events.is_empty());
-        assert_eq!(bare.at, DateTime::MIN);
     }
 
     #[test]

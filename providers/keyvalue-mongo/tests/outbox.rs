@@ -11,7 +11,7 @@ use futures::future::join_all;
 use futures::{StreamExt as _, TryStreamExt as _};
 use keyvalue_mongo::mongo::MongoStore;
 use keyvalue_mongo::outbox::{self, Relay};
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, Bson, Document};
 use serde_json::{json, Value};
 use ticketing_test_support::Server;
 
@@ -94,15 +94,10 @@ impl World {
         }
     }
 
-    async fn pointers(&self) -> Vec<Document> {
-        self.db().collection::<Document>(outbox::COLLECTION).find(doc! {}).await.unwrap().try_collect().await.unwrap()
-    }
-
-    /// Waits until document `key` has no pending events and no pointer is left.
+    /// Waits until document `key` has no pending events.
     async fn until_cleared(&self, bucket: &str, key: &str) {
         until(&format!("{bucket}/{key} published and cleared"), || async {
-            let raw = self.raw(bucket, key).await;
-            raw.is_some_and(|d| !d.contains_key(outbox::FIELD)) && self.pointers().await.is_empty()
+            self.raw(bucket, key).await.is_some_and(|d| !d.contains_key(outbox::FIELD))
         })
         .await;
     }
@@ -260,7 +255,6 @@ async fn events_stored_while_nats_is_down_go_out_when_it_is_back_in_order() {
     // The second write carried the first event forward.
     assert_eq!(w.pending("tickets", "t1").await, vec![e1.clone(), e2.clone()]);
     assert_eq!(get_json(&w.store, "tickets", "t1").await, ticket(1, &[]));
-    assert_eq!(w.pointers().await.len(), 2);
 
     tokio::time::sleep(Duration::from_secs(2)).await; // sweeps fail meanwhile
     assert_eq!(w.pending("tickets", "t1").await.len(), 2);
@@ -343,9 +337,6 @@ async fn plain_writes_keep_pending_events() {
     let counter = store.database().collection::<Document>("counters").find_one(doc! { "_id": "n" }).await.unwrap().unwrap();
     assert_eq!(counter.get_array(outbox::FIELD).unwrap().len(), 1);
 
-    // `_outbox` is not a bucket anyone may use.
-    assert!(store.set("_outbox", "k", b"v").await.is_err());
-    assert!(store.get("_outbox", "k").await.is_err());
     // A malformed outbox is refused, and nothing is written.
     assert!(store.set("tickets", "t3", br#"{"_outbox":[{"id":"nope"}]}"#).await.is_err());
     assert!(!store.exists("tickets", "t3").await.unwrap());
@@ -378,85 +369,68 @@ async fn the_server_supports_the_queries_the_outbox_uses() {
     let stored = docs.find_one(doc! { "_id": "pending" }).await.unwrap().unwrap();
     assert_eq!(stored, doc! { "_id": "pending", "a": 2 });
 
-    // Pointers: found by bucket and key, deleted only in the version that was judged.
-    let pointers = client.database("outbox_ops").collection::<Document>("_outbox");
-    let at = DateTime::from_millis(DateTime::now().timestamp_millis() - 10_000);
-    pointers.insert_one(doc! { "_id": id(1), "bucket": "d", "key": "pending", "events": [id(1)], "at": at }).await.unwrap();
-    pointers.insert_one(doc! { "_id": id(2), "bucket": "d", "key": "pending", "events": [id(2)] }).await.unwrap();
-    assert_eq!(pointers.find(doc! { "bucket": "d", "key": "pending" }).await.unwrap().try_collect::<Vec<_>>().await.unwrap().len(), 2);
-    let later = DateTime::from_millis(at.timestamp_millis() + 1);
-    assert_eq!(pointers.delete_one(doc! { "_id": id(1), "at": later }).await.unwrap().deleted_count, 0);
-    assert_eq!(pointers.delete_one(doc! { "_id": id(1), "at": at }).await.unwrap().deleted_count, 1);
-    assert_eq!(pointers.delete_one(doc! { "_id": id(2), "at": { "$exists": false } }).await.unwrap().deleted_count, 1);
+    // The scan: every collection, then the documents holding an `_outbox`, `_id`s only.
+    docs.update_one(doc! { "_id": "pending" }, doc! { "$set": { "_outbox": entries.clone() } }).await.unwrap();
+    let names = client.database("outbox_ops").list_collection_names().await.unwrap();
+    assert_eq!(names, vec!["d".to_string()]);
+    let found: Vec<Document> = docs.find(doc! { "_outbox": { "$exists": true } }).projection(doc! { "_id": 1 }).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(found, vec![doc! { "_id": "pending" }]);
 }
 
-/// As if the provider died right after writing: a pointer and a document with a pending
-/// event, written directly. The next sweep publishes it; pointers whose events are in no
-/// document stay while their set could still be on its way, and go after 5 minutes.
+/// As if a provider died right after writing: documents with pending events, written
+/// directly. A sweep that scans publishes them; one that does not scan only relays what
+/// its relay remembered (nothing here); the provider's loop scans first.
 #[tokio::test]
-async fn a_sweep_finishes_what_a_dead_provider_left() {
+async fn a_scan_finishes_what_a_dead_provider_left() {
     let w = setup("crash").await;
     let db = w.db();
-    let (e1, e2, e3, e4) = (id(1), id(2), id(3), id(4));
-    let ago = |secs: i64| DateTime::from_millis(DateTime::now().timestamp_millis() - secs * 1000);
-    db.collection::<Document>("tickets")
-        .insert_one(doc! { "_id": "t1", "title": "x", "_outbox": [{ "id": &e1, "subject": "ticket:created", "payload": { "id": "t1", "price": 1050_i64 } }] })
-        .await
-        .unwrap();
-    let pointers = db.collection::<Document>(outbox::COLLECTION);
-    pointers.insert_many([
-        doc! { "_id": &e1, "bucket": "tickets", "key": "t1", "events": [&e1], "at": ago(10) },
-        // Its set may still be writing t2: kept.
-        doc! { "_id": &e2, "bucket": "tickets", "key": "t2", "events": [&e2], "at": ago(10) },
-        // Six minutes and its event is nowhere: that set failed. Deleted.
-        doc! { "_id": &e3, "bucket": "tickets", "key": "t3", "events": [&e3], "at": ago(360) },
-        doc! { "_id": &e4, "bucket": "tickets", "key": "t1", "events": [&e4], "at": ago(360) },
-    ])
-    .await
-    .unwrap();
+    let (e1, e2, e3) = (id(1), id(2), id(3));
+    let event = |id: &str, subject: &str, key: &str| doc! { "id": id, "subject": subject, "payload": { "id": key, "price": 1050_i64 } };
+    let tickets = db.collection::<Document>("tickets");
+    tickets.insert_one(doc! { "_id": "t1", "title": "x", "_outbox": [event(&e1, "ticket:created", "t1"), event(&e2, "ticket:updated", "t1")] }).await.unwrap();
+    tickets.insert_one(doc! { "_id": "t2", "title": "plain" }).await.unwrap();
+    db.collection::<Document>("orders").insert_one(doc! { "_id": "o1", "_outbox": [event(&e3, "order:created", "o1")] }).await.unwrap();
 
-    assert_eq!(outbox::sweep(&w.relay, &db, outbox::SWEEP_MIN_AGE).await.unwrap(), 0);
+    assert_eq!(outbox::sweep(&w.relay, &db, false).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(w.reader.read().await.is_empty(), "nothing was remembered, and there was no scan");
 
-    let published = w.reader.wait_for(1).await;
-    assert_eq!(published, vec![("events.ticket:created".to_string(), json!({"id": "t1", "price": 1050}), e1.clone())]);
-    assert!(w.pending("tickets", "t1").await.is_empty());
-    let left: Vec<String> = w.pointers().await.iter().map(|p| p.get_str("_id").unwrap().to_string()).collect();
-    assert_eq!(left, vec![e2.clone()]);
+    let _sweeper = w.sweep(&w.relay);
+    let mut published = w.reader.wait_for(3).await;
+    published.sort_by(|a, b| a.2.cmp(&b.2));
+    assert_eq!(published, vec![
+        ("events.ticket:created".to_string(), json!({"id": "t1", "price": 1050}), e1.clone()),
+        ("events.ticket:updated".to_string(), json!({"id": "t1", "price": 1050}), e2.clone()),
+        ("events.order:created".to_string(), json!({"id": "o1", "price": 1050}), e3.clone()),
+    ]);
+    w.until_cleared("tickets", "t1").await;
+    w.until_cleared("orders", "o1").await;
     assert_eq!(get_json(&w.store, "tickets", "t1").await, json!({"title": "x"}));
 
-    // The provider's own loop does the same, and publishes nothing twice.
-    let _sweeper = w.sweep(&w.relay);
+    // Later sweeps publish nothing twice.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(w.reader.read().await.len(), 1);
-    assert_eq!(w.pointers().await.len(), 1);
+    assert_eq!(w.reader.read().await.len(), 3);
 }
 
-/// A backlog larger than one sweep's batch (events stored while nothing relayed them) is
-/// worked off batch by batch, oldest first, each event published once.
+/// More documents left to the sweep than the relay remembers: it remembers some, and
+/// the next sweep scans for the rest; each event goes out once.
 #[tokio::test]
-async fn a_backlog_goes_out_a_batch_per_sweep() {
+async fn a_backlog_past_what_the_relay_remembers_is_found_by_a_scan() {
     let w = setup("backlog").await;
-    let db = w.db();
-    let count = u32::try_from(outbox::SWEEP_BATCH).unwrap() + 20;
-    let at = DateTime::from_millis(DateTime::now().timestamp_millis() - 10_000);
-    let documents = (0..count).map(|n| {
-        let payload = doc! { "id": format!("t{n}"), "price": 1050_i64 };
-        doc! { "_id": format!("t{n}"), "_outbox": [{ "id": id(n), "subject": "ticket:created", "payload": payload }] }
-    });
-    db.collection::<Document>("tickets").insert_many(documents).await.unwrap();
-    let pointers = (0..count).map(|n| doc! { "_id": id(n), "bucket": "tickets", "key": format!("t{n}"), "events": [id(n)], "at": at });
-    db.collection::<Document>(outbox::COLLECTION).insert_many(pointers).await.unwrap();
-
-    assert_eq!(outbox::sweep(&w.relay, &db, outbox::SWEEP_MIN_AGE).await.unwrap(), 0);
-    assert_eq!(w.pointers().await.len(), 20, "one batch per sweep");
-    assert_eq!(outbox::sweep(&w.relay, &db, outbox::SWEEP_MIN_AGE).await.unwrap(), 0);
-    assert!(w.pointers().await.is_empty());
-
-    let published = w.reader.wait_for(count as usize).await;
+    let small = relay(w.nats.port).await.with_max_waiting(0).with_max_remembered(5);
+    let store = MongoStore::connect(&w.mongo_uri, &w.db_name).await.unwrap().with_relay(small.clone());
+    let _sweeper = w.sweep(&small); // its first sweep scans while nothing is there yet
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..40 {
+        store.set("tickets", &format!("t{n}"), &bytes(&ticket(0, &[(&id(n), "ticket:created")]))).await.unwrap();
+    }
+    let published = w.reader.wait_for(40).await;
     let mut ids: Vec<String> = published.iter().map(|(_, _, id)| id.clone()).collect();
     ids.sort();
-    assert_eq!(ids, (0..count).map(id).collect::<Vec<_>>(), "each event once");
-    assert!(w.pending("tickets", "t0").await.is_empty());
+    assert_eq!(ids, (0..40).map(id).collect::<Vec<_>>(), "each event once");
+    for n in 0..40 {
+        w.until_cleared("tickets", &format!("t{n}")).await;
+    }
 }
 
 /// With no room for relays started by writes, every write leaves its events to the
@@ -471,9 +445,9 @@ async fn writes_past_the_waiting_relays_limit_leave_their_events_to_the_sweep() 
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(w.reader.read().await.is_empty(), "no relay was started");
-    assert_eq!(w.pointers().await.len(), 30);
 
-    let _sweeper = w.sweep(&full);
+    // The relay remembered them all: a sweep without a scan finds them.
+    assert_eq!(outbox::sweep(&full, &w.db(), false).await.unwrap(), 0);
     let published = w.reader.wait_for(30).await;
     let mut ids: Vec<String> = published.iter().map(|(_, _, id)| id.clone()).collect();
     ids.sort();
