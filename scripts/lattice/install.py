@@ -137,7 +137,8 @@ PATCHED_CRATES = [
                                   "wasmcloud-host-0.27.1-path-ingress.patch",
                                   "wasmcloud-host-0.27.1-update-on-scale.patch",
                                   "wasmcloud-host-0.27.1-listen-when-ready.patch",
-                                  "wasmcloud-host-0.27.1-scale-keeps-running-code.patch"]),
+                                  "wasmcloud-host-0.27.1-scale-keeps-running-code.patch",
+                                  "wasmcloud-host-0.27.1-reuse-wrpc-clients.patch"]),
     ("wadm", "0.21.1", ["wadm-0.21.1-keep-configs-on-cleanup.patch"]),
     ("wasmcloud-runtime", "0.12.0", ["wasmcloud-runtime-0.12.0-warm-memory.patch"]),
 ]
