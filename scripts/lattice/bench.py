@@ -232,10 +232,11 @@ def seed_tickets(base: str, cookie: str, wanted: int, settle=None) -> str:
     return f"{listed} tickets were for sale, {missing} created" if missing else f"at least {listed} tickets for sale"
 
 
-def settle_after_seeding(profile: Profile, limit_s: float = 600) -> None:
-    """Waits (at most `limit_s`) until the local lattice is quiet again after seeding: the
-    creations' events are relayed and consumed for a while after the last answer, and rows
-    measured meanwhile measure that work too."""
+def settle(profile: Profile, limit_s: float = 600) -> None:
+    """Waits (at most `limit_s`) until the local lattice is quiet again after creating
+    tickets (seeding, or the create rows): the creations' events are relayed and consumed
+    for a while after the last answer, and what is measured meanwhile measures that work
+    too (an event's latency then includes the backlog ahead of it)."""
     from .profile import QUIET_LIMIT_S, lattice_processes, wait_quiet  # profile imports this module
 
     started = time.time()
@@ -355,6 +356,10 @@ def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int],
     targets = [prepare_target(base, run_token) for base in bases]
     several = len(targets) > 1
 
+    def is_local(t) -> bool:
+        """Whether `t` is `profile`'s own lattice (whose processes this machine can watch)."""
+        return memory and t.base == profile.http_url.rstrip("/")
+
     now = datetime.datetime.now().astimezone()
     print(f"\n## ticketing bench, {now:%Y-%m-%d %H:%M %Z}\n")
     for t in targets:
@@ -365,8 +370,7 @@ def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int],
     print("| endpoint | " + ("target | " if several else "") + "conc | req/s | p50 ms | p99 ms | non-2xx/3xx | socket errors |")
     print("|---|" + ("---|" if several else "") + "---:|---:|---:|---:|---:|---|", flush=True)
     for t in targets:
-        settle = (lambda: settle_after_seeding(profile)) if memory and t.base == profile.http_url.rstrip("/") else None
-        t.seeded = seed_tickets(t.base, t.cookie, listed, settle=settle)
+        t.seeded = seed_tickets(t.base, t.cookie, listed, settle=(lambda: settle(profile)) if is_local(t) else None)
     rows = [[row for row in scenarios(t, listed) if not only or row.key in only] for t in targets]
     with tempfile.TemporaryDirectory(prefix="ticketing-bench-") as tmp:
         for i in range(len(rows[0])):
@@ -382,6 +386,8 @@ def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int],
     print(f"Load average (1 min) after the rows: {os.getloadavg()[0]:.2f}.")
 
     for t in targets:
+        if is_local(t):
+            settle(profile)
         latencies = event_latency(t.base, t.cookie)
         print(f"\n{t.base}: ticket:created → orderable in orders, {len(latencies)} samples: "
               f"p50 {_percentile(latencies, 50) * 1000:.1f} ms, p99 {_percentile(latencies, 99) * 1000:.1f} ms, "
