@@ -110,7 +110,8 @@ impl KeyvalueMongo {
         }
     }
 
-    /// Stopping mid-sweep is safe: whatever it did not finish, the next sweep does.
+    /// Stopping mid-sweep is safe: whatever it did not finish, the scan of whichever
+    /// instance serves next (this one included) finds in the database.
     fn stop_sweep(&self) {
         if let Some(sweep) = self.sweep.lock().expect("never poisoned").take() {
             sweep.abort();
