@@ -138,6 +138,11 @@ def _host_command(profile: Profile, name: str) -> Command:
         # The web component's outgoing HTTP (wadm.yaml: wasmcloud+builtin://http-client).
         WASMCLOUD_EXPERIMENTAL_FEATURES="builtin-http-server,builtin-http-client",
         WASMCLOUD_LABEL_ticketing_host=index,
+        # glibc gives each thread that allocates at once an arena of its own and keeps
+        # what was freed in it: compiling the components at start on several threads left
+        # four arenas holding about 100 MiB of an idle host's 160. Two arenas serve two
+        # cores.
+        MALLOC_ARENA_MAX="2",
     )
     env.update(traces.host_env(profile))
     argv = [str(binary("wasmcloud-host"))]
