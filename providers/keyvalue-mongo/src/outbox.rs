@@ -271,7 +271,6 @@ struct Backlog {
     /// Relays started by writes still to run, per document (the sweep leaves those
     /// documents to them: a relay publishes everything pending in its document).
     queued: HashMap<DocumentId, usize>,
-    queued_total: usize,
     /// Documents whose events did not go out (NATS down, a publish refused, no room for
     /// a relay): the next sweep relays them.
     retry: HashSet<DocumentId>,
@@ -280,19 +279,18 @@ struct Backlog {
 }
 
 impl Backlog {
-    /// Counts one more relay of `document`, unless `max` are queued already.
+    /// Counts one more relay of `document`, unless `max` are queued already (summing a
+    /// few entries as a rule, up to `max` in a burst: cheaper than keeping a total in step).
     fn enter(&mut self, document: &DocumentId, max: usize) -> bool {
-        if self.queued_total >= max {
+        if self.queued.values().sum::<usize>() >= max {
             return false;
         }
-        self.queued_total += 1;
         *self.queued.entry(document.clone()).or_default() += 1;
         true
     }
 
     /// A relay of `document` has run.
     fn leave(&mut self, document: &DocumentId) {
-        self.queued_total = self.queued_total.saturating_sub(1);
         if let Some(count) = self.queued.get_mut(document) {
             *count -= 1;
             if *count == 0 {
@@ -414,14 +412,7 @@ impl Relay {
     /// The documents of database `database` left to the sweep, taken out of the backlog.
     fn take_retries(&self, database: &str) -> Vec<(String, String)> {
         let mut backlog = self.backlog();
-        let mine: Vec<DocumentId> = backlog.retry.iter().filter(|(db, _, _)| db == database).cloned().collect();
-        mine.into_iter()
-            .map(|document| {
-                backlog.retry.remove(&document);
-                let (_, bucket, key) = document;
-                (bucket, key)
-            })
-            .collect()
+        backlog.retry.extract_if(|(db, _, _)| db == database).map(|(_, bucket, key)| (bucket, key)).collect()
     }
 
     /// Whether a sweep must scan because the backlog overflowed (asked once: it resets).
@@ -569,22 +560,7 @@ where
     let mut pauses = Doubling::new(interval, MAX_SWEEP_PAUSE.max(interval));
     let mut was_failing = false;
     let mut scanned: HashMap<String, Instant> = HashMap::new();
-    let mut first = true;
     loop {
-        if !first {
-            let pause = pauses.current();
-            let nats_was_up = relay.connected();
-            let mut waited = Duration::ZERO;
-            while waited < pause {
-                let step = interval.min(pause - waited);
-                tokio::time::sleep(step).await;
-                waited += step;
-                if !nats_was_up && relay.connected() {
-                    break;
-                }
-            }
-        }
-        first = false;
         if relay.take_rescan() {
             scanned.clear();
         }
@@ -614,6 +590,18 @@ where
             was_failing = failing;
         }
         if failing { pauses.double() } else { pauses.reset() }
+        // The pause, cut short when NATS comes back.
+        let pause = pauses.current();
+        let nats_was_up = relay.connected();
+        let mut waited = Duration::ZERO;
+        while waited < pause {
+            let step = interval.min(pause - waited);
+            tokio::time::sleep(step).await;
+            waited += step;
+            if !nats_was_up && relay.connected() {
+                break;
+            }
+        }
     }
 }
 
