@@ -17,6 +17,15 @@
 //! - [`trace`]: the span of a call from a component, continuing the component's trace;
 //! - [`start`](start()): starting a provider with its host and getting the client its
 //!   exports are served on.
+//!
+//! ## Threads
+//!
+//! Every provider runs on a single-threaded Tokio runtime (`main.rs`). A provider is
+//! I/O-bound glue between NATS and a server, and shares the machine's cores with the
+//! hosts and the servers; with a worker thread per core it spent a good part of its CPU
+//! waking the other thread to hand tasks over. keyvalue-mongo's CPU per ticket created:
+//! 1.07 -> 0.77 ms at c=8, 1.46 -> 1.07 ms at c=1 (`./ticketing profile create`,
+//! 2026-11-27, 2 cores). None of them blocks a thread (no `block_on`, no blocking I/O).
 
 pub mod backoff;
 pub mod link;
