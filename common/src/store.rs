@@ -111,15 +111,14 @@ pub trait JsonStore: KeyValue {
     /// and the keyvalue provider publishes the events once stored. `value` must
     /// serialise to a JSON object.
     fn set_json_announcing<T: Serialize>(&self, bucket: &str, key: &str, value: &T, events: &[Announcement]) -> StoreResult<()> {
-        let mut json = serde_json::to_value(value).map_err(|e| StoreError(e.to_string()))?;
-        if !events.is_empty() {
-            let serde_json::Value::Object(fields) = &mut json else {
-                return Err(StoreError(format!("{bucket}/{key}: only a JSON object can carry events")));
-            };
-            fields.insert(OUTBOX_FIELD.into(), serde_json::to_value(events).map_err(|e| StoreError(e.to_string()))?);
-        }
-        let bytes = serde_json::to_vec(&json).map_err(|e| StoreError(e.to_string()))?;
-        self.set(bucket, key, &bytes)
+        self.set(bucket, key, &json_to_set(bucket, key, value, events, false)?)
+    }
+
+    /// Like [`JsonStore::set_json_announcing`], but only if `key` holds nothing yet: when
+    /// it does, nothing is stored and nothing announced (see [`CREATE_ONLY_FIELD`]). For
+    /// records made once under a known key, where a repeat must not undo later changes.
+    fn create_json_announcing<T: Serialize>(&self, bucket: &str, key: &str, value: &T, events: &[Announcement]) -> StoreResult<()> {
+        self.set(bucket, key, &json_to_set(bucket, key, value, events, true)?)
     }
 
     /// True for exactly one caller per key, however many race: the first increment.
@@ -174,6 +173,32 @@ pub trait JsonStore: KeyValue {
 
 impl<S: KeyValue + ?Sized> JsonStore for S {}
 
+/// A value asks to be stored only if its key holds nothing yet when this top-level field
+/// is `true`. Our keyvalue provider then inserts instead of replacing, in one database
+/// call (no read before the write, and an insert costs FerretDB less than an upsert); a
+/// key that holds a value keeps it, and the value's events are not announced. The field
+/// is not stored. `wasi:keyvalue` has no create-only write; this rides on `set` the way
+/// events do ([`OUTBOX_FIELD`]).
+pub const CREATE_ONLY_FIELD: &str = "_createOnly";
+
+/// The bytes to `set` for `value` (a JSON object when it carries events or is
+/// `create_only`).
+fn json_to_set<T: Serialize>(bucket: &str, key: &str, value: &T, events: &[Announcement], create_only: bool) -> StoreResult<Vec<u8>> {
+    let mut json = serde_json::to_value(value).map_err(|e| StoreError(e.to_string()))?;
+    if !events.is_empty() || create_only {
+        let serde_json::Value::Object(fields) = &mut json else {
+            return Err(StoreError(format!("{bucket}/{key}: only a JSON object can carry events or be create-only")));
+        };
+        if !events.is_empty() {
+            fields.insert(OUTBOX_FIELD.into(), serde_json::to_value(events).map_err(|e| StoreError(e.to_string()))?);
+        }
+        if create_only {
+            fields.insert(CREATE_ONLY_FIELD.into(), serde_json::Value::Bool(true));
+        }
+    }
+    serde_json::to_vec(&json).map_err(|e| StoreError(e.to_string()))
+}
+
 /// An in-memory store with the same semantics as our keyvalue-mongo provider, for unit
 /// tests: `list_keys_page` is sorted and paged by offset like the provider's, and the
 /// events stored with a change are taken out of the value and kept in order, as the
@@ -222,17 +247,24 @@ impl MemoryStore {
         self.take_announced().into_iter().map(|a| a.subject).collect()
     }
 
-    /// `value` without its outbox field, whose events count as announced (published).
-    fn strip_outbox(&self, value: &[u8]) -> Vec<u8> {
+    /// Stores `value` as the provider does: without its outbox field, whose events count
+    /// as announced (published) once stored, and only if the key is free when the value
+    /// is create-only.
+    fn store(&self, buckets: &mut BTreeMap<String, BTreeMap<String, Vec<u8>>>, bucket: &str, key: &str, value: &[u8]) {
+        let entries = buckets.entry(bucket.to_string()).or_default();
         let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice::<serde_json::Value>(value) else {
-            return value.to_vec();
+            entries.insert(key.to_string(), value.to_vec());
+            return;
         };
-        let Some(events) = fields.remove(OUTBOX_FIELD) else {
-            return value.to_vec();
-        };
-        let events: Vec<Announcement> = serde_json::from_value(events).expect("the outbox holds announcements");
-        self.announced.lock().expect("no test panics while holding the lock").extend(events);
-        serde_json::to_vec(&fields).expect("a JSON object serialises")
+        let create_only = fields.remove(CREATE_ONLY_FIELD) == Some(serde_json::Value::Bool(true));
+        if create_only && entries.contains_key(key) {
+            return;
+        }
+        if let Some(events) = fields.remove(OUTBOX_FIELD) {
+            let events: Vec<Announcement> = serde_json::from_value(events).expect("the outbox holds announcements");
+            self.announced.lock().expect("no test panics while holding the lock").extend(events);
+        }
+        entries.insert(key.to_string(), serde_json::to_vec(&fields).expect("a JSON object serialises"));
     }
 
     fn available(&self) -> StoreResult<()> {
@@ -255,11 +287,7 @@ impl KeyValue for MemoryStore {
     }
 
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> StoreResult<()> {
-        self.available()?;
-        let value = self.strip_outbox(value);
-        self.with(|b| {
-            b.entry(bucket.to_string()).or_default().insert(key.to_string(), value);
-        })
+        self.with(|b| self.store(b, bucket, key, value))
     }
 
     fn delete(&self, bucket: &str, key: &str) -> StoreResult<()> {
@@ -299,9 +327,8 @@ impl KeyValue for MemoryStore {
 
     fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> StoreResult<()> {
         self.with(|b| {
-            let m = b.entry(bucket.to_string()).or_default();
             for (key, value) in entries {
-                m.insert(key.clone(), value.clone());
+                self.store(b, bucket, key, value);
             }
         })
     }
@@ -395,6 +422,20 @@ mod tests {
         assert_eq!(sent[OUTBOX_FIELD][0]["subject"], "expiration:complete");
         assert_eq!(sent[OUTBOX_FIELD][0]["payload"], serde_json::json!({"orderId": "o1"}));
         assert!(recorder.set_json_announcing("b", "k", &5, &[event]).is_err(), "only an object carries events");
+    }
+
+    #[test]
+    fn a_create_only_value_is_stored_and_announced_only_where_the_key_is_free() {
+        use crate::events::ExpirationComplete;
+        let store = MemoryStore::default();
+        let first = Announcement::of(&ExpirationComplete { order_id: "o1".into() });
+        let again = Announcement::of(&ExpirationComplete { order_id: "o1".into() });
+        store.create_json_announcing("b", "k", &serde_json::json!({"v": 0}), std::slice::from_ref(&first)).unwrap();
+        store.set_json("b", "k", &serde_json::json!({"v": 1})).unwrap();
+        store.create_json_announcing("b", "k", &serde_json::json!({"v": 0}), std::slice::from_ref(&again)).unwrap();
+        assert_eq!(store.get_json::<serde_json::Value>("b", "k").unwrap(), Some(serde_json::json!({"v": 1})), "not undone, field not stored");
+        assert_eq!(store.take_announced(), vec![first], "the repeat announced nothing");
+        assert!(store.create_json_announcing("b", "n", &5, &[]).is_err(), "only an object can be create-only");
     }
 
     #[test]

@@ -22,13 +22,11 @@ pub fn dispatch(store: &impl KeyValue, subject: &str, body: &[u8]) -> Handled {
     }
 }
 
-/// `ticket:created`: a new ticket in the replica (a redelivery changes nothing).
+/// `ticket:created`: a new ticket in the replica. A redelivery changes nothing, even
+/// after later updates were applied: the replica is only ever created, never replaced.
 pub fn on_ticket_created(store: &impl KeyValue, event: &TicketCreated) -> Handled {
-    if store::ticket(store, &event.id)?.is_some() {
-        return Ok(());
-    }
     let replica = TicketReplica { id: event.id.clone(), title: event.title.clone(), price: event.price, version: event.version };
-    store::put_ticket(store, &replica).map_err(Into::into)
+    store::create_ticket(store, &replica).map_err(Into::into)
 }
 
 /// `ticket:updated`: applied only in version order. An older or equal version was
@@ -120,6 +118,9 @@ mod tests {
         let replica = store::ticket(&store, "t1").unwrap().unwrap();
         assert_eq!((replica.title.as_str(), replica.price, replica.version), ("concert", Cents(2000), 0));
         on_ticket_created(&store, &created(0)).unwrap(); // redelivery
+        on_ticket_updated(&store, &updated(1, "first")).unwrap();
+        on_ticket_created(&store, &created(0)).unwrap(); // redelivery after an update
+        assert_eq!(store::ticket(&store, "t1").unwrap().unwrap().version, 1, "the update stays");
     }
 
     #[test]

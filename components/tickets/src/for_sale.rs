@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn reserve(store: &MemoryStore, n: u64) {
-        store::insert(store, &Ticket { order_id: Some("o1".into()), ..ticket(n) }).unwrap();
+        store.set_json(TICKETS, &ticket(n).id, &Ticket { order_id: Some("o1".into()), ..ticket(n) }).unwrap();
         withdraw(store, &ticket(n).id).unwrap();
     }
 
@@ -189,7 +189,7 @@ mod tests {
         }
         reserve(&store, 1);
         assert_eq!(walk(&store, 10).concat(), names([2, 0]));
-        store::insert(&store, &ticket(1)).unwrap(); // released
+        store.set_json(TICKETS, &ticket(1).id, &ticket(1)).unwrap(); // released
         add(&store, &ticket(1).id).unwrap();
         add(&store, &ticket(1).id).unwrap(); // a redelivery
         assert_eq!(walk(&store, 10).concat(), names([2, 1, 0]));

@@ -21,12 +21,13 @@ pub fn find(store: &impl KeyValue, id: &str) -> StoreResult<Option<Ticket>> {
 
 /// Stores a new ticket (version 0) with its `ticket:created`, listed for sale first: an
 /// entry whose ticket is missing is skipped, a ticket without its entry would never be
-/// listed.
+/// listed. A ticket already stored under its id stays as it is (and is not announced
+/// again).
 pub fn insert(store: &impl KeyValue, ticket: &Ticket) -> StoreResult<()> {
     if ticket.order_id.is_none() {
         crate::for_sale::add(store, &ticket.id)?;
     }
-    store.set_json_announcing(TICKETS, &ticket.id, ticket, &[Announcement::of(&ticket.created_event())])
+    store.create_json_announcing(TICKETS, &ticket.id, ticket, &[Announcement::of(&ticket.created_event())])
 }
 
 /// Stores `next`, which must be `current` with its version bumped by one, with its

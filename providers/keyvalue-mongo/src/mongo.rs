@@ -22,7 +22,8 @@
 //!
 //! A value may carry events to publish in its `_outbox` field (see [`crate::outbox`]):
 //! they are kept in the document until published, every write (`set`, `set_many`)
-//! carries them forward, and reads never show them.
+//! carries them forward, and reads never show them. A value with `"_createOnly": true`
+//! is inserted, only if its key holds nothing yet ([`outbox::CREATE_ONLY_FIELD`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -107,10 +108,11 @@ impl MongoStore {
         found.map(decode).transpose()
     }
 
-    /// Stores `value`; the events of its `_outbox` field, if any, are published after it
-    /// (the relay is started without waiting).
+    /// Stores `value` (if it is create-only, only where the key holds nothing yet); the
+    /// events of its `_outbox` field, if any, are published once it is stored (the relay
+    /// is started without waiting).
     pub async fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
-        let (body, mut events) = outbox::split(value)?;
+        let outbox::Incoming { entity, mut events, create_only } = outbox::split(value)?;
         if !events.is_empty() {
             // Only writes that announce something carry the trace on (most writes do not).
             let trace = current_traceparent();
@@ -119,16 +121,21 @@ impl MongoStore {
             }
         }
         let collection = self.collection(bucket)?;
-        let document = encode(key, &body);
+        let document = encode(key, &entity);
         let written = async {
             let lock = document_lock(self.db.name(), collection.name(), key);
             let _held = lock.lock().await;
-            outbox::replace_keeping_pending(&collection, key, document, &events).await
+            if create_only {
+                outbox::insert_new(&collection, document, &events).await
+            } else {
+                outbox::replace_keeping_pending(&collection, key, document, &events).await
+            }
         }
         .await;
         self.note(&collection, &[key], written.is_ok(), Change::Stored).await;
         let Some(relay) = self.relay.as_ref().filter(|_| !events.is_empty()) else { return written.map(drop) };
         match written {
+            Ok(written) if written.is_empty() => {} // create-only, and the key was taken
             Ok(written) => relay.spawn(self.db.clone(), collection.name().to_string(), key.to_string(), written),
             // It may have been stored all the same (only its answer lost): the sweep looks.
             Err(e) => {

@@ -132,18 +132,43 @@ pub fn valid_subject(subject: &str) -> bool {
         && subject.split('.').all(|token| !token.is_empty())
 }
 
-/// Splits a value given to `set` into what is stored as the entity (the value without its
-/// `_outbox` field) and the events it announces. A value that is not a JSON object, or
-/// has no `_outbox`, is all entity; a malformed `_outbox` is refused.
-pub fn split(value: &[u8]) -> Result<(Cow<'_, [u8]>, Vec<Event>)> {
+/// The field of a `set` value asking to store it only if its key holds nothing yet
+/// (`true`): the document is then inserted, and a key that holds one keeps it, with no
+/// event announced. Not stored.
+pub const CREATE_ONLY_FIELD: &str = "_createOnly";
+
+/// A value given to `set`, taken apart.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    /// What is stored: the value without `_outbox` and `_createOnly`.
+    pub entity: Cow<'a, [u8]>,
+    /// The events it announces.
+    pub events: Vec<Event>,
+    /// Store it only if the key holds nothing yet ([`CREATE_ONLY_FIELD`]).
+    pub create_only: bool,
+}
+
+/// Splits a value given to `set` into the entity to store, the events it announces and
+/// whether it may only create. A value that is not a JSON object, or has neither field,
+/// is all entity; a malformed `_outbox` or `_createOnly` is refused.
+pub fn split(value: &[u8]) -> Result<Incoming<'_>> {
+    let all_entity = || Incoming { entity: Cow::Borrowed(value), events: Vec::new(), create_only: false };
     let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice::<serde_json::Value>(value) else {
-        return Ok((Cow::Borrowed(value), Vec::new()));
+        return Ok(all_entity());
     };
-    let Some(outbox) = fields.remove(FIELD) else {
-        return Ok((Cow::Borrowed(value), Vec::new()));
+    let (outbox, create_only) = (fields.remove(FIELD), fields.remove(CREATE_ONLY_FIELD));
+    if outbox.is_none() && create_only.is_none() {
+        return Ok(all_entity());
+    }
+    let create_only = match create_only {
+        None => false,
+        Some(serde_json::Value::Bool(create_only)) => create_only,
+        Some(other) => bail!("`{CREATE_ONLY_FIELD}` must be true or false, got {other}"),
     };
-    let serde_json::Value::Array(entries) = outbox else {
-        bail!("`_outbox` must be an array of events");
+    let entries = match outbox {
+        None => Vec::new(),
+        Some(serde_json::Value::Array(entries)) => entries,
+        Some(_) => bail!("`_outbox` must be an array of events"),
     };
     let mut events: Vec<Event> = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -152,7 +177,7 @@ pub fn split(value: &[u8]) -> Result<(Cow<'_, [u8]>, Vec<Event>)> {
             events.push(event);
         }
     }
-    Ok((Cow::Owned(serde_json::to_vec(&fields)?), events))
+    Ok(Incoming { entity: Cow::Owned(serde_json::to_vec(&fields)?), events, create_only })
 }
 
 /// The `_outbox` to store: the entries still pending in the stored document, untouched
@@ -193,6 +218,21 @@ fn entries(outbox: Option<&Bson>) -> &[Bson] {
 async fn stored_outbox(documents: &Collection<Document>, key: &str) -> Result<Option<Bson>> {
     let found = documents.find_one(doc! { "_id": key }).projection(doc! { FIELD: 1 }).await?;
     Ok(found.and_then(|mut d| d.remove(FIELD)))
+}
+
+/// Creates `document` (its `_id` is the key) with the events `new` pending, unless it
+/// exists: then nothing is written. Returns the `_outbox` it stored (empty: none, or
+/// nothing written). One insert, which FerretDB does for less than an upsert.
+pub(crate) async fn insert_new(documents: &Collection<Document>, mut document: Document, new: &[Event]) -> Result<Vec<Bson>> {
+    let outbox = merge(&[], new);
+    if !outbox.is_empty() {
+        document.insert(FIELD, outbox.clone());
+    }
+    match write_gate::write_to(documents, documents.insert_one(document)).await {
+        Ok(_) => Ok(outbox),
+        Err(e) if is_duplicate_key(&e) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Replaces document `key` with `document` plus the pending events of the stored one and
@@ -624,8 +664,9 @@ mod tests {
     #[test]
     fn split_takes_the_outbox_out_of_the_value() {
         let value = format!(r#"{{"title":"x","_outbox":[{{"id":"{A}","subject":"ticket:created","payload":{{"id":"t1","price":1050,"ok":true}}}}]}}"#);
-        let (body, events) = split(value.as_bytes()).unwrap();
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap(), serde_json::json!({"title": "x"}));
+        let Incoming { entity, events, create_only } = split(value.as_bytes()).unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&entity).unwrap(), serde_json::json!({"title": "x"}));
+        assert!(!create_only);
         assert_eq!(events.len(), 1);
         assert_eq!((events[0].id.as_str(), events[0].subject.as_str()), (A, "ticket:created"));
         let published: serde_json::Value = serde_json::from_slice(&events[0].body().unwrap()).unwrap();
@@ -635,14 +676,25 @@ mod tests {
     #[test]
     fn values_without_an_outbox_are_left_alone() {
         for value in [&b"plain"[..], b"[1]", br#"{"a":1}"#, b"\xff"] {
-            let (body, events) = split(value).unwrap();
-            assert!(matches!(body, Cow::Borrowed(_)));
-            assert_eq!(&*body, value);
-            assert!(events.is_empty());
+            let Incoming { entity, events, create_only } = split(value).unwrap();
+            assert!(matches!(entity, Cow::Borrowed(_)));
+            assert_eq!(&*entity, value);
+            assert!(events.is_empty() && !create_only);
         }
-        let (body, events) = split(br#"{"a":1,"_outbox":[]}"#).unwrap();
-        assert_eq!(&*body, br#"{"a":1}"#);
-        assert!(events.is_empty());
+        let Incoming { entity, events, create_only } = split(br#"{"a":1,"_outbox":[]}"#).unwrap();
+        assert_eq!(&*entity, br#"{"a":1}"#);
+        assert!(events.is_empty() && !create_only);
+    }
+
+    #[test]
+    fn create_only_is_taken_out_of_the_value() {
+        let Incoming { entity, events, create_only } = split(br#"{"a":1,"_createOnly":true}"#).unwrap();
+        assert_eq!((&*entity, events.len(), create_only), (&br#"{"a":1}"#[..], 0, true));
+        let value = format!(r#"{{"a":1,"_createOnly":true,"_outbox":[{{"id":"{A}","subject":"s","payload":{{}}}}]}}"#);
+        let Incoming { entity, events, create_only } = split(value.as_bytes()).unwrap();
+        assert_eq!((&*entity, events.len(), create_only), (&br#"{"a":1}"#[..], 1, true));
+        assert!(!split(br#"{"_createOnly":false}"#).unwrap().create_only);
+        assert!(split(br#"{"_createOnly":1}"#).is_err());
     }
 
     #[test]
@@ -669,7 +721,7 @@ mod tests {
         let value = format!(
             r#"{{"_outbox":[{{"id":"{A}","subject":"s","payload":{{}}}},{{"id":"{A}","subject":"s","payload":{{}}}},{{"id":"{B}","subject":"s","payload":{{}}}}]}}"#
         );
-        let ids: Vec<String> = split(value.as_bytes()).unwrap().1.into_iter().map(|e| e.id).collect();
+        let ids: Vec<String> = split(value.as_bytes()).unwrap().events.into_iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![A, B]);
     }
 

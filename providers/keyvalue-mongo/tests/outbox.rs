@@ -240,6 +240,28 @@ async fn a_stored_event_is_published_once_then_cleared() {
 }
 
 #[tokio::test]
+async fn a_create_only_write_stores_and_announces_only_where_the_key_is_free() {
+    let w = setup("create_only").await;
+    let create = |version: u32, event: &str| {
+        let mut value = ticket(version, &[(event, "ticket:created")]);
+        value["_createOnly"] = json!(true);
+        bytes(&value)
+    };
+    w.store.set("tickets", "t1", &create(0, &id(1))).await.unwrap();
+    assert_eq!(get_json(&w.store, "tickets", "t1").await, ticket(0, &[]), "stored, without the flag");
+    assert_eq!(w.reader.wait_for(1).await[0].2, id(1));
+    w.until_cleared("tickets", "t1").await;
+
+    // A later change, then the creation again (a redelivered event, a retried request).
+    w.store.set("tickets", "t1", &bytes(&ticket(1, &[]))).await.unwrap();
+    w.store.set("tickets", "t1", &create(0, &id(2))).await.unwrap();
+    assert_eq!(get_json(&w.store, "tickets", "t1").await, ticket(1, &[]), "the stored value stays");
+    assert!(w.pending("tickets", "t1").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(w.reader.read().await.len(), 1, "the repeat announced nothing");
+}
+
+#[tokio::test]
 async fn events_stored_while_nats_is_down_go_out_when_it_is_back_in_order() {
     let mut w = setup("nats_down").await;
     let _sweeper = w.sweep(&w.relay);
