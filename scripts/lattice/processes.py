@@ -154,12 +154,25 @@ def _host_command(profile: Profile, name: str) -> Command:
         # four arenas holding about 100 MiB of an idle host's 160. Two arenas serve two
         # cores.
         MALLOC_ARENA_MAX="2",
+        # A temporary directory of its own: the host caches fetched images and provider
+        # binaries there (`wasmcloud_ocicache`, `wasmcloudcache`) and rewrites a cached
+        # file in place, so two hosts fetching a new image at once (every hot swap) could
+        # read the file while the other truncated it ("failed to extract module claims:
+        # unexpected end-of-file", and the old instance stopped with nothing new to run).
+        TMPDIR=str(_private_tmp(profile, name)),
     )
     env.update(traces.host_env(profile))
     argv = [str(binary("wasmcloud-host"))]
     if profile.machines:
         argv = machines.on_machine(int(index), argv)
     return Command(argv, env=env, cwd=ROOT)
+
+
+def _private_tmp(profile: Profile, name: str) -> Path:
+    """The temporary directory of process `name`, made if missing."""
+    path = profile.data_dir / name / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 SUPERVISOR = "supervisor"
