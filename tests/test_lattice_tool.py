@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from lattice import events, images
-from lattice.settings import ROOT, profile
+from lattice.settings import ROOT, load_settings, profile
 from lattice.supervise import FIRST_DELAY, LONGEST_DELAY, STABLE_AFTER, Backoff
 
 
@@ -137,3 +139,24 @@ def test_the_readme_events_table_lists_exactly_the_shared_subjects():
     table = readme.split("| subject | announced by | consumed by |", 1)[1].split("\n\n", 1)[0]
     listed = [s for row in table.splitlines()[2:] for s in re.findall(r"`([^`]+)`", row.split("|")[1])]
     assert listed == list(events.SUBJECTS), "api/events.json and the README's events table differ"
+
+
+def test_no_two_profiles_share_a_port():
+    """Profiles run side by side (the tests start several beside a running `up`)."""
+    names = load_settings()["profiles"]
+    taken: dict[int, str] = {}
+    for name in names:
+        prof = profile(name)
+        ports = {**prof.ports, "stripe_mock_https": prof.ports["stripe_mock"] + 1}
+        for what, port in ports.items():
+            assert port not in taken, f"{name}'s {what} port {port} is also {taken[port]}"
+            taken[port] = f"{name}'s {what}"
+
+
+def test_the_store_asked_for_wins_and_an_unknown_one_is_refused(monkeypatch):
+    assert profile("postgres").store == "postgres"  # wash.toml's [profiles.postgres]
+    monkeypatch.setenv("TICKETING_STORE", "postgres")
+    assert profile("test").store == "postgres"
+    monkeypatch.setenv("TICKETING_STORE", "mysql")
+    with pytest.raises(SystemExit, match="unknown store 'mysql'"):
+        profile("test")

@@ -12,7 +12,7 @@ from . import build, install, lattice, manifest, procs, traces
 from .deploy import app_status
 from .processes import process_names
 from .procs import log
-from .settings import ROOT, TARGET_DIR, profile
+from .settings import ROOT, STORES, TARGET_DIR, profile
 
 
 def cmd_install(args) -> int:
@@ -30,6 +30,13 @@ def cmd_up(args) -> int:
     started = time.time()
     if args.traces:
         os.environ["TICKETING_TRACES"] = "1"  # also for the supervisor `up` starts
+    if args.store:
+        running = profile(args.profile)
+        if running.store != args.store and procs.running(running, "ferretdb"):
+            print(f"the {running.name} lattice runs on {running.store}: ./ticketing down first, then "
+                  f"./ticketing up --store {args.store} (each store keeps its own data)", file=sys.stderr)
+            return 1
+        os.environ["TICKETING_STORE"] = args.store  # likewise
     if args.config:
         os.environ["TICKETING_CONFIG"] = ";".join(args.config)
         manifest.config_overrides()  # refuse a malformed one before starting anything
@@ -43,6 +50,7 @@ def cmd_up(args) -> int:
     print(f"""
 Ticketing is up ({time.time() - started:.0f}s).
   site        {prof.http_url}
+  store       FerretDB on {'PostgreSQL' if prof.store == 'postgres' else 'SQLite'}
   try         curl {prof.http_url}{prof.health_path}
   logs        {prof.log_dir}
   wash        {install.wash_path()} app list   (lattice {prof.lattice!r}, NATS {prof.address}:{prof.ports['nats']}){traced}
@@ -171,7 +179,7 @@ def main(argv: list[str]) -> int:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         if profile_arg:
-            p.add_argument("--profile", default="dev", help="dev (default), test, machines or traced, see wash.toml")
+            p.add_argument("--profile", default="dev", help="dev (default), test, machines, traced or postgres, see wash.toml")
         return p
 
     add("install", cmd_install, "install the tools the lattice needs", profile_arg=False)
@@ -179,6 +187,9 @@ def main(argv: list[str]) -> int:
     up = add("up", cmd_up, "install, build, start the lattice and deploy wadm.yaml")
     up.add_argument("--traces", action="store_true",
                     help="also run a trace backend with a UI (Arize Phoenix) and export every host's and provider's spans to it (OpenTelemetry)")
+    up.add_argument("--store", choices=STORES,
+                    help="where FerretDB keeps the documents: sqlite (files, the default) or postgres "
+                         "(a PostgreSQL server the lattice runs, Debian's package); each keeps its own data")
     up.add_argument("--config", action="append", metavar="NAME.KEY=VALUE",
                     help="deploy with this property of an inline config of wadm.yaml changed, "
                          "e.g. auth-limits.signups_per_address=100000 for a load test (repeatable)")

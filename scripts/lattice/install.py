@@ -61,8 +61,11 @@ def ensure_go_tools() -> None:
 
 def ensure_debian_package(command: str, package: str, why: str) -> None:
     """Installs Debian's `package` unless `command` is on the PATH."""
-    if shutil.which(command):
-        return
+    if not shutil.which(command):
+        install_debian_package(package, why)
+
+
+def install_debian_package(package: str, why: str) -> None:
     log(f"installing {package} (Debian package) {why}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-qq"], env=env)
@@ -81,11 +84,7 @@ def ensure_wrk() -> None:
 def ensure_test_tools() -> None:
     """What only the tests need: Debian's Chromium for the browser tests, driven by
     Playwright, and the Python packages of tests/requirements.txt."""
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if not shutil.which("chromium"):
-        log("installing chromium (Debian package) for the browser tests")
-        run(["apt-get", "update", "-qq"], env=env)
-        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+    ensure_debian_package("chromium", "chromium", "for the browser tests")
     modules = ("pytest", "yaml", "playwright", "schemathesis", "openapi_spec_validator")
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:

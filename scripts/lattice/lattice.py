@@ -14,7 +14,7 @@ import time
 from . import configs, images, machines, procs, secret_store
 from .deploy import app_status, deploy, deploy_in_two_steps, put_configs, wait_until_deployed
 from .health import ensure_links, wait_for_hosts, wait_for_http, wait_for_wadm
-from .processes import SUPERVISOR, process_names, start_hosts, start_servers, start_supervisor, start_wadm
+from .processes import SUPERVISOR, process_names, start_hosts, start_servers, start_supervisor, start_wadm, unlisted_names
 from .procs import log
 from .settings import ROOT, TOOLS_BIN, Profile
 
@@ -31,6 +31,8 @@ def up(profile: Profile) -> None:
     host's images against the manifest and replacing any stale one."""
     started = time.time()
     log(f"starting lattice {profile.lattice!r} ({profile.name} profile); state and logs in {profile.state_dir}")
+    profile.state_dir.mkdir(parents=True, exist_ok=True)
+    profile.store_file.write_text(profile.store + "\n")  # `down`, `status` and the next `up` read it
     machines.create(profile)
     start_servers(profile)
     # Before any host starts a component or provider that needs one.
@@ -55,8 +57,10 @@ def up(profile: Profile) -> None:
 
 
 def down(profile: Profile) -> None:
-    # The supervisor first, so that it does not start again what `down` stops.
-    stopped = [name for name in [SUPERVISOR, *reversed(process_names(profile))] if procs.stop(profile, name)]
+    # The supervisor first, so that it does not start again what `down` stops; servers
+    # after their clients (PostgreSQL waits for FerretDB's connections to end).
+    order = [SUPERVISOR, *reversed(process_names(profile)), *unlisted_names(profile)]
+    stopped = [name for name in order if procs.stop(profile, name)]
     machines.remove(profile)
     log(f"stopped {', '.join(stopped)}" if stopped else f"nothing was running for the {profile.name} profile")
 
@@ -64,7 +68,7 @@ def down(profile: Profile) -> None:
 def status(profile: Profile) -> int:
     print(f"{profile.name} profile, lattice {profile.lattice!r}, state in {profile.state_dir}")
     any_running = False
-    for name in [*process_names(profile), SUPERVISOR]:
+    for name in [*process_names(profile), *unlisted_names(profile), SUPERVISOR]:
         pid = procs.running(profile, name)
         any_running |= bool(pid)
         print(f"  {name:<12} {'running, pid ' + str(pid) if pid else 'stopped'}")

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import machines, procs, registry, secret_store, traces
+from . import machines, postgres, procs, registry, secret_store, traces
 from .build import binary
 from .install import wash_path
 from .settings import ROOT, TOOLS_BIN, Profile
@@ -42,14 +42,22 @@ def machine_nats_names(profile: Profile) -> list[str]:
 
 
 def server_names(profile: Profile) -> list[str]:
-    """The servers of the profile: SERVERS, each machine's NATS, and the trace backend
-    when traces are on."""
-    return [SERVERS[0], *machine_nats_names(profile), *SERVERS[1:], *(["traces"] if profile.traces else [])]
+    """The servers of the profile: SERVERS, each machine's NATS, PostgreSQL under FerretDB
+    when it stores there, and the trace backend when traces are on."""
+    return [SERVERS[0], *machine_nats_names(profile), *(["postgres"] if profile.store == "postgres" else []),
+            *SERVERS[1:], *(["traces"] if profile.traces else [])]
 
 
 def process_names(profile: Profile) -> list[str]:
     """Everything a profile runs, in start order."""
     return [*server_names(profile), *host_names(profile), "wadm"]
+
+
+def unlisted_names(profile: Profile) -> list[str]:
+    """Processes with a pid file that process_names does not list: servers an `up` with
+    other options started (`--store postgres`, `--traces`), which `down` must stop too."""
+    listed = {*process_names(profile), SUPERVISOR}
+    return sorted(p.stem for p in profile.pid_dir.glob("*.pid") if p.stem not in listed)
 
 
 def command(profile: Profile, name: str) -> Command:
@@ -68,9 +76,12 @@ def command(profile: Profile, name: str) -> Command:
         argv = _nats_argv(profile, name, own) + machines.cluster_args(profile, own)
         return Command(machines.on_machine(index, argv), port=p["nats"], address=own, env=_go_server_env())
     if name == "ferretdb":
+        store = ["--postgresql-url", postgres.url(profile)] if profile.store == "postgres" else []
         return Command([str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"{address}:{p['ferretdb']}",
-                        "--data-dir", str(data / "ferretdb")], port=p["ferretdb"],
+                        "--data-dir", str(data / "ferretdb"), *store], port=p["ferretdb"],
                        env=_go_server_env())
+    if name == "postgres":
+        return Command(postgres.argv(profile), port=p["postgres"], address=postgres.ADDRESS)
     if name == "redis":
         # Append-only file on, so scheduled jobs survive a Redis restart.
         return Command([shutil.which("redis-server") or "redis-server", "--bind", address,
@@ -193,7 +204,12 @@ def start(profile: Profile, name: str) -> int:
 def start_servers(profile: Profile) -> None:
     for sub in ("nats", *machine_nats_names(profile), "ferretdb", "redis", "registry"):
         (profile.data_dir / sub).mkdir(parents=True, exist_ok=True)
-    servers = server_names(profile)
+    if profile.store == "postgres":
+        # Taking connections before FerretDB, its client, starts.
+        postgres.prepare(profile)
+        start(profile, "postgres")
+        postgres.wait_until_ready(profile)
+    servers = [name for name in server_names(profile) if name != "postgres"]
     listening = [name for name in servers if command(profile, name).port]
     for name in listening:
         start(profile, name)

@@ -95,19 +95,26 @@ def stop(profile: Profile, name: str, timeout: float = 15.0) -> bool:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    # Reap it if it is our child (tests start and stop in one process).
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    reap(pid)  # if it is our child (tests start and stop in one process)
     return True
 
 
 def kill_group(pid: int) -> None:
-    """Kills whatever is left of process group `pid` (a dead host's provider processes)."""
+    """Kills whatever is left of process group `pid` (a dead host's provider processes),
+    and reaps `pid` if it is our child: a zombie still holds its pid, and PostgreSQL
+    refuses to start while the pid in its lock file exists."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
+        pass
+    reap(pid)
+
+
+def reap(pid: int) -> None:
+    """Collects the exit status of `pid` if it is our child and has ended."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
         pass
 
 

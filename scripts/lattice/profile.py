@@ -57,7 +57,7 @@ from . import procs
 from .bench import (LISTED_TICKETS, Result, Scenario, git_revision, post_json, session_cookie, seed_tickets,
                     socket_errors_text, run_wrk, wrk_version)
 from .install import ensure_wrk
-from .processes import host_names, process_names
+from .processes import host_names, process_names, unlisted_names
 from .settings import Profile
 
 SCENARIOS = ["currentuser", "create", "list", "show"]
@@ -126,13 +126,18 @@ def lattice_processes(profile: Profile) -> dict[int, str]:
     found: dict[int, str] = {}
     several_hosts = len(host_names(profile)) > 1
 
+    hosts = set(host_names(profile))
+
     def add_children(pid: int, owner: str) -> None:
         for child in _children(pid):
-            name = _provider_name(child)
-            found[child] = f"{name} ({owner})" if several_hosts else name
+            if owner in hosts:
+                name = _provider_name(child)
+                found[child] = f"{name} ({owner})" if several_hosts else name
+            else:  # a server's own workers, e.g. PostgreSQL's backends
+                found[child] = owner
             add_children(child, owner)
 
-    for name in process_names(profile):
+    for name in [*process_names(profile), *unlisted_names(profile)]:
         pid = procs.running(profile, name)
         if pid:
             found[pid] = name

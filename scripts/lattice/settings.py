@@ -35,10 +35,18 @@ class Profile:
     machines: int = 0
     # OpenTelemetry: hosts and providers export traces to a backend the profile runs.
     traces: bool = False
+    # Where FerretDB keeps the documents: "sqlite" (files in the data dir) or "postgres"
+    # (a PostgreSQL server the profile runs, see postgres.py). `up --store` records its
+    # choice in the state dir, and it holds until another `up --store` or `clean`.
+    store: str = "sqlite"
 
     @property
     def state_dir(self) -> Path:
         return ROOT / ".ticketing" / self.name
+
+    @property
+    def store_file(self) -> Path:
+        return self.state_dir / "store"
 
     @property
     def log_dir(self) -> Path:
@@ -108,7 +116,25 @@ def profile(name: str = "dev") -> Profile:
         address=chosen.get("address", "127.0.0.1"),
         machines=machines,
         traces=os.environ.get("TICKETING_TRACES") == "1" or bool(chosen.get("traces", lattice.get("traces", False))),
+        store=_store(os.environ.get("TICKETING_STORE") or _recorded_store(name)
+                     or chosen.get("store", lattice.get("store", "sqlite"))),
     )
+
+
+STORES = ("sqlite", "postgres")
+
+
+def _recorded_store(profile_name: str) -> str | None:
+    try:
+        return (ROOT / ".ticketing" / profile_name / "store").read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _store(name: str) -> str:
+    if name not in STORES:
+        raise SystemExit(f"unknown store {name!r}; FerretDB stores on one of {', '.join(STORES)}")
+    return name
 
 
 def versions() -> dict[str, str]:

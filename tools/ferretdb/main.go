@@ -1,6 +1,7 @@
-// Command ferretdb runs FerretDB v1 (MongoDB wire protocol on SQLite) for the local
-// lattice. It embeds the FerretDB library instead of installing its command, whose
-// `go install` build refuses to start without a generated version file.
+// Command ferretdb runs FerretDB v1 (MongoDB wire protocol on SQLite, or on PostgreSQL
+// with -postgresql-url) for the local lattice. It embeds the FerretDB library instead of
+// installing its command, whose `go install` build refuses to start without a generated
+// version file.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data-dir", "data/ferretdb", "directory holding the SQLite databases")
+	postgresqlURL := flag.String("postgresql-url", "", "store on this PostgreSQL database instead of SQLite (postgres://user@host:port/db)")
 	flag.Parse()
 
 	dir, err := filepath.Abs(*dataDir)
@@ -38,12 +40,18 @@ func main() {
 	// writes a database takes per second (3,300 -> 6,100 with eight writers; pymongo,
 	// 2026-11-27). With the write-turns patch, writers queue in FerretDB.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := ferretdb.New(&ferretdb.Config{
+	config := ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/?_pragma=synchronous(normal)",
-	})
+	}
+	where := "data in " + dir
+	if *postgresqlURL != "" {
+		config.Handler, config.SQLiteURL, config.PostgreSQLURL = "postgresql", "", *postgresqlURL
+		where = "data in PostgreSQL at " + *postgresqlURL
+	}
+	db, err := ferretdb.New(&config)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)
 		os.Exit(1)
@@ -51,7 +59,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(os.Stderr, "ferretdb listening on %s, data in %s\n", *listen, dir)
+	fmt.Fprintf(os.Stderr, "ferretdb listening on %s, %s\n", *listen, where)
 	if err := db.Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)
 		os.Exit(1)
