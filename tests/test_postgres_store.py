@@ -46,6 +46,31 @@ def test_the_documents_are_kept_in_postgresql_and_no_sqlite_file_is_made(on_post
     assert not list((prof.data_dir / "ferretdb").glob("*.sqlite*")), "FerretDB wrote SQLite files"
 
 
+def scans(prof, schema: str) -> tuple[int, int]:
+    """(sequential scans, index scans) of the tables of `schema` so far."""
+    row = sql(prof, f"SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables WHERE schemaname = '{schema}'")
+    seq, idx = row.split("|")
+    return int(seq), int(idx)
+
+
+def test_reads_by_key_look_the_id_index_up_instead_of_scanning(on_postgres):
+    """patches/ferretdb-v1.24.2-postgresql-id-lookup.patch: published FerretDB read a
+    whole table for every `{_id: X}` and `{_id: {$in: [...]}}` on PostgreSQL."""
+    prof = on_postgres
+    seller = user(prof)
+    made = [create_ticket(seller, title=f"looked up {i}") for i in range(4)]
+    before = scans(prof, "tickets")
+    for ticket in made * 10:
+        assert seller.get(f"/api/tickets/{ticket['id']}").status == 200  # a get by key
+    for _ in range(10):
+        assert seller.get("/api/tickets").status == 200  # the for-sale index, then a get of many keys
+    reads = 50
+    # PostgreSQL publishes a backend's counts within about a second of its transactions.
+    after = eventually(lambda: (s := scans(prof, "tickets"))[1] - before[1] >= reads and s, timeout=15,
+                       what=f"{reads} index scans in the tickets schema (before: {before})")
+    assert after[0] - before[0] < 5, f"reads scanned whole tables (seq, idx): {before} -> {after}"
+
+
 def test_a_purchase_completes_on_postgresql(on_postgres):
     prof = on_postgres
     seller, buyer = user(prof), user(prof)

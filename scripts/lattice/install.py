@@ -145,7 +145,7 @@ PATCHED_CRATES = [
 PATCHED_GO_MODULES = [
     ("github.com/FerretDB/FerretDB", "v1.24.2", [
         "ferretdb-v1.24.2-id-index.patch", "ferretdb-v1.24.2-id-pushdown.patch", "ferretdb-v1.24.2-write-turns.patch",
-        "ferretdb-v1.24.2-track-in-debug-builds-only.patch",
+        "ferretdb-v1.24.2-track-in-debug-builds-only.patch", "ferretdb-v1.24.2-postgresql-id-lookup.patch",
     ]),
 ]
 
