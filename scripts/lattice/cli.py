@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from . import build, install, lattice, manifest, procs, traces
+from . import build, install, lattice, manifest, postgres, procs, traces
 from .deploy import app_status
 from .processes import process_names
 from .procs import log
@@ -166,6 +166,7 @@ def cmd_supervise(args) -> int:
 def cmd_clean(args) -> int:
     prof = profile(args.profile)
     lattice.down(prof)
+    postgres.remove(prof)
     shutil.rmtree(prof.state_dir, ignore_errors=True)
     log(f"removed {prof.state_dir}")
     return 0

@@ -7,7 +7,8 @@ and FerretDB keeps its documents there. The application does not change: the
 keyvalue-mongo provider still talks to FerretDB over the MongoDB protocol.
 
 The server is the lattice's own: its cluster is made once in the profile's data dir
-(`initdb`, database `ferretdb`, role `ferretdb`), it listens on 127.0.0.1 only, where
+(`initdb`, database `ferretdb`, role `ferretdb`; see `data_dir` for where when the
+checkout is out of the service user's reach), it listens on 127.0.0.1 only, where
 FerretDB runs, and it accepts that role without a password (`trust`), as nothing else
 can reach it. PostgreSQL refuses to run as root, so as root it runs as Debian's
 `postgres` user, owning its data dir. Commits are synced to disk (PostgreSQL's
@@ -15,6 +16,7 @@ defaults): a change the API acknowledged survives a crash of the machine too.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -53,7 +55,25 @@ def _installed() -> Path | None:
 
 
 def data_dir(profile: Profile) -> Path:
-    return profile.data_dir / "postgres"
+    """The cluster's directory: in the profile's data dir, unless the service user cannot
+    reach that (a checkout under root's home, mode 700); then under /var/lib, one per
+    profile state dir."""
+    own = profile.data_dir / "postgres"
+    if os.geteuid() != 0 or _reachable(profile.data_dir):
+        return own
+    digest = hashlib.sha256(str(profile.state_dir).encode()).hexdigest()[:12]
+    return Path("/var/lib/ticketing-postgres") / f"{profile.name}-{digest}"
+
+
+def _reachable(directory: Path) -> bool:
+    directory.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(_as_service_user(["test", "-x", str(directory)])).returncode == 0
+
+
+def _made_marker(profile: Profile) -> Path:
+    """Says the cluster belongs to this state dir: when `clean` (or a test) wipes the state
+    dir, the next `up` makes a new cluster, wherever it lives."""
+    return profile.data_dir / "postgres.made"
 
 
 def url(profile: Profile) -> str:
@@ -72,7 +92,7 @@ def argv(profile: Profile) -> list[str]:
 def prepare(profile: Profile) -> None:
     """Makes the cluster, with FerretDB's database and role, unless the data dir has one."""
     directory = data_dir(profile)
-    if (directory / "PG_VERSION").exists():
+    if (directory / "PG_VERSION").exists() and _made_marker(profile).exists():
         return
     log(f"making a PostgreSQL cluster in {directory}")
     shutil.rmtree(directory, ignore_errors=True)
@@ -80,13 +100,25 @@ def prepare(profile: Profile) -> None:
     if os.geteuid() == 0:
         shutil.chown(directory, SERVICE_USER, SERVICE_USER)
     programs = bin_dir()
-    subprocess.run(_as_service_user([str(programs / "initdb"), "-D", str(directory), "-U", ROLE,
-                                     "--auth=trust", "--encoding=UTF8", "--no-locale"]),
-                   check=True, stdout=subprocess.DEVNULL)
+    _quietly([str(programs / "initdb"), "-D", str(directory), "-U", ROLE, "--auth=trust", "--encoding=UTF8",
+              "--no-locale"])
     # Single-user mode: the database exists before the server first listens.
-    subprocess.run(_as_service_user([str(programs / "postgres"), "--single", "-D", str(directory), "postgres"]),
-                   input=f"CREATE DATABASE {DATABASE} OWNER {ROLE};\n", text=True, check=True,
-                   stdout=subprocess.DEVNULL)
+    _quietly([str(programs / "postgres"), "--single", "-D", str(directory), "postgres"],
+             stdin=f"CREATE DATABASE {DATABASE} OWNER {ROLE};\n")
+    _made_marker(profile).write_text(f"{directory}\n")
+
+
+def remove(profile: Profile) -> None:
+    """Deletes the cluster (`./ticketing clean`), also where it is outside the state dir."""
+    if _made_marker(profile).exists():
+        shutil.rmtree(data_dir(profile), ignore_errors=True)
+
+
+def _quietly(argv: list[str], stdin: str | None = None) -> None:
+    """Runs a PostgreSQL program as the service user; its output only when it fails."""
+    done = subprocess.run(_as_service_user(argv), input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 
 
 def wait_until_ready(profile: Profile, timeout: float = 60.0) -> None:
