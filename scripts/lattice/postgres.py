@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from .install import install_debian_package
+from . import procs
 from .procs import log
 from .settings import Profile
 
@@ -86,7 +87,7 @@ def argv(profile: Profile) -> list[str]:
     bounded by the checkout's)."""
     return _as_service_user([str(bin_dir() / "postgres"), "-D", str(data_dir(profile)),
                              "-h", ADDRESS, "-p", str(profile.ports["postgres"]),
-                             "-c", "unix_socket_directories=", "-c", "max_connections=200"])
+                             "-c", "unix_socket_directories="])
 
 
 def prepare(profile: Profile) -> None:
@@ -127,6 +128,9 @@ def wait_until_ready(profile: Profile, timeout: float = 60.0) -> None:
              "-U", ROLE, "-d", DATABASE]
     deadline = time.time() + timeout
     while subprocess.run(ready).returncode != 0:
+        if not procs.running(profile, "postgres"):
+            raise SystemExit(f"PostgreSQL exited during start-up; last lines of its log:\n"
+                             f"{procs.log_tail(profile, 'postgres')}")
         if time.time() > deadline:
             raise SystemExit(f"PostgreSQL did not take connections within {timeout:.0f}s; "
                              f"see {profile.log_dir / 'postgres.log'}")
