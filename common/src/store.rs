@@ -114,6 +114,12 @@ pub trait JsonStore: KeyValue {
         self.set(bucket, key, &json_to_set(bucket, key, value, events, false)?)
     }
 
+    /// Stores `value` unless `key` holds something already (see
+    /// [`JsonStore::create_json_announcing`]).
+    fn create_json<T: Serialize>(&self, bucket: &str, key: &str, value: &T) -> StoreResult<()> {
+        self.create_json_announcing(bucket, key, value, &[])
+    }
+
     /// Like [`JsonStore::set_json_announcing`], but only if `key` holds nothing yet: when
     /// it does, nothing is stored and nothing announced (see [`CREATE_ONLY_FIELD`]). For
     /// records made once under a known key, where a repeat must not undo later changes.

@@ -35,7 +35,7 @@ pub fn ticket(store: &impl KeyValue, id: &str) -> StoreResult<Option<TicketRepli
 
 /// Adds a ticket to the replica unless it is there already (in whatever version).
 pub fn create_ticket(store: &impl KeyValue, ticket: &TicketReplica) -> StoreResult<()> {
-    store.create_json_announcing(TICKETS, &ticket.id, ticket, &[])
+    store.create_json(TICKETS, &ticket.id, ticket)
 }
 
 pub fn put_ticket(store: &impl KeyValue, ticket: &TicketReplica) -> StoreResult<()> {

@@ -244,7 +244,7 @@ async fn a_create_only_write_stores_and_announces_only_where_the_key_is_free() {
     let w = setup("create_only").await;
     let create = |version: u32, event: &str| {
         let mut value = ticket(version, &[(event, "ticket:created")]);
-        value["_createOnly"] = json!(true);
+        value[outbox::CREATE_ONLY_FIELD] = json!(true);
         bytes(&value)
     };
     w.store.set("tickets", "t1", &create(0, &id(1))).await.unwrap();
