@@ -78,7 +78,8 @@ def cmd_logs(args) -> int:
 
 
 def cmd_test(args) -> int:
-    """Unit tests (cargo test), then the end-to-end suite on an isolated test lattice."""
+    """Unit and provider tests (cargo test; the keyvalue provider's against FerretDB on
+    SQLite, then again on PostgreSQL), then the end-to-end suite on an isolated test lattice."""
     started = time.time()
     install.ensure_all()
     build.build_all()
@@ -90,6 +91,14 @@ def cmd_test(args) -> int:
     )
     if unit.returncode != 0:
         return unit.returncode
+    log("the keyvalue provider's store and outbox tests again, FerretDB on PostgreSQL")
+    with postgres.server(profile("postgres")) as server:
+        on_postgres = subprocess.run(
+            ["cargo", "test", "--profile", build.NATIVE_PROFILE, "-p", "keyvalue-mongo", "--test", "mongo_store", "--test", "outbox"],
+            cwd=ROOT, env=dict(env, TICKETING_TEST_POSTGRES=server, TICKETING_TEST_PSQL=str(postgres.bin_dir() / "psql")),
+        )
+    if on_postgres.returncode != 0:
+        return on_postgres.returncode
     install.ensure_test_tools()
     traces.ensure_backend()  # for tests/test_traces.py
     log("end-to-end tests: pytest tests/ (starts and stops its own lattice; browser tests in Chromium)")

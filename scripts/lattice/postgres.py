@@ -16,11 +16,13 @@ defaults): a change the API acknowledged survives a crash of the machine too.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .install import install_debian_package
@@ -120,6 +122,19 @@ def _quietly(argv: list[str], stdin: str | None = None) -> None:
     done = subprocess.run(_as_service_user(argv), input=stdin, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+
+@contextlib.contextmanager
+def server(profile: Profile) -> Iterator[str]:
+    """The profile's server on its own, for the provider tests (`./ticketing test`):
+    started, its URL without a database yielded, stopped."""
+    prepare(profile)
+    procs.start(profile, "postgres", argv(profile))
+    try:
+        wait_until_ready(profile)
+        yield f"postgres://{ROLE}@{ADDRESS}:{profile.ports['postgres']}"
+    finally:
+        procs.stop(profile, "postgres")
 
 
 def wait_until_ready(profile: Profile, timeout: float = 60.0) -> None:

@@ -62,6 +62,21 @@ impl Server {
         server
     }
 
+    /// FerretDB, storing on SQLite in its data directory; or, when
+    /// `TICKETING_TEST_POSTGRES` names a PostgreSQL server (`postgres://role@host:port`,
+    /// set by `./ticketing test` for its second run of the provider tests), on a database
+    /// of its own there, made with `psql` (from `TICKETING_TEST_PSQL`, else the PATH).
+    pub fn ferretdb() -> Server {
+        let postgres = std::env::var("TICKETING_TEST_POSTGRES").ok();
+        Server::start("ferretdb", |port, data| {
+            let mut args = vec!["--listen-addr".into(), format!("127.0.0.1:{port}"), "--data-dir".into(), data.display().to_string()];
+            if let Some(server) = &postgres {
+                args.extend(["--postgresql-url".into(), create_database(server, &format!("ferretdb_{port}"))]);
+            }
+            args
+        })
+    }
+
     /// Starts it again after [`Server::stop`], same port and data.
     pub fn spawn(&mut self) {
         let child = Command::new(tool(&self.name))
@@ -84,6 +99,19 @@ impl Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Database `name` on PostgreSQL server `server` (made afresh); returns its URL.
+fn create_database(server: &str, name: &str) -> String {
+    let psql = std::env::var("TICKETING_TEST_PSQL").unwrap_or_else(|_| "psql".into());
+    for statement in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {
+        let done = Command::new(&psql)
+            .args(["-X", "-q", "-d", &format!("{server}/postgres"), "-c", &statement])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {psql}: {e}"));
+        assert!(done.status.success(), "{statement}: {}", String::from_utf8_lossy(&done.stderr));
+    }
+    format!("{server}/{name}")
 }
 
 impl Drop for Server {

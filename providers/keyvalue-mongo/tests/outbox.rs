@@ -17,11 +17,6 @@ use ticketing_test_support::Server;
 
 const STREAM: &str = "TICKETING_EVENTS";
 
-fn start_ferretdb() -> Server {
-    Server::start("ferretdb", |port, data| {
-        vec!["--listen-addr".into(), format!("127.0.0.1:{port}"), "--data-dir".into(), data.display().to_string()]
-    })
-}
 
 /// NATS with JetStream, its store in the server's data directory so that the stream
 /// outlives a restart.
@@ -44,7 +39,7 @@ struct World {
 
 /// FerretDB, NATS, the event stream, a relay and a store on a database of its own.
 async fn setup(name: &str) -> World {
-    let ferret = start_ferretdb();
+    let ferret = Server::ferretdb();
     let nats = start_nats();
     let reader = Reader::create(nats.port).await;
     let relay = relay(nats.port).await;
@@ -297,7 +292,7 @@ async fn events_stored_while_nats_is_down_go_out_when_it_is_back_in_order() {
 /// the events wait.
 #[tokio::test]
 async fn events_wait_for_the_stream_to_exist() {
-    let ferret = start_ferretdb();
+    let ferret = Server::ferretdb();
     let nats = start_nats();
     let relay = relay(nats.port).await;
     let store = MongoStore::connect(&format!("mongodb://127.0.0.1:{}", ferret.port), "outbox_stream").await.unwrap().with_relay(relay.clone());
@@ -319,7 +314,7 @@ async fn events_wait_for_the_stream_to_exist() {
 
 #[tokio::test]
 async fn plain_writes_keep_pending_events() {
-    let ferret = start_ferretdb();
+    let ferret = Server::ferretdb();
     // No relay: the events stay pending.
     let store = MongoStore::connect(&format!("mongodb://127.0.0.1:{}", ferret.port), "outbox_plain").await.unwrap();
     let raw = |key: &'static str| {
@@ -368,7 +363,7 @@ async fn plain_writes_keep_pending_events() {
 /// not implement all of MongoDB (its `$pull`, for one, only removes equal values).
 #[tokio::test]
 async fn the_server_supports_the_queries_the_outbox_uses() {
-    let ferret = start_ferretdb();
+    let ferret = Server::ferretdb();
     let client = mongodb::Client::with_uri_str(format!("mongodb://127.0.0.1:{}", ferret.port)).await.unwrap();
     let docs = client.database("outbox_ops").collection::<Document>("d");
     let entries = Bson::Array(vec![Bson::Document(doc! { "id": id(1), "subject": "s", "payload": { "n": 1_i64, "x": 1.5 } })]);
