@@ -11,6 +11,7 @@ import pytest
 
 from client import Client
 from lattice import lattice, sessions
+from lattice.settings import profile
 from lattice.nats import Nats
 
 
@@ -22,6 +23,7 @@ def lattice_up(prof):
     others use their own stripe-mock."""
     lattice.down(prof)
     shutil.rmtree(prof.state_dir, ignore_errors=True)
+    prof = profile(prof.name)  # as wash.toml says, not a store an earlier `up` recorded
     front = None if prof.name == "test" else os.environ.pop("TICKETING_STRIPE_API_BASE", None)
     try:
         try:

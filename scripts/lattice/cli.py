@@ -32,7 +32,7 @@ def cmd_up(args) -> int:
         os.environ["TICKETING_TRACES"] = "1"  # also for the supervisor `up` starts
     if args.store:
         running = profile(args.profile)
-        if running.store != args.store and procs.running(running, "ferretdb"):
+        if running.store != args.store and any(procs.running(running, name) for name in ("ferretdb", "supervisor")):
             print(f"the {running.name} lattice runs on {running.store}: ./ticketing down first, then "
                   f"./ticketing up --store {args.store} (each store keeps its own data)", file=sys.stderr)
             return 1
@@ -92,10 +92,12 @@ def cmd_test(args) -> int:
     if unit.returncode != 0:
         return unit.returncode
     log("the keyvalue provider's store and outbox tests again, FerretDB on PostgreSQL")
-    with postgres.server(profile("postgres")) as server:
+    servers = profile("postgres")
+    with postgres.server(servers) as server:
         on_postgres = subprocess.run(
             ["cargo", "test", "--profile", build.NATIVE_PROFILE, "-p", "keyvalue-mongo", "--test", "mongo_store", "--test", "outbox"],
-            cwd=ROOT, env=dict(env, TICKETING_TEST_POSTGRES=server, TICKETING_TEST_PSQL=str(postgres.bin_dir() / "psql")),
+            cwd=ROOT, env=dict(env, TICKETING_TEST_POSTGRES=server, TICKETING_TEST_PSQL=str(postgres.bin_dir() / "psql"),
+                               **postgres.password_env(servers)),
         )
     if on_postgres.returncode != 0:
         return on_postgres.returncode

@@ -8,17 +8,20 @@ keyvalue-mongo provider still talks to FerretDB over the MongoDB protocol.
 
 The server is the lattice's own: its cluster is made once in the profile's data dir
 (`initdb`, database `ferretdb`, role `ferretdb`; see `data_dir` for where when the
-checkout is out of the service user's reach), it listens on 127.0.0.1 only, where
-FerretDB runs, and it accepts that role without a password (`trust`), as nothing else
-can reach it. PostgreSQL refuses to run as root, so as root it runs as Debian's
-`postgres` user, owning its data dir. Commits are synced to disk (PostgreSQL's
-defaults): a change the API acknowledged survives a crash of the machine too.
+checkout is out of the service user's reach) and listens on 127.0.0.1 only, where
+FerretDB runs. Any local user can reach that address, so the role has a random password
+(`password_file`, mode 600 in the state dir), given to FerretDB and the tests in the
+environment (`PGPASSWORD`, which pgx and psql read), never on a command line or in a log.
+PostgreSQL refuses to run as root, so as root it runs as Debian's `postgres` user,
+owning its data dir. Commits are synced to disk (PostgreSQL's defaults): a change the
+API acknowledged survives a crash of the machine too.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -73,6 +76,15 @@ def _reachable(directory: Path) -> bool:
     return subprocess.run(_as_service_user(["test", "-x", str(directory)])).returncode == 0
 
 
+def password_file(profile: Profile) -> Path:
+    return profile.state_dir / "keys" / "postgres.password"
+
+
+def password_env(profile: Profile) -> dict[str, str]:
+    """The environment a client of the server needs (FerretDB, psql)."""
+    return {"PGPASSWORD": password_file(profile).read_text().strip()}
+
+
 def _made_marker(profile: Profile) -> Path:
     """Says the cluster belongs to this state dir: when `clean` (or a test) wipes the state
     dir, the next `up` makes a new cluster, wherever it lives."""
@@ -89,13 +101,15 @@ def argv(profile: Profile) -> list[str]:
     bounded by the checkout's)."""
     return _as_service_user([str(bin_dir() / "postgres"), "-D", str(data_dir(profile)),
                              "-h", ADDRESS, "-p", str(profile.ports["postgres"]),
-                             "-c", "unix_socket_directories="])
+                             "-c", "unix_socket_directories=",
+                             # Each FerretDB pools up to 50; the provider tests run several.
+                             "-c", "max_connections=400"])
 
 
 def prepare(profile: Profile) -> None:
     """Makes the cluster, with FerretDB's database and role, unless the data dir has one."""
     directory = data_dir(profile)
-    if (directory / "PG_VERSION").exists() and _made_marker(profile).exists():
+    if (directory / "PG_VERSION").exists() and _made_marker(profile).exists() and password_file(profile).exists():
         return
     log(f"making a PostgreSQL cluster in {directory}")
     shutil.rmtree(directory, ignore_errors=True)
@@ -103,11 +117,17 @@ def prepare(profile: Profile) -> None:
     if os.geteuid() == 0:
         shutil.chown(directory, SERVICE_USER, SERVICE_USER)
     programs = bin_dir()
-    _quietly([str(programs / "initdb"), "-D", str(directory), "-U", ROLE, "--auth=trust", "--encoding=UTF8",
-              "--no-locale"])
-    # Single-user mode: the database exists before the server first listens.
+    # Over TCP only with the password; the local socket (off in `argv`) by user name.
+    _quietly([str(programs / "initdb"), "-D", str(directory), "-U", ROLE, "--auth-host=scram-sha-256",
+              "--auth-local=peer", "--encoding=UTF8", "--no-locale"])
+    password = secrets.token_hex(24)
+    password_file(profile).parent.mkdir(parents=True, exist_ok=True)
+    password_file(profile).touch(mode=0o600)
+    password_file(profile).write_text(password + "\n")
+    # Single-user mode, statements on stdin: the database and the password exist before
+    # the server first listens, and the password is on no command line.
     _quietly([str(programs / "postgres"), "--single", "-D", str(directory), "postgres"],
-             stdin=f"CREATE DATABASE {DATABASE} OWNER {ROLE};\n")
+             stdin=f"CREATE DATABASE {DATABASE} OWNER {ROLE};\nALTER ROLE {ROLE} PASSWORD '{password}';\n")
     _made_marker(profile).write_text(f"{directory}\n")
 
 
@@ -127,7 +147,11 @@ def _quietly(argv: list[str], stdin: str | None = None) -> None:
 @contextlib.contextmanager
 def server(profile: Profile) -> Iterator[str]:
     """The profile's server on its own, for the provider tests (`./ticketing test`):
-    started, its URL without a database yielded, stopped."""
+    started, its URL without a database yielded, stopped. Not one that runs already:
+    that is a lattice's, and its owner stops it."""
+    if procs.running(profile, "postgres"):
+        raise SystemExit(f"the {profile.name} profile's PostgreSQL runs already; stop it first "
+                         f"(./ticketing down --profile {profile.name})")
     prepare(profile)
     procs.start(profile, "postgres", argv(profile))
     try:

@@ -76,10 +76,11 @@ def command(profile: Profile, name: str) -> Command:
         argv = _nats_argv(profile, name, own) + machines.cluster_args(profile, own)
         return Command(machines.on_machine(index, argv), port=p["nats"], address=own, env=_go_server_env())
     if name == "ferretdb":
-        store = ["--postgresql-url", postgres.url(profile)] if profile.store == "postgres" else []
+        on_postgres = profile.store == "postgres"
+        store = ["--postgresql-url", postgres.url(profile)] if on_postgres else []
         return Command([str(TOOLS_BIN / "ferretdb"), "--listen-addr", f"{address}:{p['ferretdb']}",
                         "--data-dir", str(data / "ferretdb"), *store], port=p["ferretdb"],
-                       env=_go_server_env())
+                       env={**_go_server_env(), **(postgres.password_env(profile) if on_postgres else {})})
     if name == "postgres":
         return Command(postgres.argv(profile), port=p["postgres"], address=postgres.ADDRESS)
     if name == "redis":

@@ -64,8 +64,9 @@ impl Server {
 
     /// FerretDB, storing on SQLite in its data directory; or, when
     /// `TICKETING_TEST_POSTGRES` names a PostgreSQL server (`postgres://role@host:port`,
-    /// set by `./ticketing test` for its second run of the provider tests), on a database
-    /// of its own there, made with `psql` (from `TICKETING_TEST_PSQL`, else the PATH).
+    /// set by `./ticketing test` for its second run of the provider tests, with the role's
+    /// password in `PGPASSWORD`, which FerretDB and psql read), on a database of its own
+    /// there, made with `psql` (from `TICKETING_TEST_PSQL`, else the PATH).
     pub fn ferretdb() -> Server {
         let postgres = std::env::var("TICKETING_TEST_POSTGRES").ok();
         Server::start("ferretdb", |port, data| {
