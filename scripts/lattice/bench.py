@@ -363,7 +363,8 @@ def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int],
     now = datetime.datetime.now().astimezone()
     print(f"\n## ticketing bench, {now:%Y-%m-%d %H:%M %Z}\n")
     for t in targets:
-        print(f"- target {t.base} (x-ticketing-build {t.build})")
+        store = f", {profile.store_label}" if is_local(t) else ""
+        print(f"- target {t.base} (x-ticketing-build {t.build}{store})")
     print(f"- git {git_revision()} (this checkout); load average (1 min) {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"- {wrk_version()}, {row_seconds} s per row, -t 2 (1 for odd conc), --timeout 30s"
           + (", targets in turn per row" if several else "") + "\n")

@@ -50,7 +50,7 @@ def cmd_up(args) -> int:
     print(f"""
 Ticketing is up ({time.time() - started:.0f}s).
   site        {prof.http_url}
-  store       FerretDB on {'PostgreSQL' if prof.store == 'postgres' else 'SQLite'}
+  store       {prof.store_label}
   try         curl {prof.http_url}{prof.health_path}
   logs        {prof.log_dir}
   wash        {install.wash_path()} app list   (lattice {prof.lattice!r}, NATS {prof.address}:{prof.ports['nats']}){traced}

@@ -66,7 +66,7 @@ def down(profile: Profile) -> None:
 
 
 def status(profile: Profile) -> int:
-    print(f"{profile.name} profile, lattice {profile.lattice!r}, state in {profile.state_dir}")
+    print(f"{profile.name} profile, lattice {profile.lattice!r}, {profile.store_label}, state in {profile.state_dir}")
     any_running = False
     for name in [*process_names(profile), *unlisted_names(profile), SUPERVISOR]:
         pid = procs.running(profile, name)

@@ -45,6 +45,11 @@ class Profile:
         return ROOT / ".ticketing" / self.name
 
     @property
+    def store_label(self) -> str:
+        """Where the documents are, for people: "FerretDB on SQLite" or "... on PostgreSQL"."""
+        return "FerretDB on " + ("PostgreSQL" if self.store == "postgres" else "SQLite")
+
+    @property
     def store_file(self) -> Path:
         return self.state_dir / "store"
 
