@@ -15,7 +15,7 @@ from pathlib import Path
 from .images import wadm_id
 from .procs import log
 from .settings import Profile
-from .washcli import wash
+from .washcli import PATIENT, wash
 
 
 # The backend behind each secrets policy of wadm.yaml (`spec.policies`).
@@ -80,14 +80,14 @@ def ensure_inline_configs(profile: Profile, manifest: Path) -> list[str]:
     for _, kind, name, properties in named_entries(manifest.read_text()):
         entry = wadm_id(profile.app, name)
         if kind == "secrets":
-            if wash(profile, "secrets", "get", entry, check=False).returncode == 0:
+            if wash(profile, "secrets", "get", *PATIENT, entry, check=False).returncode == 0:
                 continue
             log(f"secret reference {entry} is missing; putting it from {manifest.name}")
-            wash(profile, "secrets", "put", entry, SECRET_BACKENDS[properties["policy"]], properties["key"])
+            wash(profile, "secrets", "put", *PATIENT, entry, SECRET_BACKENDS[properties["policy"]], properties["key"])
         else:
-            if not properties or wash(profile, "config", "get", entry, check=False).returncode == 0:
+            if not properties or wash(profile, "config", "get", *PATIENT, entry, check=False).returncode == 0:
                 continue
             log(f"named config {entry} is missing; putting it from {manifest.name}")
-            wash(profile, "config", "put", entry, *(f"{k}={v}" for k, v in properties.items()))
+            wash(profile, "config", "put", *PATIENT, entry, *(f"{k}={v}" for k, v in properties.items()))
         missing.append(entry)
     return missing

@@ -10,7 +10,7 @@ from .configs import ensure_inline_configs
 from .manifest import manifest_for, version_of, with_version, without_links
 from .procs import log
 from .settings import ROOT, Profile
-from .washcli import wash, wash_json
+from .washcli import PATIENT, wash, wash_json
 
 
 def app_status(profile: Profile) -> str | None:
@@ -76,9 +76,9 @@ def endpoint_configs(profile: Profile) -> dict[str, dict[str, str]]:
 def put_configs(profile: Profile) -> None:
     """The named configs that live outside the manifest (a host must be running)."""
     for name in RETIRED_CONFIGS:
-        wash(profile, "config", "del", name, check=False)
+        wash(profile, "config", "del", *PATIENT, name, check=False)
     for name, properties in endpoint_configs(profile).items():
-        wash(profile, "config", "put", name, *(f"{k}={v}" for k, v in properties.items()))
+        wash(profile, "config", "put", *PATIENT, name, *(f"{k}={v}" for k, v in properties.items()))
 
 
 def deploy_file(profile: Profile, path: Path) -> None:

@@ -9,6 +9,14 @@ from .install import wash_path
 from .settings import ROOT, Profile
 
 
+# For wash's control requests that the first host to answer settles (config and secret
+# references): wash's 2 s default ran out while the hosts of the three-machine lattice
+# were busy starting (a clean-clone CI run, 2026-11-27: "Did not receive a response to
+# put config request"). Not for scatter-gather ones such as `get inventory`, which wait
+# out the whole timeout.
+PATIENT = ("--timeout-ms", "10000")
+
+
 def wash(profile: Profile, *args: str, check: bool = True, timeout: float = 60,
          cwd: Path = ROOT) -> subprocess.CompletedProcess:
     result = subprocess.run([wash_path(), *args], env=profile.wash_env(), capture_output=True, text=True,
