@@ -52,7 +52,7 @@ from pathlib import Path
 
 from . import procs
 from .install import ensure_wrk
-from .processes import process_names, unlisted_names
+from .processes import running_names
 from .settings import ROOT, Profile, git_revision
 
 LISTED_TICKETS = 200  # tickets for sale before the rows, unless --listed says otherwise
@@ -395,7 +395,7 @@ def bench(profile: Profile, bases: list[str], seconds: float, levels: list[int],
               f"max {max(latencies) * 1000:.1f} ms")
 
     if memory:
-        rows = [(name, pid) for name in [*process_names(profile), *unlisted_names(profile)] if (pid := procs.running(profile, name))]
+        rows = [(name, pid) for name in running_names(profile) if (pid := procs.running(profile, name))]
         print(f"\nMemory of the local {profile.name} lattice:\n")
         print("| process | RSS MiB (with children) |\n|---|---:|")
         for name, pid in rows:

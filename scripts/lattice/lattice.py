@@ -14,7 +14,7 @@ import time
 from . import configs, images, machines, procs, secret_store
 from .deploy import app_status, deploy, deploy_in_two_steps, put_configs, wait_until_deployed
 from .health import ensure_links, wait_for_hosts, wait_for_http, wait_for_wadm
-from .processes import SUPERVISOR, process_names, start_hosts, start_servers, start_supervisor, start_wadm, unlisted_names
+from .processes import SUPERVISOR, process_names, start_hosts, start_servers, start_supervisor, start_wadm, running_names, unlisted_names
 from .procs import log
 from .settings import ROOT, TOOLS_BIN, Profile
 
@@ -68,7 +68,7 @@ def down(profile: Profile) -> None:
 def status(profile: Profile) -> int:
     print(f"{profile.name} profile, lattice {profile.lattice!r}, {profile.store_label}, state in {profile.state_dir}")
     any_running = False
-    for name in [*process_names(profile), *unlisted_names(profile), SUPERVISOR]:
+    for name in [*running_names(profile), SUPERVISOR]:
         pid = procs.running(profile, name)
         any_running |= bool(pid)
         print(f"  {name:<12} {'running, pid ' + str(pid) if pid else 'stopped'}")

@@ -53,6 +53,11 @@ def process_names(profile: Profile) -> list[str]:
     return [*server_names(profile), *host_names(profile), "wadm"]
 
 
+def running_names(profile: Profile) -> list[str]:
+    """Every process that may run for the profile: process_names, then unlisted_names."""
+    return [*process_names(profile), *unlisted_names(profile)]
+
+
 def unlisted_names(profile: Profile) -> list[str]:
     """Processes with a pid file that process_names does not list: servers an `up` with
     other options started (`--store postgres`, `--traces`), which `down` must stop too."""

@@ -57,7 +57,7 @@ from . import procs
 from .bench import (LISTED_TICKETS, Result, Scenario, git_revision, post_json, session_cookie, seed_tickets,
                     socket_errors_text, run_wrk, wrk_version)
 from .install import ensure_wrk
-from .processes import host_names, process_names, unlisted_names
+from .processes import host_names, running_names
 from .settings import Profile
 
 SCENARIOS = ["currentuser", "create", "list", "show"]
@@ -137,7 +137,7 @@ def lattice_processes(profile: Profile) -> dict[int, str]:
                 found[child] = owner
             add_children(child, owner)
 
-    for name in [*process_names(profile), *unlisted_names(profile)]:
+    for name in running_names(profile):
         pid = procs.running(profile, name)
         if pid:
             found[pid] = name
